@@ -1,0 +1,110 @@
+import { Aedes, type Client } from 'aedes'
+import { createServer, type Server } from 'node:net'
+import type { AddressInfo } from 'node:net'
+import { canPublish, canSubscribe, type Principal, type Refusal } from './acl.js'
+
+export type { Principal, Refusal } from './acl.js'
+
+export interface BrokerOptions {
+  host: string
+  port: number
+  /** Resolves the principal for a username/password pair, or undefined to refuse. */
+  authenticate: (username: string, password: Buffer) => Promise<Principal | undefined>
+  /** Every refusal lands here, with its reason, to be logged and counted. */
+  onRefused: (reason: Refusal, clientId: string | undefined, detail?: string) => void
+  onError?: (error: Error) => void
+}
+
+export interface Broker {
+  readonly port: number
+  /** Closes the live session of a client id, if any (device deleted or credentials rotated). */
+  disconnect(clientId: string): void
+  connectedClients(): number
+  close(): Promise<void>
+}
+
+interface AuthenticatedClient extends Client {
+  latchkeyPrincipal?: Principal
+}
+
+/**
+ * The embedded broker: aedes on a TCP server with TCP_NODELAY (a QoS 1 round trip drops from ~88 ms to ~0.4 ms,
+ * NOTES.md), authentication and the per-device ACL of SPEC §2 passed in as functions.
+ */
+export async function createBroker(options: BrokerOptions): Promise<Broker> {
+  const clients = new Map<string, Client>()
+  const aedes = await Aedes.createBroker({
+    authenticate(client, username, password, done) {
+      const refuse = (reason: Refusal, code: number) => {
+        options.onRefused(reason, client.id, username)
+        done(Object.assign(new Error(reason), { returnCode: code }), false)
+      }
+      if (!username || !password) return refuse('anonymous', 4)
+      // [MQTT-3.1.3-8]: a refused connect gets CONNACK 2 (identifier rejected) for a client id that is not the user.
+      if (client.id !== username) return refuse('client_id_mismatch', 2)
+      options.authenticate(username, password).then(
+        (principal) => {
+          if (!principal) return refuse('bad_credentials', 4)
+          ;(client as AuthenticatedClient).latchkeyPrincipal = principal
+          done(null, true)
+        },
+        (error: unknown) => {
+          options.onError?.(error as Error)
+          refuse('bad_credentials', 3)
+        },
+      )
+    },
+    authorizePublish(client, packet, done) {
+      const principal = (client as AuthenticatedClient | null)?.latchkeyPrincipal
+      // client is null only for a will published after its client is gone; it was authorised when set.
+      if (!client) return done(null)
+      const refusal = principal ? canPublish(principal, packet.topic) : 'not_allowed'
+      if (refusal) {
+        options.onRefused(refusal, client.id, `publish ${packet.topic}`)
+        return done(new Error(refusal))
+      }
+      done(null)
+    },
+    authorizeSubscribe(client, subscription, done) {
+      const principal = (client as AuthenticatedClient).latchkeyPrincipal
+      const refusal = principal ? canSubscribe(principal, subscription.topic) : 'not_allowed'
+      if (refusal) {
+        options.onRefused(refusal, client.id, `subscribe ${subscription.topic}`)
+        // A negated subscription: SUBACK 0x80 for this filter, the connection stays up.
+        return done(null, null)
+      }
+      done(null, subscription)
+    },
+  })
+  aedes.on('client', (client) => clients.set(client.id, client))
+  aedes.on('clientDisconnect', (client) => {
+    if (clients.get(client.id) === client) clients.delete(client.id)
+  })
+  aedes.on('clientError', () => {
+    // Refusals are reported through onRefused; a socket error of one client concerns nobody else.
+  })
+  aedes.on('connectionError', () => {})
+
+  const server: Server = createServer({ noDelay: true }, aedes.handle as unknown as (socket: import('node:net').Socket) => void)
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject)
+    server.listen(options.port, options.host, () => {
+      server.off('error', reject)
+      resolve()
+    })
+  })
+  server.on('error', (error) => options.onError?.(error))
+
+  return {
+    port: (server.address() as AddressInfo).port,
+    disconnect(clientId) {
+      clients.get(clientId)?.close()
+    },
+    connectedClients: () => aedes.connectedClients,
+    async close() {
+      for (const client of clients.values()) client.close()
+      await new Promise<void>((resolve) => server.close(() => resolve()))
+      await new Promise<void>((resolve) => aedes.close(() => resolve()))
+    },
+  }
+}

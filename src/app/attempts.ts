@@ -1,0 +1,218 @@
+import type { Ack, Command } from '../../devices/index.js'
+import { applyAck, createAttempt, expire, markSent, type ActionType, type AttemptRecord, type Transition } from '../domain/attempt.js'
+import { iso, type Clock } from '../domain/clock.js'
+import { LatchkeyError, notFound } from '../domain/errors.js'
+import { AttemptTimeouts, SettleWaiters } from './attempt-timeouts.js'
+import type { Bus } from './bus.js'
+import { sha256 } from './credentials.js'
+import type { Metrics } from './metrics.js'
+import type { AttemptListQuery, Store } from './store.js'
+
+/** Sends a command to a device; resolves when the broker has acknowledged it (QoS 1 PUBACK). */
+export interface CommandSender {
+  send(deviceId: string, command: Command): Promise<void>
+}
+
+export interface AttemptServiceDeps {
+  store: Store
+  bus: Bus
+  clock: Clock
+  metrics: Metrics
+  commands: CommandSender
+  newId: () => string
+  actionTimeoutMs: number
+  lockResponseWaitMs: number
+  onError: (error: unknown, context: string) => void
+}
+
+export interface LockRequest {
+  device_id: string
+  sync?: boolean | undefined
+  timeout_ms?: number | undefined
+}
+
+const IDEMPOTENCY_WINDOW_MS = 24 * 60 * 60 * 1000
+
+/** Drives action attempts through their life: create, send, ack, deadline, recovery (SPEC §4). */
+export function createAttemptService(deps: AttemptServiceDeps) {
+  const { store, clock } = deps
+  const timeouts = new AttemptTimeouts(clock, (id) => void expireAttempt(id))
+  const waiters = new SettleWaiters<AttemptRecord>(clock)
+  /** Attempts recovered at start-up, re-sent when their device announces itself (the broker kept no session). */
+  const redeliver = new Map<string, Set<string>>()
+  const now = () => iso(clock.now())
+
+  deps.bus.on('attemptSettled', (attempt) => {
+    timeouts.cancel(attempt.action_attempt_id)
+    waiters.resolve(attempt.action_attempt_id, attempt)
+  })
+
+  function settled(transition: Transition | undefined): void {
+    if (transition?.settled) deps.bus.emit('attemptSettled', transition.attempt)
+  }
+
+  async function expireAttempt(attemptId: string): Promise<void> {
+    try {
+      const transition = await store.attempts.transition(attemptId, (attempt) => expire(attempt, now()))
+      if (transition && !transition.settled && transition.attempt.status === 'pending') {
+        // A timer may fire a hair before the deadline by the clock's reckoning: try again then.
+        timeouts.arm(attemptId, Date.parse(transition.attempt.deadline_at) + 1)
+      }
+      settled(transition)
+    } catch (error) {
+      deps.onError(error, 'expire attempt')
+    }
+  }
+
+  async function dispatch(attempt: AttemptRecord, republish = false): Promise<void> {
+    const command: Command = {
+      command_id: attempt.action_attempt_id,
+      action: attempt.action_type,
+      issued_at: attempt.created_at,
+      expires_at: attempt.deadline_at,
+    }
+    try {
+      await deps.commands.send(attempt.device_id, command)
+      await store.attempts.transition(attempt.action_attempt_id, (current) => markSent(current, now(), republish))
+    } catch (error) {
+      // The deadline still settles the attempt; nothing else to do here.
+      deps.onError(error, 'send command')
+    }
+  }
+
+  /** Answers with the attempt once settled, or as it stands after `waitMs`. */
+  async function awaitSettled(attempt: AttemptRecord, waitMs: number): Promise<AttemptRecord> {
+    if (attempt.status !== 'pending' || waitMs <= 0) return attempt
+    const result = await waiters.wait(attempt.action_attempt_id, waitMs)
+    return result ?? (await store.attempts.getById(attempt.action_attempt_id)) ?? attempt
+  }
+
+  function waitFor(attempt: AttemptRecord, sync: boolean | undefined): Promise<AttemptRecord> {
+    if (sync === false) return Promise.resolve(attempt)
+    if (sync === true) return awaitSettled(attempt, Date.parse(attempt.deadline_at) - clock.now() + 1000)
+    return awaitSettled(attempt, deps.lockResponseWaitMs)
+  }
+
+  async function replay(workspaceId: string, key: string, requestHash: string, sync: boolean | undefined): Promise<AttemptRecord | undefined> {
+    const existing = await store.attempts.findByIdempotencyKey(workspaceId, key)
+    if (!existing) return undefined
+    if (clock.now() - Date.parse(existing.created_at) > IDEMPOTENCY_WINDOW_MS) {
+      await store.attempts.releaseIdempotencyKey(workspaceId, key)
+      return undefined
+    }
+    if (existing.request_hash !== requestHash) {
+      throw new LatchkeyError('idempotency_key_reused', 'This Idempotency-Key was already used with a different request.')
+    }
+    return waitFor(existing, sync)
+  }
+
+  return {
+    async request(workspaceId: string, action: ActionType, input: LockRequest, idempotencyKey?: string): Promise<AttemptRecord> {
+      const requestHash = idempotencyKey === undefined ? null : sha256(JSON.stringify([action, input.device_id, input.sync ?? null, input.timeout_ms ?? null]))
+      if (idempotencyKey !== undefined && requestHash !== null) {
+        const replayed = await replay(workspaceId, idempotencyKey, requestHash, input.sync)
+        if (replayed) return replayed
+      }
+      const device = await store.devices.get(workspaceId, input.device_id)
+      if (!device) throw notFound('device_not_found', 'Device')
+      const able = action === 'LOCK_DOOR' ? device.can_remotely_lock : device.can_remotely_unlock
+      if (!able) throw new LatchkeyError('action_not_supported', `This device cannot ${action === 'LOCK_DOOR' ? 'lock' : 'unlock'} remotely.`)
+
+      const createdMs = clock.now()
+      const deadlineMs = createdMs + (input.timeout_ms ?? deps.actionTimeoutMs)
+      const { attempt, history, events } = createAttempt(
+        {
+          action_attempt_id: deps.newId(),
+          action_type: action,
+          device_id: device.device_id,
+          workspace_id: workspaceId,
+          now: iso(createdMs),
+          deadline_at: iso(deadlineMs),
+          idempotency_key: idempotencyKey ?? null,
+          request_hash: requestHash,
+        },
+        device.props.online,
+      )
+      try {
+        await store.attempts.create(attempt, history, events)
+      } catch (error) {
+        // Two requests raced with one Idempotency-Key: the loser answers like a replay.
+        const replayed = idempotencyKey !== undefined && requestHash !== null ? await replay(workspaceId, idempotencyKey, requestHash, input.sync) : undefined
+        if (replayed) return replayed
+        throw error
+      }
+      if (attempt.status !== 'pending') {
+        deps.bus.emit('attemptSettled', attempt)
+        return attempt
+      }
+      timeouts.arm(attempt.action_attempt_id, deadlineMs)
+      const response = waitFor(attempt, input.sync)
+      void dispatch(attempt)
+      return response
+    },
+
+    async get(workspaceId: string, attemptId: string): Promise<AttemptRecord> {
+      const attempt = await store.attempts.get(workspaceId, attemptId)
+      if (!attempt) throw notFound('action_attempt_not_found', 'Action attempt')
+      return attempt
+    },
+
+    list: (workspaceId: string, query: AttemptListQuery) => store.attempts.list(workspaceId, query),
+
+    async history(workspaceId: string, attemptId: string) {
+      await this.get(workspaceId, attemptId)
+      return store.attempts.history(attemptId)
+    },
+
+    /** A device's ack; resolves once its effect is committed, so the caller may PUBACK it. */
+    async handleAck(deviceId: string, ack: Ack): Promise<void> {
+      const transition = await store.attempts.transition(ack.command_id, (attempt) => applyAck(attempt, ack, now()), deviceId)
+      if (!transition) {
+        deps.metrics.inc('mqtt_messages_dropped_total', { reason: 'unknown_command' })
+        return
+      }
+      if (!transition.changed) deps.metrics.inc('acks_ignored_total', { kind: transition.history?.kind ?? 'none' })
+      settled(transition)
+    },
+
+    /** Start-up: settle what expired while the process was down, re-arm the rest (SPEC §4). */
+    async recover(): Promise<{ expired: number; rearmed: number }> {
+      let expired = 0
+      let rearmed = 0
+      for (const attempt of await store.attempts.listPending()) {
+        const deadlineMs = Date.parse(attempt.deadline_at)
+        if (deadlineMs <= clock.now()) {
+          await expireAttempt(attempt.action_attempt_id)
+          expired++
+          continue
+        }
+        timeouts.arm(attempt.action_attempt_id, deadlineMs)
+        let set = redeliver.get(attempt.device_id)
+        if (!set) redeliver.set(attempt.device_id, (set = new Set()))
+        set.add(attempt.action_attempt_id)
+        rearmed++
+      }
+      return { expired, rearmed }
+    },
+
+    /** A device announced itself online: re-send the commands recovered at start-up, once. */
+    async deviceOnline(deviceId: string): Promise<void> {
+      const ids = redeliver.get(deviceId)
+      if (!ids) return
+      redeliver.delete(deviceId)
+      for (const id of ids) {
+        const attempt = await store.attempts.getById(id)
+        if (attempt?.status === 'pending') await dispatch(attempt, true)
+      }
+    },
+
+    pendingTimers: () => timeouts.size,
+
+    close(): void {
+      timeouts.clear()
+      waiters.releaseAll()
+    },
+  }
+}
+
+export type AttemptService = ReturnType<typeof createAttemptService>

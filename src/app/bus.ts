@@ -1,0 +1,15 @@
+import { EventEmitter } from 'eventemitter3'
+import type { AttemptRecord } from '../domain/attempt.js'
+import type { LatchkeyEvent } from '../domain/events.js'
+
+/** In-process notifications, emitted after the change they describe is committed. Past tense, one map. */
+export interface BusEvents {
+  attemptSettled: [attempt: AttemptRecord]
+  eventsCommitted: [events: LatchkeyEvent[]]
+}
+
+export type Bus = EventEmitter<BusEvents>
+
+export function createBus(): Bus {
+  return new EventEmitter<BusEvents>()
+}

@@ -1,0 +1,95 @@
+import {
+  AckSchema,
+  DeviceEventSchema,
+  DeviceStateSchema,
+  MAX_PAYLOAD_BYTES,
+  parseDeviceTopic,
+  parseJsonPayload,
+  parseStatus,
+  type TopicKind,
+} from '../../devices/index.js'
+import { assertNever } from '../domain/assert.js'
+import { iso, type Clock } from '../domain/clock.js'
+import { applyDeviceEvent, applyState, applyStatus } from '../domain/device.js'
+import type { AttemptService } from './attempts.js'
+import type { Metrics } from './metrics.js'
+import type { Store } from './store.js'
+
+export interface DeviceMessageDeps {
+  store: Store
+  attempts: AttemptService
+  clock: Clock
+  metrics: Metrics
+}
+
+/**
+ * One handler per kind of device message behind one dispatcher. Each resolves after its effect is committed, and
+ * never throws for bad input: malformed, oversize or foreign messages are dropped and counted (SPEC §3).
+ */
+export function createDeviceMessageHandler(deps: DeviceMessageDeps) {
+  const { store, metrics } = deps
+  const now = () => iso(deps.clock.now())
+  const drop = (reason: string) => metrics.inc('mqtt_messages_dropped_total', { reason })
+
+  async function handleAck(deviceId: string, payload: Buffer): Promise<void> {
+    const ack = parseJsonPayload(AckSchema, payload)
+    if (!ack) return drop('malformed_ack')
+    if (ack.state) {
+      const state = ack.state
+      await store.devices.change(deviceId, (device) => applyState(device, state, now()))
+    }
+    await deps.attempts.handleAck(deviceId, ack)
+  }
+
+  async function handleState(deviceId: string, payload: Buffer): Promise<void> {
+    const state = parseJsonPayload(DeviceStateSchema, payload)
+    if (!state) return drop('malformed_state')
+    const device = await store.devices.change(deviceId, (current) => applyState(current, state, now()))
+    if (!device) drop('unknown_device')
+  }
+
+  async function handleStatus(deviceId: string, payload: Buffer): Promise<void> {
+    const status = parseStatus(payload)
+    if (!status) return drop('malformed_status')
+    const online = status === 'online'
+    const device = await store.devices.change(deviceId, (current) => applyStatus(current, online, now()))
+    if (!device) return drop('unknown_device')
+    if (online) await deps.attempts.deviceOnline(deviceId)
+  }
+
+  async function handleEvent(deviceId: string, payload: Buffer): Promise<void> {
+    const event = parseJsonPayload(DeviceEventSchema, payload)
+    if (!event) return drop('malformed_event')
+    const dedupeKey = event.event_id === undefined ? undefined : `${deviceId}/${event.event_id}`
+    const device = await store.devices.change(deviceId, (current) => applyDeviceEvent(current, event, now()), dedupeKey)
+    if (!device) drop('unknown_device')
+  }
+
+  function route(kind: TopicKind, deviceId: string, payload: Buffer): Promise<void> {
+    switch (kind) {
+      case 'acks':
+        return handleAck(deviceId, payload)
+      case 'state':
+        return handleState(deviceId, payload)
+      case 'status':
+        return handleStatus(deviceId, payload)
+      case 'events':
+        return handleEvent(deviceId, payload)
+      case 'commands':
+        drop('unexpected_topic')
+        return Promise.resolve()
+      default:
+        return assertNever(kind)
+    }
+  }
+
+  return async function handleDeviceMessage(topic: string, payload: Buffer): Promise<void> {
+    metrics.inc('mqtt_messages_received_total')
+    if (payload.length > MAX_PAYLOAD_BYTES) return drop('oversize')
+    const parsed = parseDeviceTopic(topic)
+    if (!parsed) return drop('unexpected_topic')
+    await route(parsed.kind, parsed.deviceId, payload)
+  }
+}
+
+export type DeviceMessageHandler = ReturnType<typeof createDeviceMessageHandler>

@@ -1,0 +1,36 @@
+import type { FastifyInstance } from 'fastify'
+import type { AttemptService } from '../../app/attempts.js'
+import type { DeviceService } from '../../app/devices.js'
+import type { WorkspaceService } from '../../app/workspaces.js'
+import { LatchkeyError } from '../../domain/errors.js'
+import { bearerToken } from '../bearer.js'
+import { sendConnectError } from './errors.js'
+import type { Access } from './route.js'
+import { registerAttemptRoutes } from './routes/attempts.js'
+import { registerDeviceRoutes } from './routes/devices.js'
+import { registerWorkspaceRoutes } from './routes/workspaces.js'
+
+export interface ConnectApiDeps {
+  workspaces: WorkspaceService
+  devices: DeviceService
+  attempts: AttemptService
+}
+
+/** The Seam-dialect Connect API, mounted at `/` (SPEC §5). */
+export async function connectApi(app: FastifyInstance, deps: ConnectApiDeps): Promise<void> {
+  app.setErrorHandler((error, request, reply) => sendConnectError(error, request, reply))
+
+  // Authentication precedes validation: a request without a valid key learns nothing about its body.
+  app.addHook('onRequest', async (request) => {
+    const token = bearerToken(request.headers.authorization)
+    const caller = token ? await deps.workspaces.authenticate(token) : undefined
+    if (!caller) throw new LatchkeyError('unauthorized', 'Unauthorized: a valid API key is required (Authorization: Bearer seam_…)')
+    const access = (request.routeOptions.config as { access?: Access }).access
+    if (access === 'admin' && caller.kind !== 'admin') throw new LatchkeyError('unauthorized', 'This route requires the admin API key')
+    request.caller = caller
+  })
+
+  registerWorkspaceRoutes(app, deps.workspaces)
+  registerDeviceRoutes(app, deps.devices)
+  registerAttemptRoutes(app, deps.attempts)
+}

@@ -1,0 +1,51 @@
+import type { ActionAttempt, AttemptRecord } from '../../domain/attempt.js'
+import { toPublicAttempt } from '../../domain/attempt.js'
+import { batteryStatus, type DeviceRecord } from '../../domain/device.js'
+import type { Page } from '../../app/store.js'
+
+/** The Seam-shaped device object of SPEC §5. */
+export function presentDevice(device: DeviceRecord) {
+  const p = device.props
+  return {
+    device_id: device.device_id,
+    workspace_id: device.workspace_id,
+    device_type: 'mqtt_lock',
+    display_name: device.nickname ?? device.display_name,
+    nickname: device.nickname ?? undefined,
+    created_at: device.created_at,
+    is_managed: true,
+    capabilities_supported: ['lock', 'battery'],
+    can_remotely_lock: device.can_remotely_lock,
+    can_remotely_unlock: device.can_remotely_unlock,
+    custom_metadata: device.custom_metadata,
+    errors: p.online ? [] : [{ error_code: 'device_offline', message: 'Device is offline', is_device_error: true, created_at: p.last_seen_at ?? device.created_at }],
+    warnings: [],
+    properties: {
+      name: device.display_name,
+      online: p.online,
+      locked: p.locked ?? false,
+      door_open: p.door_open ?? undefined,
+      battery_level: p.battery_level ?? undefined,
+      battery: p.battery_level === null ? undefined : { level: p.battery_level, status: batteryStatus(p.battery_level) },
+      jammed: p.jammed ?? false,
+      firmware_version: p.firmware_version ?? undefined,
+      last_seen_at: p.last_seen_at ?? undefined,
+    },
+  }
+}
+
+export function presentAttempt(attempt: AttemptRecord): ActionAttempt {
+  return toPublicAttempt(attempt)
+}
+
+/** Seam's pagination object; `next_page_url` repeats the list call as a GET with the cursor. */
+export function presentPagination(page: Page<unknown>, url: string) {
+  const next = page.nextCursor
+  let nextUrl: string | null = null
+  if (next !== null) {
+    const u = new URL(url)
+    u.searchParams.set('page_cursor', next)
+    nextUrl = u.toString()
+  }
+  return { has_next_page: next !== null, next_page_cursor: next, next_page_url: nextUrl }
+}

@@ -1,0 +1,184 @@
+import type { AttemptListQuery, AttemptStore, Page } from '../../app/store.js'
+import type { AttemptRecord, HistoryEntry, Transition } from '../../domain/attempt.js'
+import type { EventDraft, LatchkeyEvent } from '../../domain/events.js'
+import type { StoreContext } from './context.js'
+import { placeholders } from './context.js'
+import { decodeCursor, toPage } from './cursor.js'
+import type { SqliteEvents } from './events.js'
+
+interface AttemptRow {
+  seq: number
+  action_attempt_id: string
+  workspace_id: string
+  device_id: string
+  action_type: string
+  status: string
+  result: string | null
+  error: string | null
+  created_at: string
+  updated_at: string
+  sent_at: string | null
+  accepted_at: string | null
+  completed_at: string | null
+  deadline_at: string
+  idempotency_key: string | null
+  request_hash: string | null
+}
+
+function fromRow(row: AttemptRow): AttemptRecord {
+  return {
+    action_attempt_id: row.action_attempt_id,
+    action_type: row.action_type as AttemptRecord['action_type'],
+    status: row.status as AttemptRecord['status'],
+    result: row.result === null ? null : (JSON.parse(row.result) as AttemptRecord['result']),
+    error: row.error === null ? null : (JSON.parse(row.error) as AttemptRecord['error']),
+    device_id: row.device_id,
+    workspace_id: row.workspace_id,
+    created_at: row.created_at,
+    updated_at: row.updated_at,
+    sent_at: row.sent_at,
+    accepted_at: row.accepted_at,
+    completed_at: row.completed_at,
+    deadline_at: row.deadline_at,
+    idempotency_key: row.idempotency_key,
+    request_hash: row.request_hash,
+  }
+}
+
+const COLUMNS = `seq, action_attempt_id, workspace_id, device_id, action_type, status, result, error, created_at, updated_at,
+  sent_at, accepted_at, completed_at, deadline_at, idempotency_key, request_hash`
+
+export class SqliteAttempts implements AttemptStore {
+  private readonly stmts
+
+  constructor(
+    private readonly ctx: StoreContext,
+    private readonly events: SqliteEvents,
+  ) {
+    const db = ctx.db
+    this.stmts = {
+      insert: db.prepare(
+        `INSERT INTO action_attempts (action_attempt_id, workspace_id, device_id, action_type, status, result, error, created_at,
+           updated_at, sent_at, accepted_at, completed_at, deadline_at, idempotency_key, request_hash)
+         VALUES (@action_attempt_id, @workspace_id, @device_id, @action_type, @status, @result, @error, @created_at,
+           @updated_at, @sent_at, @accepted_at, @completed_at, @deadline_at, @idempotency_key, @request_hash)`,
+      ),
+      update: db.prepare(
+        `UPDATE action_attempts SET status = @status, result = @result, error = @error, updated_at = @updated_at,
+           sent_at = @sent_at, accepted_at = @accepted_at, completed_at = @completed_at WHERE action_attempt_id = @action_attempt_id`,
+      ),
+      history: db.prepare('INSERT INTO attempt_history (action_attempt_id, at, kind, detail) VALUES (?, ?, ?, ?)'),
+      byId: db.prepare<[string], AttemptRow>(`SELECT ${COLUMNS} FROM action_attempts WHERE action_attempt_id = ?`),
+      byWorkspace: db.prepare<[string, string], AttemptRow>(`SELECT ${COLUMNS} FROM action_attempts WHERE action_attempt_id = ? AND workspace_id = ?`),
+      byKey: db.prepare<[string, string], AttemptRow>(`SELECT ${COLUMNS} FROM action_attempts WHERE workspace_id = ? AND idempotency_key = ?`),
+      releaseKey: db.prepare('UPDATE action_attempts SET idempotency_key = NULL WHERE workspace_id = ? AND idempotency_key = ?'),
+      pending: db.prepare<[], AttemptRow>(`SELECT ${COLUMNS} FROM action_attempts WHERE status = 'pending' ORDER BY seq`),
+      pendingForDevice: db.prepare<[string], AttemptRow>(`SELECT ${COLUMNS} FROM action_attempts WHERE status = 'pending' AND device_id = ? ORDER BY seq`),
+      historyOf: db.prepare<[string], { at: string; kind: string; detail: string | null }>(
+        'SELECT at, kind, detail FROM attempt_history WHERE action_attempt_id = ? ORDER BY rowid',
+      ),
+      setLocked: db.prepare('UPDATE devices SET locked = ? WHERE device_id = ?'),
+    }
+  }
+
+  async create(attempt: AttemptRecord, history: HistoryEntry[], events: EventDraft[]): Promise<void> {
+    const recorded = await this.ctx.writes.run(() => {
+      this.stmts.insert.run(toParams(attempt))
+      for (const entry of history) this.insertHistory(attempt.action_attempt_id, entry)
+      return this.events.record(events)
+    })
+    this.ctx.onEvents(recorded)
+  }
+
+  async get(workspaceId: string, attemptId: string): Promise<AttemptRecord | undefined> {
+    const row = this.stmts.byWorkspace.get(attemptId, workspaceId)
+    return row && fromRow(row)
+  }
+
+  async getById(attemptId: string): Promise<AttemptRecord | undefined> {
+    const row = this.stmts.byId.get(attemptId)
+    return row && fromRow(row)
+  }
+
+  async list(workspaceId: string, query: AttemptListQuery): Promise<Page<AttemptRecord>> {
+    const where = ['workspace_id = ?']
+    const params: unknown[] = [workspaceId]
+    if (query.attemptIds?.length) {
+      where.push(`action_attempt_id IN (${placeholders(query.attemptIds.length)})`)
+      params.push(...query.attemptIds)
+    }
+    if (query.deviceId !== undefined) {
+      where.push('device_id = ?')
+      params.push(query.deviceId)
+    }
+    const after = decodeCursor(query.cursor)
+    if (after !== undefined) {
+      where.push('seq < ?')
+      params.push(after)
+    }
+    const rows = this.ctx.db
+      .prepare<unknown[], AttemptRow>(`SELECT ${COLUMNS} FROM action_attempts WHERE ${where.join(' AND ')} ORDER BY seq DESC LIMIT ?`)
+      .all(...params, query.limit + 1)
+    return toPage(rows, query.limit, fromRow)
+  }
+
+  async history(attemptId: string): Promise<HistoryEntry[]> {
+    return this.stmts.historyOf.all(attemptId).map((row) => ({
+      kind: row.kind as HistoryEntry['kind'],
+      at: row.at,
+      ...(row.detail ? { detail: JSON.parse(row.detail) as Record<string, unknown> } : {}),
+    }))
+  }
+
+  async findByIdempotencyKey(workspaceId: string, key: string): Promise<AttemptRecord | undefined> {
+    const row = this.stmts.byKey.get(workspaceId, key)
+    return row && fromRow(row)
+  }
+
+  async releaseIdempotencyKey(workspaceId: string, key: string): Promise<void> {
+    await this.ctx.writes.run(() => this.stmts.releaseKey.run(workspaceId, key))
+  }
+
+  async transition(attemptId: string, decide: (attempt: AttemptRecord) => Transition, deviceId?: string): Promise<Transition | undefined> {
+    const outcome = await this.ctx.writes.run(() => {
+      const row = this.stmts.byId.get(attemptId)
+      if (!row || (deviceId !== undefined && row.device_id !== deviceId)) return undefined
+      const transition = decide(fromRow(row))
+      return { transition, events: this.applyInTransaction(transition) }
+    })
+    if (!outcome) return undefined
+    this.ctx.onEvents(outcome.events)
+    return outcome.transition
+  }
+
+  async listPending(): Promise<AttemptRecord[]> {
+    return this.stmts.pending.all().map(fromRow)
+  }
+
+  /** For the device repository: pending attempts of a device, read inside its transaction. */
+  pendingForDevice(deviceId: string): AttemptRecord[] {
+    return this.stmts.pendingForDevice.all(deviceId).map(fromRow)
+  }
+
+  /** Writes a transition's effects; must run inside a write transaction. */
+  applyInTransaction(transition: Transition): LatchkeyEvent[] {
+    const id = transition.attempt.action_attempt_id
+    if (transition.history) this.insertHistory(id, transition.history)
+    if (!transition.changed) return []
+    this.stmts.update.run(toParams(transition.attempt))
+    if (transition.locked !== undefined) this.stmts.setLocked.run(transition.locked ? 1 : 0, transition.attempt.device_id)
+    return this.events.record(transition.events)
+  }
+
+  private insertHistory(attemptId: string, entry: HistoryEntry): void {
+    this.stmts.history.run(attemptId, entry.at, entry.kind, entry.detail ? JSON.stringify(entry.detail) : null)
+  }
+}
+
+function toParams(attempt: AttemptRecord): Record<string, unknown> {
+  return {
+    ...attempt,
+    result: attempt.result === null ? null : JSON.stringify(attempt.result),
+    error: attempt.error === null ? null : JSON.stringify(attempt.error),
+  }
+}

@@ -1,0 +1,24 @@
+import type { Db, WriteQueue } from './database.js'
+
+/** What every repository of the SQLite store shares. */
+export interface StoreContext {
+  db: Db
+  writes: WriteQueue
+  newId: () => string
+  /** Current time as ISO 8601; events get their `created_at` from it. */
+  now: () => string
+  /** Called after commit with the events a transaction recorded. */
+  onEvents: (events: import('../../domain/events.js').LatchkeyEvent[]) => void
+}
+
+export function bool(value: unknown): boolean | null {
+  return value === null || value === undefined ? null : value === 1
+}
+
+export function toInt(value: boolean | null | undefined): number | null {
+  return value === null || value === undefined ? null : value ? 1 : 0
+}
+
+export function placeholders(n: number): string {
+  return Array.from({ length: n }, () => '?').join(',')
+}

@@ -1,0 +1,103 @@
+import Database from 'better-sqlite3'
+import { mkdirSync } from 'node:fs'
+import { dirname } from 'node:path'
+import { MIGRATIONS } from './migrations.js'
+
+export type Db = Database.Database
+
+/**
+ * Opens (creating if needed) a WAL database and brings its schema up to date.
+ * `synchronous = NORMAL` in WAL mode survives a process crash (SIGKILL) without losing a committed transaction;
+ * only a power loss can roll back the last commits. See docs/operations.md.
+ */
+export function openDatabase(filename: string, migrations: readonly string[] = MIGRATIONS): Db {
+  if (filename !== ':memory:') mkdirSync(dirname(filename), { recursive: true })
+  const db = new Database(filename)
+  db.pragma('journal_mode = WAL')
+  db.pragma('synchronous = NORMAL')
+  db.pragma('foreign_keys = ON')
+  db.pragma('busy_timeout = 5000')
+  migrate(db, migrations)
+  return db
+}
+
+export function schemaVersion(db: Db): number {
+  return db.pragma('user_version', { simple: true }) as number
+}
+
+function migrate(db: Db, migrations: readonly string[]): void {
+  const current = schemaVersion(db)
+  if (current > migrations.length) {
+    throw new Error(`database schema version ${current} is newer than this latchkey (${migrations.length})`)
+  }
+  for (let version = current; version < migrations.length; version++) {
+    const sql = migrations[version] as string
+    db.transaction(() => {
+      db.exec(sql)
+      db.pragma(`user_version = ${version + 1}`)
+    })()
+  }
+}
+
+interface Job {
+  fn: () => unknown
+  resolve: (value: unknown) => void
+  reject: (error: unknown) => void
+}
+
+/**
+ * Group commit: every write requested during one event-loop turn runs in one transaction, each job in its own
+ * savepoint so that one failing job rolls back alone. Promises resolve only after the commit. A commit per write
+ * caps at ~13k/s on these machines; grouped writes reach ~120k/s (NOTES.md).
+ */
+export class WriteQueue {
+  private jobs: Job[] = []
+  private scheduled = false
+  private closed = false
+
+  constructor(private readonly db: Db) {}
+
+  run<T>(fn: () => T): Promise<T> {
+    if (this.closed) return Promise.reject(new Error('store is closed'))
+    return new Promise<T>((resolve, reject) => {
+      this.jobs.push({ fn, resolve: resolve as (value: unknown) => void, reject })
+      if (!this.scheduled) {
+        this.scheduled = true
+        setImmediate(() => this.flush())
+      }
+    })
+  }
+
+  /** Runs whatever is queued now; used by the timer and by close(). */
+  flush(): void {
+    this.scheduled = false
+    const jobs = this.jobs
+    if (jobs.length === 0) return
+    this.jobs = []
+    const outcomes: Array<{ ok: boolean; value: unknown }> = []
+    try {
+      this.db.transaction(() => {
+        for (const job of jobs) {
+          try {
+            outcomes.push({ ok: true, value: this.db.transaction(job.fn)() })
+          } catch (error) {
+            outcomes.push({ ok: false, value: error })
+          }
+        }
+      })()
+    } catch (error) {
+      for (const job of jobs) job.reject(error)
+      return
+    }
+    jobs.forEach((job, i) => {
+      const outcome = outcomes[i] as { ok: boolean; value: unknown }
+      if (outcome.ok) job.resolve(outcome.value)
+      else job.reject(outcome.value)
+    })
+  }
+
+  close(): void {
+    this.flush()
+    this.closed = true
+  }
+}

@@ -1,0 +1,198 @@
+import type { DeviceListQuery, DeviceStore, DeviceUpdate, NewDevice, Page } from '../../app/store.js'
+import type { AttemptRecord, Transition } from '../../domain/attempt.js'
+import type { CustomMetadata, DeviceChange, DeviceProps, DeviceRecord } from '../../domain/device.js'
+import type { EventDraft, LatchkeyEvent } from '../../domain/events.js'
+import type { SqliteAttempts } from './attempts.js'
+import { bool, placeholders, toInt, type StoreContext } from './context.js'
+import { decodeCursor, toPage } from './cursor.js'
+import type { SqliteEvents } from './events.js'
+
+interface DeviceRow {
+  seq: number
+  device_id: string
+  workspace_id: string
+  display_name: string
+  nickname: string | null
+  custom_metadata: string
+  can_remotely_lock: number
+  can_remotely_unlock: number
+  created_at: string
+  online: number
+  locked: number | null
+  door_open: number | null
+  jammed: number | null
+  battery_level: number | null
+  firmware_version: string | null
+  last_seen_at: string | null
+}
+
+const COLUMNS = `seq, device_id, workspace_id, display_name, nickname, custom_metadata, can_remotely_lock, can_remotely_unlock,
+  created_at, online, locked, door_open, jammed, battery_level, firmware_version, last_seen_at`
+
+function fromRow(row: DeviceRow): DeviceRecord {
+  return {
+    device_id: row.device_id,
+    workspace_id: row.workspace_id,
+    display_name: row.display_name,
+    nickname: row.nickname,
+    custom_metadata: JSON.parse(row.custom_metadata) as CustomMetadata,
+    created_at: row.created_at,
+    can_remotely_lock: row.can_remotely_lock === 1,
+    can_remotely_unlock: row.can_remotely_unlock === 1,
+    props: {
+      online: row.online === 1,
+      locked: bool(row.locked),
+      door_open: bool(row.door_open),
+      jammed: bool(row.jammed),
+      battery_level: row.battery_level,
+      firmware_version: row.firmware_version,
+      last_seen_at: row.last_seen_at,
+    },
+  }
+}
+
+function propsParams(deviceId: string, props: DeviceProps): unknown[] {
+  return [toInt(props.online), toInt(props.locked), toInt(props.door_open), toInt(props.jammed), props.battery_level, props.firmware_version, props.last_seen_at, deviceId]
+}
+
+export class SqliteDevices implements DeviceStore {
+  private readonly stmts
+
+  constructor(
+    private readonly ctx: StoreContext,
+    private readonly events: SqliteEvents,
+    private readonly attempts: SqliteAttempts,
+  ) {
+    const db = ctx.db
+    this.stmts = {
+      insert: db.prepare(
+        `INSERT INTO devices (device_id, workspace_id, display_name, nickname, custom_metadata, secret_hash, can_remotely_lock,
+           can_remotely_unlock, created_at, online) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 0)`,
+      ),
+      byId: db.prepare<[string], DeviceRow>(`SELECT ${COLUMNS} FROM devices WHERE device_id = ?`),
+      byWorkspace: db.prepare<[string, string], DeviceRow>(`SELECT ${COLUMNS} FROM devices WHERE device_id = ? AND workspace_id = ?`),
+      setProps: db.prepare(
+        `UPDATE devices SET online = ?, locked = ?, door_open = ?, jammed = ?, battery_level = ?, firmware_version = ?,
+           last_seen_at = ? WHERE device_id = ?`,
+      ),
+      secret: db.prepare<[string], { secret_hash: string }>('SELECT secret_hash FROM devices WHERE device_id = ?'),
+      setSecret: db.prepare('UPDATE devices SET secret_hash = ? WHERE device_id = ? AND workspace_id = ?'),
+      remove: db.prepare('DELETE FROM devices WHERE device_id = ?'),
+      seen: db.prepare<[string], { one: number }>('SELECT 1 AS one FROM events WHERE dedupe_key = ?'),
+    }
+  }
+
+  async create({ device, secretHash, event }: NewDevice): Promise<void> {
+    const recorded = await this.ctx.writes.run(() => {
+      this.stmts.insert.run(
+        device.device_id,
+        device.workspace_id,
+        device.display_name,
+        device.nickname,
+        JSON.stringify(device.custom_metadata),
+        secretHash,
+        toInt(device.can_remotely_lock),
+        toInt(device.can_remotely_unlock),
+        device.created_at,
+      )
+      return this.events.record([event])
+    })
+    this.ctx.onEvents(recorded)
+  }
+
+  async get(workspaceId: string, deviceId: string): Promise<DeviceRecord | undefined> {
+    const row = this.stmts.byWorkspace.get(deviceId, workspaceId)
+    return row && fromRow(row)
+  }
+
+  async getById(deviceId: string): Promise<DeviceRecord | undefined> {
+    const row = this.stmts.byId.get(deviceId)
+    return row && fromRow(row)
+  }
+
+  async list(workspaceId: string, query: DeviceListQuery): Promise<Page<DeviceRecord>> {
+    const where = ['workspace_id = ?']
+    const params: unknown[] = [workspaceId]
+    if (query.deviceIds?.length) {
+      where.push(`device_id IN (${placeholders(query.deviceIds.length)})`)
+      params.push(...query.deviceIds)
+    }
+    if (query.createdBefore !== undefined) {
+      where.push('created_at < ?')
+      params.push(query.createdBefore)
+    }
+    const after = decodeCursor(query.cursor)
+    if (after !== undefined) {
+      where.push('seq > ?')
+      params.push(after)
+    }
+    const rows = this.ctx.db
+      .prepare<unknown[], DeviceRow>(`SELECT ${COLUMNS} FROM devices WHERE ${where.join(' AND ')} ORDER BY seq LIMIT ?`)
+      .all(...params, query.limit + 1)
+    return toPage(rows, query.limit, fromRow)
+  }
+
+  async update(workspaceId: string, deviceId: string, update: DeviceUpdate): Promise<boolean> {
+    const sets: string[] = []
+    const params: unknown[] = []
+    for (const [column, value] of Object.entries(update)) {
+      if (value === undefined) continue
+      sets.push(`${column} = ?`)
+      params.push(column === 'custom_metadata' ? JSON.stringify(value) : typeof value === 'boolean' ? toInt(value) : value)
+    }
+    if (sets.length === 0) return (await this.get(workspaceId, deviceId)) !== undefined
+    const result = await this.ctx.writes.run(() =>
+      this.ctx.db.prepare(`UPDATE devices SET ${sets.join(', ')} WHERE device_id = ? AND workspace_id = ?`).run(...params, deviceId, workspaceId),
+    )
+    return result.changes > 0
+  }
+
+  async delete(workspaceId: string, deviceId: string, event: EventDraft, settle: (attempt: AttemptRecord) => Transition): Promise<AttemptRecord[] | undefined> {
+    const outcome = await this.ctx.writes.run(() => {
+      if (!this.stmts.byWorkspace.get(deviceId, workspaceId)) return undefined
+      const settled: AttemptRecord[] = []
+      const recorded: LatchkeyEvent[] = []
+      for (const attempt of this.attempts.pendingForDevice(deviceId)) {
+        const transition = settle(attempt)
+        recorded.push(...this.attempts.applyInTransaction(transition))
+        if (transition.settled) settled.push(transition.attempt)
+      }
+      this.stmts.remove.run(deviceId)
+      recorded.push(...this.events.record([event]))
+      return { settled, recorded }
+    })
+    if (!outcome) return undefined
+    this.ctx.onEvents(outcome.recorded)
+    return outcome.settled
+  }
+
+  async secretHash(deviceId: string): Promise<string | undefined> {
+    return this.stmts.secret.get(deviceId)?.secret_hash
+  }
+
+  async setSecretHash(workspaceId: string, deviceId: string, secretHash: string): Promise<boolean> {
+    const result = await this.ctx.writes.run(() => this.stmts.setSecret.run(secretHash, deviceId, workspaceId))
+    return result.changes > 0
+  }
+
+  async change(deviceId: string, decide: (device: DeviceRecord) => DeviceChange, dedupeKey?: string): Promise<DeviceRecord | undefined> {
+    const outcome = await this.ctx.writes.run(() => {
+      const row = this.stmts.byId.get(deviceId)
+      if (!row) return undefined
+      const device = fromRow(row)
+      // A QoS 1 redelivery of a device event carries the same event_id: record it once.
+      if (dedupeKey !== undefined && this.stmts.seen.get(`${dedupeKey}#0`)) return { device, recorded: [] }
+      const { patch, events } = decide(device)
+      const props = { ...device.props, ...patch }
+      this.stmts.setProps.run(...propsParams(deviceId, props))
+      return { device: { ...device, props }, recorded: this.events.record(events, dedupeKey) }
+    })
+    if (!outcome) return undefined
+    this.ctx.onEvents(outcome.recorded)
+    return outcome.device
+  }
+
+  async markAllOffline(): Promise<void> {
+    await this.ctx.writes.run(() => this.ctx.db.prepare('UPDATE devices SET online = 0 WHERE online = 1').run())
+  }
+}

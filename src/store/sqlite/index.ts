@@ -1,0 +1,44 @@
+import { join } from 'node:path'
+import type { Store } from '../../app/store.js'
+import type { LatchkeyEvent } from '../../domain/events.js'
+import { SqliteAttempts } from './attempts.js'
+import { openDatabase, WriteQueue, type Db } from './database.js'
+import { SqliteDevices } from './devices.js'
+import { SqliteEvents } from './events.js'
+import { SqliteSettings, SqliteWorkspaces } from './workspaces.js'
+
+export interface SqliteStoreDeps {
+  /** A file path, or `:memory:`. */
+  filename: string
+  newId: () => string
+  now: () => string
+  onEvents?: (events: LatchkeyEvent[]) => void
+}
+
+export interface SqliteStore extends Store {
+  readonly db: Db
+}
+
+export function databasePath(dataDir: string): string {
+  return join(dataDir, 'latchkey.db')
+}
+
+export function createSqliteStore(deps: SqliteStoreDeps): SqliteStore {
+  const db = openDatabase(deps.filename)
+  const writes = new WriteQueue(db)
+  const ctx = { db, writes, newId: deps.newId, now: deps.now, onEvents: deps.onEvents ?? (() => {}) }
+  const events = new SqliteEvents(ctx)
+  const attempts = new SqliteAttempts(ctx, events)
+  return {
+    db,
+    settings: new SqliteSettings(ctx),
+    workspaces: new SqliteWorkspaces(ctx),
+    devices: new SqliteDevices(ctx, events, attempts),
+    attempts,
+    events,
+    async close() {
+      writes.close()
+      db.close()
+    },
+  }
+}

@@ -1,0 +1,7 @@
+/** Virtual locks for tests, benchmarks and demos (SPEC §10); built only on `devices/` and mqtt.js. */
+export * from './behaviour.js'
+export * from './counters.js'
+export * from './lock-connection.js'
+export * from './lock.js'
+export * from './fleet.js'
+export { parseCliArgs, UsageError, USAGE, type CliConfig, type CliParse, type CliSource } from './cli.js'

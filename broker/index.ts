@@ -1,6 +1,5 @@
 import { Aedes, type Client } from 'aedes'
-import { createServer, type Server } from 'node:net'
-import type { AddressInfo } from 'node:net'
+import { createServer, type AddressInfo, type Server, type Socket } from 'node:net'
 import { canPublish, canSubscribe, type Principal, type Refusal } from './acl.js'
 
 export type { Principal, Refusal } from './acl.js'
@@ -85,7 +84,7 @@ export async function createBroker(options: BrokerOptions): Promise<Broker> {
   })
   aedes.on('connectionError', () => {})
 
-  const server: Server = createServer({ noDelay: true }, aedes.handle as unknown as (socket: import('node:net').Socket) => void)
+  const server: Server = createServer({ noDelay: true }, aedes.handle as unknown as (socket: Socket) => void)
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject)
     server.listen(options.port, options.host, () => {

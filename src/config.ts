@@ -84,7 +84,18 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
   )
 }
 
-/** One row per variable, for docs/configuration.md. */
-export function describeConfig(): Array<{ name: string; description: string }> {
-  return Object.entries(ConfigSchema.shape).map(([name, schema]) => ({ name, description: schema.description ?? '' }))
+function defaultText(schema: z.ZodType): string {
+  if (!(schema instanceof z.ZodDefault)) return '(unset)'
+  const value: unknown = schema.def.defaultValue
+  if (Array.isArray(value)) return value.length > 0 ? value.join(',') : '(empty)'
+  return String(value)
+}
+
+/** One row per variable: the table of docs/configuration.md is checked against this by a test. */
+export function describeConfig(): Array<{ name: string; default: string; description: string }> {
+  return Object.entries(ConfigSchema.shape).map(([name, schema]) => ({
+    name,
+    default: defaultText(schema),
+    description: schema.description ?? '',
+  }))
 }

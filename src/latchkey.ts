@@ -2,6 +2,7 @@ import type { FastifyInstance } from 'fastify'
 import { randomUUID } from 'node:crypto'
 import { mkdirSync } from 'node:fs'
 import type { AddressInfo } from 'node:net'
+import { pino, type Logger } from 'pino'
 import { createBroker, type Broker } from '../broker/index.js'
 import { createAttemptService } from './app/attempts.js'
 import { bootstrap, resolveAdminKey, type BootstrapCredentials } from './app/bootstrap.js'
@@ -20,6 +21,7 @@ import { createSqliteStore, databasePath } from './store/sqlite/index.js'
 
 export interface StartOptions {
   clock?: Clock
+  logger?: Logger
 }
 
 export interface Latchkey {
@@ -31,6 +33,7 @@ export interface Latchkey {
   generatedAdminKey: string | undefined
   metrics: Metrics
   http: FastifyInstance
+  log: Logger
   close(): Promise<void>
 }
 
@@ -45,6 +48,7 @@ function hostForUrl(host: string): string {
  */
 export async function startLatchkey(config: Config, options: StartOptions = {}): Promise<Latchkey> {
   const clock = options.clock ?? systemClock
+  const log = options.logger ?? pino({ level: config.LOG_LEVEL })
   const newId = () => randomUUID()
   const now = () => iso(clock.now())
   const metrics = new Metrics()
@@ -80,7 +84,7 @@ export async function startLatchkey(config: Config, options: StartOptions = {}):
         },
         onRefused(reason, clientId, detail) {
           metrics.inc('mqtt_refusals_total', { reason })
-          app?.log.warn({ reason, clientId, detail }, 'mqtt refused')
+          log.warn({ reason, clientId, detail }, 'mqtt refused')
         },
       })
       const embedded = broker
@@ -89,9 +93,9 @@ export async function startLatchkey(config: Config, options: StartOptions = {}):
     const mqttUrl = config.MQTT_URL ?? `mqtt://127.0.0.1:${broker?.port ?? config.MQTT_PORT}`
     const mqttPublicUrl = config.MQTT_PUBLIC_URL ?? (config.MQTT_URL ? mqttUrl : `mqtt://${hostForUrl(config.MQTT_HOST)}:${broker?.port ?? config.MQTT_PORT}`)
 
-    let app: FastifyInstance | undefined
-    const onError = (error: unknown, context: string) => app?.log.error({ err: error, context }, 'background failure')
-    let orchestrator: OrchestratorClient | undefined
+    const onError = (error: unknown, context: string) => log.error({ err: error, context }, 'background failure')
+    // The attempt service sends through the MQTT client, which in turn feeds it device messages: late-bound.
+    const link: { client?: OrchestratorClient } = {}
     const attempts = createAttemptService({
       store,
       bus,
@@ -99,7 +103,7 @@ export async function startLatchkey(config: Config, options: StartOptions = {}):
       metrics,
       newId,
       commands: {
-        send: (deviceId, command) => (orchestrator ? orchestrator.send(deviceId, command) : Promise.reject(new Error('MQTT client not connected'))),
+        send: (deviceId, command) => (link.client ? link.client.send(deviceId, command) : Promise.reject(new Error('MQTT client not connected'))),
       },
       actionTimeoutMs: config.ACTION_TIMEOUT_MS,
       lockResponseWaitMs: config.LOCK_RESPONSE_WAIT_MS,
@@ -115,28 +119,27 @@ export async function startLatchkey(config: Config, options: StartOptions = {}):
       mqttPublicUrl: () => mqttPublicUrl,
     })
 
-    orchestrator = await connectOrchestrator({
+    const client = await connectOrchestrator({
       url: mqttUrl,
       username: config.MQTT_SERVICE_USERNAME,
       password: servicePassword,
       onMessage: handleDeviceMessage,
       onError,
     })
-    const client = orchestrator
+    link.client = client
     closers.push(() => client.close())
     await attempts.recover()
 
-    app = await createHttpServer({
+    const http = await createHttpServer({
       workspaces,
       devices,
       attempts,
       metrics,
       ready: () => client.connected,
       gauges: () => ({ mqtt_connected_clients: broker?.connectedClients() ?? 0, attempts_pending_timers: attempts.pendingTimers() }),
-      logLevel: config.LOG_LEVEL,
+      logger: log,
       version: '0.1.0',
     })
-    const http = app
     await http.listen({ host: config.HOST, port: config.PORT })
     closers.push(() => http.close())
     // Runs first on close: waiting requests answer with the attempt as it stands; pending attempts stay committed
@@ -151,6 +154,7 @@ export async function startLatchkey(config: Config, options: StartOptions = {}):
       generatedAdminKey: admin.generated,
       metrics,
       http,
+      log,
       close,
     }
   } catch (error) {

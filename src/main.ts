@@ -14,7 +14,7 @@ async function main(): Promise<void> {
     throw error
   }
   const latchkey = await startLatchkey(config)
-  const log = latchkey.http.log
+  const log = latchkey.log
   log.info(`latchkey HTTP listening on ${latchkey.httpUrl}`)
   log.info(`latchkey MQTT broker for devices at ${latchkey.mqttUrl}`)
   if (latchkey.bootstrap) {

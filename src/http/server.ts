@@ -1,7 +1,8 @@
 import swagger from '@fastify/swagger'
-import Fastify, { LogController, type FastifyInstance } from 'fastify'
+import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from 'fastify'
 import { jsonSchemaTransform, serializerCompiler, validatorCompiler } from 'fastify-type-provider-zod'
 import { randomUUID } from 'node:crypto'
+import type { Logger } from 'pino'
 import type { Metrics } from '../app/metrics.js'
 import { LatchkeyError } from '../domain/errors.js'
 import { connectApi, type ConnectApiDeps } from './connect/plugin.js'
@@ -12,7 +13,7 @@ export interface HttpDeps extends ConnectApiDeps {
   /** True once the database, the broker and the orchestrator's MQTT connection are up. */
   ready: () => boolean
   gauges: () => Record<string, number>
-  logLevel: string
+  logger: Logger
   version: string
 }
 
@@ -22,7 +23,7 @@ export interface HttpDeps extends ConnectApiDeps {
  */
 export async function createHttpServer(deps: HttpDeps): Promise<FastifyInstance> {
   const app = Fastify({
-    logger: { level: deps.logLevel },
+    loggerInstance: deps.logger as FastifyBaseLogger,
     genReqId: () => randomUUID(),
     // Per-request access logs would dominate the hot path; failures are logged by the error handlers.
     logController: new LogController({ disableRequestLogging: true }),
@@ -43,6 +44,9 @@ export async function createHttpServer(deps: HttpDeps): Promise<FastifyInstance>
   })
   app.addHook('onRequest', async (request, reply) => {
     reply.header('seam-request-id', request.id)
+  })
+  app.addHook('onResponse', async (request, reply) => {
+    deps.metrics.inc('http_requests_total', { route: request.routeOptions.url ?? 'unmatched', status: String(reply.statusCode) })
   })
   app.addHook('preValidation', async (request) => {
     if (request.body === undefined || request.body === null) request.body = {}

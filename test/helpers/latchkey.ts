@@ -5,6 +5,10 @@ import { loadConfig, type Config } from '../../src/config.js'
 import type { Clock } from '../../src/domain/clock.js'
 import { startLatchkey, type Latchkey } from '../../src/latchkey.js'
 
+/** Test responses are read field by field; asserting on them is the test's job. */
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+export type ApiResponse = { status: number; body: any; headers: Headers }
+
 export const ADMIN_KEY = 'seam_admin_test_key_0123456789abcdef'
 
 export interface TestLatchkey {
@@ -14,7 +18,7 @@ export interface TestLatchkey {
   apiKey: string
   workspaceId: string
   /** POSTs JSON to the Connect API with the workspace key (or another key) and returns status + body. */
-  call: (path: string, body?: unknown, key?: string | null, headers?: Record<string, string>) => Promise<{ status: number; body: any; headers: Headers }>
+  call: (path: string, body?: unknown, key?: string | null, headers?: Record<string, string>) => Promise<ApiResponse>
   close: () => Promise<void>
 }
 
@@ -41,7 +45,7 @@ export async function request(
   body: unknown,
   key: string | null,
   headers: Record<string, string> = {},
-): Promise<{ status: number; body: any; headers: Headers }> {
+): Promise<ApiResponse> {
   const res = await fetch(`${baseUrl}${path}`, {
     method: 'POST',
     headers: { 'content-type': 'application/json', ...(key ? { authorization: `Bearer ${key}` } : {}), ...headers },

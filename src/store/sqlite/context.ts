@@ -1,3 +1,4 @@
+import type { LatchkeyEvent } from '../../domain/events.js'
 import type { Db, WriteQueue } from './database.js'
 
 /** What every repository of the SQLite store shares. */
@@ -8,7 +9,7 @@ export interface StoreContext {
   /** Current time as ISO 8601; events get their `created_at` from it. */
   now: () => string
   /** Called after commit with the events a transaction recorded. */
-  onEvents: (events: import('../../domain/events.js').LatchkeyEvent[]) => void
+  onEvents: (events: LatchkeyEvent[]) => void
 }
 
 export function bool(value: unknown): boolean | null {

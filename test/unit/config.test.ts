@@ -1,0 +1,62 @@
+import { readFileSync } from 'node:fs'
+import { describe, expect, it } from 'vitest'
+import { ConfigError, describeConfig, loadConfig } from '../../src/config.js'
+
+function problemsOf(env: Record<string, string>): string[] {
+  try {
+    loadConfig(env)
+  } catch (error) {
+    if (error instanceof ConfigError) return error.problems
+    throw error
+  }
+  return []
+}
+
+describe('configuration', () => {
+  it('applies the documented defaults to an empty environment', () => {
+    // Scenario: no variables at all → embedded defaults of SPEC §1.
+    const config = loadConfig({})
+    expect(config).toMatchObject({ PORT: 3000, MQTT_PORT: 1883, DATA_DIR: './data', EMBEDDED_BROKER: true, ACTION_TIMEOUT_MS: 8000, LOCK_RESPONSE_WAIT_MS: 500 })
+    expect(config.WEBHOOK_RETRY_SCHEDULE).toEqual([5, 300, 1800, 7200, 18000, 36000, 36000])
+  })
+
+  it('names every invalid variable in one error', () => {
+    // Scenario: several bad values at once → each is named with its problem.
+    const bad = {
+      PORT: 'abc',
+      MQTT_PORT: '70000',
+      EMBEDDED_BROKER: 'maybe',
+      ACTION_TIMEOUT_MS: '-5',
+      LOCK_RESPONSE_WAIT_MS: 'soon',
+      WEBHOOK_RETRY_SCHEDULE: '5,x',
+      WEBHOOK_ALLOWED_CIDRS: 'localhost',
+      LOG_LEVEL: 'loud',
+      ADMIN_API_KEY: 'short',
+      MQTT_URL: 'not a url',
+    }
+    const problems = problemsOf(bad)
+    for (const name of Object.keys(bad)) expect(problems.some((p) => p.startsWith(`${name}:`)), name).toBe(true)
+    expect(problems).toHaveLength(Object.keys(bad).length)
+  })
+
+  it('requires the broker URL and service password when the embedded broker is off', () => {
+    // Scenario: EMBEDDED_BROKER=false without MQTT_URL → refused with both names.
+    expect(problemsOf({ EMBEDDED_BROKER: 'false' }).join(' ')).toMatch(/MQTT_URL.*MQTT_SERVICE_PASSWORD/)
+  })
+
+  it('treats empty variables as unset', () => {
+    // Scenario: PORT= (empty) → the default, not an error.
+    expect(loadConfig({ PORT: '' }).PORT).toBe(3000)
+  })
+
+  it('is documented row for row in docs/configuration.md', () => {
+    // Scenario: the docs table and the schema list the same variables, defaults and descriptions.
+    const doc = readFileSync(new URL('../../docs/configuration.md', import.meta.url), 'utf8')
+    const rows = doc
+      .split('\n')
+      .filter((line) => /^\| `[A-Z_]+` \|/.test(line))
+      .map((line) => line)
+    const expected = describeConfig().map((v) => `| \`${v.name}\` | \`${v.default}\` | ${v.description} |`)
+    expect(rows).toEqual(expected)
+  })
+})

@@ -202,7 +202,9 @@ export function createAttemptService(deps: AttemptServiceDeps) {
       redeliver.delete(deviceId)
       for (const id of ids) {
         const attempt = await store.attempts.getById(id)
-        if (attempt?.status === 'pending') await dispatch(attempt, true)
+        // Not awaited: this runs inside the handling of the device's status message, and mqtt.js reads the
+        // command's PUBACK only after that handling returns.
+        if (attempt?.status === 'pending') void dispatch(attempt, true)
       }
     },
 

@@ -171,7 +171,8 @@ export function createAttemptService(deps: AttemptServiceDeps) {
         deps.metrics.inc('mqtt_messages_dropped_total', { reason: 'unknown_command' })
         return
       }
-      if (!transition.changed) deps.metrics.inc('acks_ignored_total', { kind: transition.history?.kind ?? 'none' })
+      const late = transition.history.some((entry) => entry.kind === 'late_ack')
+      if (!transition.changed || late) deps.metrics.inc('acks_ignored_total', { kind: transition.history[0]?.kind ?? 'none' })
       settled(transition)
     },
 

@@ -58,13 +58,13 @@ export interface HistoryEntry {
   detail?: Record<string, unknown>
 }
 
-/** The result of applying something to an attempt. `changed` false means: record the history entry, touch nothing else. */
+/** The result of applying something to an attempt. `changed` false means: record the history entries, touch nothing else. */
 export interface Transition {
   attempt: AttemptRecord
   changed: boolean
   settled: boolean
-  /** Null when nothing happened worth recording (e.g. a timer that fired for an attempt already settled). */
-  history: HistoryEntry | null
+  /** Empty when nothing happened worth recording (e.g. a timer that fired for an attempt already settled). */
+  history: HistoryEntry[]
   events: EventDraft[]
   /** The device's `locked` property after a confirmed action (SPEC §4: success updates it). */
   locked?: boolean
@@ -91,7 +91,7 @@ export function deviceError(reported: Ack['error']): AttemptError {
   if (!reported) return { type: 'device_error', message: ERROR_MESSAGES.device_error }
   const message = reported.message || ERROR_MESSAGES.device_error
   if (DEVICE_ERRORS.has(reported.type)) return { type: reported.type as DeviceErrorType, message }
-  return { type: 'device_error', message: `${reported.type}: ${message}` }
+  return { type: 'device_error', message }
 }
 
 export function attemptError(type: AttemptErrorType, message = ERROR_MESSAGES[type]): AttemptError {
@@ -131,18 +131,18 @@ export function createAttempt(input: NewAttempt, deviceOnline: boolean): { attem
   const created: HistoryEntry = { kind: 'created', at: input.now }
   if (deviceOnline) return { attempt: pending, history: [created], events: [] }
   const settled = settle(pending, attemptError('device_offline'), input.now)
-  return { attempt: settled.attempt, history: [created, settled.history], events: settled.events }
+  return { attempt: settled.attempt, history: [created, ...settled.history], events: settled.events }
 }
 
-function unchanged(attempt: AttemptRecord, history: HistoryEntry | null): Transition {
-  return { attempt, changed: false, settled: false, history, events: [] }
+function unchanged(attempt: AttemptRecord, entry?: HistoryEntry): Transition {
+  return { attempt, changed: false, settled: false, history: entry ? [entry] : [], events: [] }
 }
 
 /** The broker acknowledged the command (PUBACK): record `sent_at` once. */
 export function markSent(attempt: AttemptRecord, at: string, republished = false): Transition {
   const history: HistoryEntry = { kind: republished ? 'republished' : 'sent', at }
   if (attempt.status !== 'pending' || (attempt.sent_at !== null && !republished)) return unchanged(attempt, history)
-  return { attempt: { ...attempt, sent_at: attempt.sent_at ?? at, updated_at: at }, changed: true, settled: false, history, events: [] }
+  return { attempt: { ...attempt, sent_at: attempt.sent_at ?? at, updated_at: at }, changed: true, settled: false, history: [history], events: [] }
 }
 
 /**
@@ -157,7 +157,8 @@ export function applyAck(attempt: AttemptRecord, ack: Ack, at: string): Transiti
   }
   if (at > attempt.deadline_at) {
     const expired = settle(attempt, attemptError('action_attempt_expired'), at)
-    return { ...expired, history: { kind: 'late_ack', at, detail } }
+    // The ack came too late to count: the attempt expires, and the ack is on record as late.
+    return { ...expired, history: [{ kind: 'late_ack', at, detail }, ...expired.history] }
   }
   switch (ack.status) {
     case 'accepted':
@@ -166,7 +167,7 @@ export function applyAck(attempt: AttemptRecord, ack: Ack, at: string): Transiti
         attempt: { ...attempt, accepted_at: at, sent_at: attempt.sent_at ?? at, updated_at: at },
         changed: true,
         settled: false,
-        history: { kind: 'accepted', at },
+        history: [{ kind: 'accepted', at }],
         events: [],
       }
     case 'success':
@@ -180,17 +181,17 @@ export function applyAck(attempt: AttemptRecord, ack: Ack, at: string): Transiti
 
 /** The deadline passed: a still-pending attempt settles as `action_attempt_expired`. */
 export function expire(attempt: AttemptRecord, at: string): Transition {
-  if (attempt.status !== 'pending' || at < attempt.deadline_at) return unchanged(attempt, null)
+  if (attempt.status !== 'pending' || at < attempt.deadline_at) return unchanged(attempt)
   return settle(attempt, attemptError('action_attempt_expired'), at)
 }
 
 /** The device was deleted while the attempt was pending. */
 export function removeDevice(attempt: AttemptRecord, at: string): Transition {
-  if (attempt.status !== 'pending') return unchanged(attempt, null)
+  if (attempt.status !== 'pending') return unchanged(attempt)
   return settle(attempt, attemptError('device_removed'), at)
 }
 
-function settle(attempt: AttemptRecord, error: AttemptError | null, at: string): Transition & { history: HistoryEntry } {
+function settle(attempt: AttemptRecord, error: AttemptError | null, at: string): Transition {
   const success = error === null
   const settled: AttemptRecord = {
     ...attempt,
@@ -217,7 +218,7 @@ function settle(attempt: AttemptRecord, error: AttemptError | null, at: string):
     attempt: settled,
     changed: true,
     settled: true,
-    history: { kind: success ? 'succeeded' : 'failed', at, ...(error ? { detail: { error } } : {}) },
+    history: [{ kind: success ? 'succeeded' : 'failed', at, ...(error ? { detail: { error } } : {}) }],
     events,
     ...(success ? { locked } : {}),
   }

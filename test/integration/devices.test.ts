@@ -1,6 +1,6 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
 import { deviceTopic } from '../../devices/index.js'
-import { VirtualLock } from '../../simulator/index.js'
+import type { VirtualLock } from '../../simulator/index.js'
 import { createDevice, onlineLock, waitForProps } from '../helpers/devices.js'
 import { startTestLatchkey, type TestLatchkey } from '../helpers/latchkey.js'
 import { connectRaw, end, publish } from '../helpers/mqtt.js'

@@ -43,22 +43,22 @@ describe('attempt state machine', () => {
     apply: (a: AttemptRecord) => ReturnType<typeof applyAck>
     status: AttemptRecord['status']
     changed: boolean
-    history: string | null
+    history: string[]
     error?: string
     events?: string[]
   }
   const rows: Row[] = [
-    { name: 'sent once', from: pending, apply: (a) => markSent(a, at(1)), status: 'pending', changed: true, history: 'sent' },
-    { name: 'sent twice is a no-op', from: () => pending({ sent_at: at(1) }), apply: (a) => markSent(a, at(2)), status: 'pending', changed: false, history: 'sent' },
-    { name: 'accepted keeps it pending', from: pending, apply: (a) => applyAck(a, accepted, at(5)), status: 'pending', changed: true, history: 'accepted' },
-    { name: 'a second accepted is a duplicate', from: () => pending({ accepted_at: at(4) }), apply: (a) => applyAck(a, accepted, at(5)), status: 'pending', changed: false, history: 'duplicate_ack' },
+    { name: 'sent once', from: pending, apply: (a) => markSent(a, at(1)), status: 'pending', changed: true, history: ['sent'] },
+    { name: 'sent twice is a no-op', from: () => pending({ sent_at: at(1) }), apply: (a) => markSent(a, at(2)), status: 'pending', changed: false, history: ['sent'] },
+    { name: 'accepted keeps it pending', from: pending, apply: (a) => applyAck(a, accepted, at(5)), status: 'pending', changed: true, history: ['accepted'] },
+    { name: 'a second accepted is a duplicate', from: () => pending({ accepted_at: at(4) }), apply: (a) => applyAck(a, accepted, at(5)), status: 'pending', changed: false, history: ['duplicate_ack'] },
     {
       name: 'success settles with a confirmed result and lock events',
       from: pending,
       apply: (a) => applyAck(a, success, at(5)),
       status: 'success',
       changed: true,
-      history: 'succeeded',
+      history: ['succeeded'],
       events: ['action_attempt.lock_door.succeeded', 'lock.locked'],
     },
     {
@@ -67,7 +67,7 @@ describe('attempt state machine', () => {
       apply: (a) => applyAck(a, jammed, at(5)),
       status: 'error',
       changed: true,
-      history: 'failed',
+      history: ['failed'],
       error: 'lock_jammed',
       events: ['action_attempt.lock_door.failed'],
     },
@@ -77,18 +77,18 @@ describe('attempt state machine', () => {
       apply: (a) => applyAck(a, { command_id: ID, status: 'error', error: { type: 'solar_flare', message: 'odd' } }, at(5)),
       status: 'error',
       changed: true,
-      history: 'failed',
+      history: ['failed'],
       error: 'device_error',
     },
-    { name: 'a second settling ack is refused', from: () => settled('success'), apply: (a) => applyAck(a, jammed, at(200)), status: 'success', changed: false, history: 'duplicate_ack' },
-    { name: 'an error after success changes nothing', from: () => settled('error'), apply: (a) => applyAck(a, success, at(200)), status: 'error', changed: false, history: 'duplicate_ack', error: 'lock_jammed' },
+    { name: 'a second settling ack is refused', from: () => settled('success'), apply: (a) => applyAck(a, jammed, at(200)), status: 'success', changed: false, history: ['duplicate_ack'] },
+    { name: 'an error after success changes nothing', from: () => settled('error'), apply: (a) => applyAck(a, success, at(200)), status: 'error', changed: false, history: ['duplicate_ack'], error: 'lock_jammed' },
     {
       name: 'an ack after the deadline settles as expired',
       from: pending,
       apply: (a) => applyAck(a, success, at(8001)),
       status: 'error',
       changed: true,
-      history: 'late_ack',
+      history: ['late_ack', 'failed'],
       error: 'action_attempt_expired',
     },
     {
@@ -97,14 +97,14 @@ describe('attempt state machine', () => {
       apply: (a) => applyAck(a, success, at(9000)),
       status: 'error',
       changed: false,
-      history: 'late_ack',
+      history: ['late_ack'],
       error: 'action_attempt_expired',
     },
-    { name: 'the deadline expires a pending attempt', from: pending, apply: (a) => expire(a, at(8000)), status: 'error', changed: true, history: 'failed', error: 'action_attempt_expired' },
-    { name: 'the deadline is not due yet', from: pending, apply: (a) => expire(a, at(7999)), status: 'pending', changed: false, history: null },
-    { name: 'the deadline after success does nothing', from: () => settled('success'), apply: (a) => expire(a, at(9000)), status: 'success', changed: false, history: null },
-    { name: 'deleting the device settles as device_removed', from: pending, apply: (a) => removeDevice(a, at(10)), status: 'error', changed: true, history: 'failed', error: 'device_removed' },
-    { name: 'deleting the device after settlement does nothing', from: () => settled('success'), apply: (a) => removeDevice(a, at(10)), status: 'success', changed: false, history: null },
+    { name: 'the deadline expires a pending attempt', from: pending, apply: (a) => expire(a, at(8000)), status: 'error', changed: true, history: ['failed'], error: 'action_attempt_expired' },
+    { name: 'the deadline is not due yet', from: pending, apply: (a) => expire(a, at(7999)), status: 'pending', changed: false, history: [] },
+    { name: 'the deadline after success does nothing', from: () => settled('success'), apply: (a) => expire(a, at(9000)), status: 'success', changed: false, history: [] },
+    { name: 'deleting the device settles as device_removed', from: pending, apply: (a) => removeDevice(a, at(10)), status: 'error', changed: true, history: ['failed'], error: 'device_removed' },
+    { name: 'deleting the device after settlement does nothing', from: () => settled('success'), apply: (a) => removeDevice(a, at(10)), status: 'success', changed: false, history: [] },
   ]
 
   it.each(rows)('$name', (row) => {
@@ -112,7 +112,7 @@ describe('attempt state machine', () => {
     const t = row.apply(before)
     expect(t.attempt.status).toBe(row.status)
     expect(t.changed).toBe(row.changed)
-    expect(t.history?.kind ?? null).toBe(row.history)
+    expect(t.history.map((h) => h.kind)).toEqual(row.history)
     expect(t.attempt.error?.type).toBe(row.error)
     if (!row.changed) expect(t.attempt).toEqual(before)
     if (row.events) expect(t.events.map((e) => e.event_type)).toEqual(row.events)
@@ -126,7 +126,7 @@ describe('attempt state machine', () => {
     for (const type of ['lock_jammed', 'door_open', 'low_battery', 'command_expired', 'unsupported_action', 'device_busy']) {
       expect(deviceError({ type, message: 'm' })).toEqual({ type, message: 'm' })
     }
-    expect(deviceError({ type: 'weird', message: 'kept' })).toEqual({ type: 'device_error', message: 'weird: kept' })
+    expect(deviceError({ type: 'weird', message: 'kept' })).toEqual({ type: 'device_error', message: 'kept' })
   })
 
   it('marks the locked property only on a confirmed action', () => {

@@ -163,7 +163,7 @@ export class SqliteAttempts implements AttemptStore {
   /** Writes a transition's effects; must run inside a write transaction. */
   applyInTransaction(transition: Transition): LatchkeyEvent[] {
     const id = transition.attempt.action_attempt_id
-    if (transition.history) this.insertHistory(id, transition.history)
+    for (const entry of transition.history) this.insertHistory(id, entry)
     if (!transition.changed) return []
     this.stmts.update.run(toParams(transition.attempt))
     if (transition.locked !== undefined) this.stmts.setLocked.run(transition.locked ? 1 : 0, transition.attempt.device_id)

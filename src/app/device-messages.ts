@@ -15,6 +15,9 @@ import type { AttemptService } from './attempts.js'
 import type { Metrics } from './metrics.js'
 import type { Store } from './store.js'
 
+/** Device messages hold the orchestrator's MQTT stream until they commit (see WriteOptions.urgent). */
+const URGENT = { urgent: true } as const
+
 export interface DeviceMessageDeps {
   store: Store
   attempts: AttemptService
@@ -34,17 +37,18 @@ export function createDeviceMessageHandler(deps: DeviceMessageDeps) {
   async function handleAck(deviceId: string, payload: Buffer): Promise<void> {
     const ack = parseJsonPayload(AckSchema, payload)
     if (!ack) return drop('malformed_ack')
-    if (ack.state) {
-      const state = ack.state
-      await store.devices.change(deviceId, (device) => applyState(device, state, now()))
-    }
-    await deps.attempts.handleAck(deviceId, ack)
+    const state = ack.state
+    // Queued together, so both land in one transaction.
+    await Promise.all([
+      state ? store.devices.change(deviceId, (device) => applyState(device, state, now()), URGENT) : undefined,
+      deps.attempts.handleAck(deviceId, ack),
+    ])
   }
 
   async function handleState(deviceId: string, payload: Buffer): Promise<void> {
     const state = parseJsonPayload(DeviceStateSchema, payload)
     if (!state) return drop('malformed_state')
-    const device = await store.devices.change(deviceId, (current) => applyState(current, state, now()))
+    const device = await store.devices.change(deviceId, (current) => applyState(current, state, now()), URGENT)
     if (!device) drop('unknown_device')
   }
 
@@ -52,7 +56,7 @@ export function createDeviceMessageHandler(deps: DeviceMessageDeps) {
     const status = parseStatus(payload)
     if (!status) return drop('malformed_status')
     const online = status === 'online'
-    const device = await store.devices.change(deviceId, (current) => applyStatus(current, online, now()))
+    const device = await store.devices.change(deviceId, (current) => applyStatus(current, online, now()), URGENT)
     if (!device) return drop('unknown_device')
     if (online) await deps.attempts.deviceOnline(deviceId)
   }
@@ -61,7 +65,7 @@ export function createDeviceMessageHandler(deps: DeviceMessageDeps) {
     const event = parseJsonPayload(DeviceEventSchema, payload)
     if (!event) return drop('malformed_event')
     const dedupeKey = event.event_id === undefined ? undefined : `${deviceId}/${event.event_id}`
-    const device = await store.devices.change(deviceId, (current) => applyDeviceEvent(current, event, now()), dedupeKey)
+    const device = await store.devices.change(deviceId, (current) => applyDeviceEvent(current, event, now()), { ...URGENT, dedupeKey })
     if (!device) drop('unknown_device')
   }
 

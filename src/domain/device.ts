@@ -28,6 +28,18 @@ export interface DeviceRecord {
 
 export const LOW_BATTERY_THRESHOLD = 0.2
 
+/** `last_seen_at` alone is rewritten at most this often, so a chatty device does not cost a write per message. */
+export const LAST_SEEN_RESOLUTION_MS = 1000
+
+/** Whether new properties differ enough from the stored ones to be written. */
+export function changesSomething(before: DeviceProps, after: DeviceProps): boolean {
+  for (const key of Object.keys(after) as Array<keyof DeviceProps>) {
+    if (key !== 'last_seen_at' && before[key] !== after[key]) return true
+  }
+  if (after.last_seen_at === null || before.last_seen_at === null) return after.last_seen_at !== before.last_seen_at
+  return Date.parse(after.last_seen_at) - Date.parse(before.last_seen_at) >= LAST_SEEN_RESOLUTION_MS
+}
+
 export function initialProps(): DeviceProps {
   return { online: false, locked: null, door_open: null, jammed: null, battery_level: null, firmware_version: null, last_seen_at: null }
 }

@@ -45,7 +45,7 @@ function coerceQuery(schema: z.ZodObject, query: Record<string, unknown>): Recor
     const field = schema.shape[key] as z.ZodType | undefined
     const type = field ? baseType(field) : 'unknown'
     const first = Array.isArray(value) ? value[0] : value
-    if (type === 'array') out[key] = (Array.isArray(value) ? value : String(value).split(',')).filter((v) => v !== '')
+    if (type === 'array' || type === 'tuple') out[key] = (Array.isArray(value) ? value : String(value).split(',')).filter((v) => v !== '')
     else if (type === 'number') out[key] = Number(first)
     else if (type === 'boolean') out[key] = first === 'true' ? true : first === 'false' ? false : first
     else if (type === 'object' && typeof first === 'string') out[key] = safeJson(first)

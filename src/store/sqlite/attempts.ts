@@ -1,4 +1,4 @@
-import type { AttemptListQuery, AttemptStore, Page } from '../../app/store.js'
+import type { AttemptListQuery, AttemptStore, Page, WriteOptions } from '../../app/store.js'
 import type { AttemptRecord, HistoryEntry, Transition } from '../../domain/attempt.js'
 import type { EventDraft, LatchkeyEvent } from '../../domain/events.js'
 import type { StoreContext } from './context.js'
@@ -139,13 +139,14 @@ export class SqliteAttempts implements AttemptStore {
     await this.ctx.writes.run(() => this.stmts.releaseKey.run(workspaceId, key))
   }
 
-  async transition(attemptId: string, decide: (attempt: AttemptRecord) => Transition, deviceId?: string): Promise<Transition | undefined> {
+  async transition(attemptId: string, decide: (attempt: AttemptRecord) => Transition, options: WriteOptions & { deviceId?: string } = {}): Promise<Transition | undefined> {
+    const { deviceId } = options
     const outcome = await this.ctx.writes.run(() => {
       const row = this.stmts.byId.get(attemptId)
       if (!row || (deviceId !== undefined && row.device_id !== deviceId)) return undefined
       const transition = decide(fromRow(row))
       return { transition, events: this.applyInTransaction(transition) }
-    })
+    }, options.urgent)
     if (!outcome) return undefined
     this.ctx.onEvents(outcome.events)
     return outcome.transition

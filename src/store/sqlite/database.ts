@@ -53,24 +53,30 @@ interface Job {
 export class WriteQueue {
   private jobs: Job[] = []
   private scheduled = false
+  private urgentScheduled = false
   private closed = false
 
   constructor(private readonly db: Db) {}
 
-  run<T>(fn: () => T): Promise<T> {
+  /** Queues a write; `urgent` commits it (with everything queued so far) when the current task ends. */
+  run<T>(fn: () => T, urgent = false): Promise<T> {
     if (this.closed) return Promise.reject(new Error('store is closed'))
     return new Promise<T>((resolve, reject) => {
       this.jobs.push({ fn, resolve: resolve as (value: unknown) => void, reject })
-      if (!this.scheduled) {
+      if (urgent && !this.urgentScheduled) {
+        this.urgentScheduled = true
+        queueMicrotask(() => this.flush())
+      } else if (!this.scheduled) {
         this.scheduled = true
         setImmediate(() => this.flush())
       }
     })
   }
 
-  /** Runs whatever is queued now; used by the timer and by close(). */
+  /** Runs whatever is queued now; used by the timers and by close(). */
   flush(): void {
     this.scheduled = false
+    this.urgentScheduled = false
     const jobs = this.jobs
     if (jobs.length === 0) return
     this.jobs = []

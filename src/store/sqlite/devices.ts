@@ -1,6 +1,6 @@
-import type { DeviceListQuery, DeviceStore, DeviceUpdate, NewDevice, Page } from '../../app/store.js'
+import type { DeviceListQuery, DeviceStore, DeviceUpdate, NewDevice, Page, WriteOptions } from '../../app/store.js'
 import type { AttemptRecord, Transition } from '../../domain/attempt.js'
-import type { CustomMetadata, DeviceChange, DeviceProps, DeviceRecord } from '../../domain/device.js'
+import { changesSomething, type CustomMetadata, type DeviceChange, type DeviceProps, type DeviceRecord } from '../../domain/device.js'
 import type { EventDraft, LatchkeyEvent } from '../../domain/events.js'
 import type { SqliteAttempts } from './attempts.js'
 import { bool, placeholders, toInt, type StoreContext } from './context.js'
@@ -175,7 +175,12 @@ export class SqliteDevices implements DeviceStore {
     return result.changes > 0
   }
 
-  async change(deviceId: string, decide: (device: DeviceRecord) => DeviceChange, dedupeKey?: string): Promise<DeviceRecord | undefined> {
+  async change(
+    deviceId: string,
+    decide: (device: DeviceRecord) => DeviceChange,
+    options: WriteOptions & { dedupeKey?: string } = {},
+  ): Promise<DeviceRecord | undefined> {
+    const { dedupeKey } = options
     const outcome = await this.ctx.writes.run(() => {
       const row = this.stmts.byId.get(deviceId)
       if (!row) return undefined
@@ -184,9 +189,9 @@ export class SqliteDevices implements DeviceStore {
       if (dedupeKey !== undefined && this.stmts.seen.get(`${dedupeKey}#0`)) return { device, recorded: [] }
       const { patch, events } = decide(device)
       const props = { ...device.props, ...patch }
-      this.stmts.setProps.run(...propsParams(deviceId, props))
+      if (changesSomething(device.props, props)) this.stmts.setProps.run(...propsParams(deviceId, props))
       return { device: { ...device, props }, recorded: this.events.record(events, dedupeKey) }
-    })
+    }, options.urgent)
     if (!outcome) return undefined
     this.ctx.onEvents(outcome.recorded)
     return outcome.device

@@ -41,7 +41,11 @@ export const ConfigSchema = z.object({
   MQTT_SERVICE_USERNAME: z.string().min(1).default('latchkey-orchestrator').describe("Username of the orchestrator's own MQTT client."),
   MQTT_SERVICE_PASSWORD: optionalSecret.describe('Password of the orchestrator\'s MQTT client. Generated per process when unset (embedded broker only).'),
   DATA_DIR: z.string().min(1).default('./data').describe('Directory of the SQLite database and bootstrap.json.'),
-  ADMIN_API_KEY: z.string().min(24).optional().describe('Admin API key. When unset, one is generated at first start, stored hashed and printed once.'),
+  ADMIN_API_KEY: z
+    .string()
+    .min(24)
+    .regex(/^seam_/, 'must start with seam_ (the Seam SDK refuses other keys)')
+    .optional().describe('Admin API key. When unset, one is generated at first start, stored hashed and printed once.'),
   JWT_SECRET: z.string().min(32).optional().describe('HS256 secret for tenant tokens. Generated and persisted at first start when unset.'),
   ACTION_TIMEOUT_MS: positiveMs.default(8000).describe('Deadline of an action attempt, from its creation.'),
   LOCK_RESPONSE_WAIT_MS: z.coerce.number().int().min(0).max(60_000).default(500).describe('How long a lock/unlock request without `sync` waits for the attempt to settle.'),

@@ -20,8 +20,13 @@ export class Metrics {
 
   toPrometheus(gauges: Record<string, number> = {}): string {
     const lines: string[] = []
-    for (const [key, value] of [...this.counters].sort()) lines.push(`latchkey_${key} ${value}`)
-    for (const [name, value] of Object.entries(gauges)) lines.push(`latchkey_${name} ${value}`)
+    let family = ''
+    for (const [key, value] of [...this.counters].sort()) {
+      const name = key.split('{')[0] as string
+      if (name !== family) lines.push(`# TYPE latchkey_${(family = name)} counter`)
+      lines.push(`latchkey_${key} ${value}`)
+    }
+    for (const [name, value] of Object.entries(gauges)) lines.push(`# TYPE latchkey_${name} gauge`, `latchkey_${name} ${value}`)
     return `${lines.join('\n')}\n`
   }
 }

@@ -1,5 +1,5 @@
 import Database from 'better-sqlite3'
-import { mkdirSync } from 'node:fs'
+import { chmodSync, mkdirSync } from 'node:fs'
 import { dirname } from 'node:path'
 import { MIGRATIONS } from './migrations.js'
 
@@ -13,6 +13,8 @@ export type Db = Database.Database
 export function openDatabase(filename: string, migrations: readonly string[] = MIGRATIONS): Db {
   if (filename !== ':memory:') mkdirSync(dirname(filename), { recursive: true })
   const db = new Database(filename)
+  // Webhook secrets must be readable to sign with: the file is the owner's alone.
+  if (filename !== ':memory:') chmodSync(filename, 0o600)
   db.pragma('journal_mode = WAL')
   db.pragma('synchronous = NORMAL')
   db.pragma('foreign_keys = ON')

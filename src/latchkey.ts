@@ -1,27 +1,41 @@
 import type { FastifyInstance } from 'fastify'
-import { randomUUID } from 'node:crypto'
 import { mkdirSync } from 'node:fs'
 import type { AddressInfo } from 'node:net'
 import { pino, type Logger } from 'pino'
 import { createBroker, type Broker } from '../broker/index.js'
 import { createAttemptService } from './app/attempts.js'
-import { bootstrap, resolveAdminKey, type BootstrapCredentials } from './app/bootstrap.js'
+import { bootstrap, resolveAdminKey, resolveJwtSecret, type BootstrapCredentials } from './app/bootstrap.js'
 import { createBus } from './app/bus.js'
+import { newId } from './app/ids.js'
 import { newServiceSecret, sameDigest, sha256 } from './app/credentials.js'
 import { createDeviceMessageHandler } from './app/device-messages.js'
 import { createDeviceService } from './app/devices.js'
+import { createDeliveryLog } from './app/delivery-log.js'
+import { createDeliveryStatus } from './app/delivery-status.js'
+import { createEventService } from './app/events.js'
 import { Metrics } from './app/metrics.js'
+import type { Store } from './app/store.js'
 import { systemClock } from './app/system-clock.js'
+import { createTenantTokens } from './app/tenant-tokens.js'
+import { createWebhookService } from './app/webhooks.js'
 import { createWorkspaceService } from './app/workspaces.js'
 import type { Config } from './config.js'
 import { iso, type Clock } from './domain/clock.js'
 import { createHttpServer } from './http/server.js'
 import { connectOrchestrator, type OrchestratorClient } from './mqtt/orchestrator-client.js'
+import { SqliteDeliveryLog } from './store/sqlite/delivery-log.js'
 import { createSqliteStore, databasePath } from './store/sqlite/index.js'
+import { createDispatcher } from './webhooks/dispatcher.js'
+import { createHttpSender } from './webhooks/http-sender.js'
+import { createUrlGuard, type Resolve } from './webhooks/ssrf.js'
 
 export interface StartOptions {
   clock?: Clock
   logger?: Logger
+  /** Jitter source of the webhook retry schedule (default Math.random). */
+  random?: () => number
+  /** DNS resolution seen by the webhook SSRF guard (default node:dns lookup), so tests can play a rebinding. */
+  resolve?: Resolve
 }
 
 export interface Latchkey {
@@ -34,6 +48,8 @@ export interface Latchkey {
   metrics: Metrics
   http: FastifyInstance
   log: Logger
+  /** Read access for tests and benchmarks (e.g. the recorded webhook attempts). */
+  store: Store
   close(): Promise<void>
 }
 
@@ -43,13 +59,13 @@ function hostForUrl(host: string): string {
 }
 
 /**
- * The composition root: config → store → broker → orchestrator → http, closed in reverse (STYLE.md).
+ * The composition root: config → store → broker → orchestrator → webhook dispatcher → http, closed in reverse
+ * (STYLE.md).
  * Used by `npm start` and, in-process, by the tests.
  */
 export async function startLatchkey(config: Config, options: StartOptions = {}): Promise<Latchkey> {
   const clock = options.clock ?? systemClock
   const log = options.logger ?? pino({ level: config.LOG_LEVEL })
-  const newId = () => randomUUID()
   const now = () => iso(clock.now())
   const metrics = new Metrics()
   const bus = createBus()
@@ -109,6 +125,20 @@ export async function startLatchkey(config: Config, options: StartOptions = {}):
       lockResponseWaitMs: config.LOCK_RESPONSE_WAIT_MS,
       onError,
     })
+    const guard = createUrlGuard({ allowedCidrs: config.WEBHOOK_ALLOWED_CIDRS, ...(options.resolve ? { resolve: options.resolve } : {}) })
+    const webhooks = createWebhookService({ store, bus, guard, clock, newId })
+    const events = createEventService({ store, clock })
+    const dispatcher = createDispatcher({
+      deliveries: store.deliveries,
+      bus,
+      clock,
+      sender: createHttpSender({ timeoutMs: config.WEBHOOK_TIMEOUT_MS, clock, guard }),
+      metrics,
+      policy: { scheduleSeconds: config.WEBHOOK_RETRY_SCHEDULE, disableAfter: config.WEBHOOK_DISABLE_AFTER, random: options.random ?? Math.random },
+      limits: { total: config.WEBHOOK_CONCURRENCY, perWebhook: config.WEBHOOK_CONCURRENCY_PER_WEBHOOK },
+      onError,
+      warn: (detail, message) => log.warn(detail, message),
+    })
     const handleDeviceMessage = createDeviceMessageHandler({ store, attempts, clock, metrics })
     const devices = createDeviceService({
       store,
@@ -129,14 +159,36 @@ export async function startLatchkey(config: Config, options: StartOptions = {}):
     link.client = client
     closers.push(() => client.close())
     await attempts.recover()
+    // Deliveries committed before a crash go out again; closes before the store, after HTTP stops.
+    await dispatcher.start()
+    closers.push(() => dispatcher.close())
+
+    // The delivery APIs (docs/deliveries.md): one read model for both dialects; manual retries go to the dispatcher.
+    const tokens = createTenantTokens({ secret: await resolveJwtSecret(store, config.JWT_SECRET), clock })
+    const deliveryReads = new SqliteDeliveryLog(store.db)
+    const deliveryLog = createDeliveryLog({ log: deliveryReads, store, manual: dispatcher, tokens, onError })
+    const deliveryStatus = createDeliveryStatus({ log: deliveryReads, store })
 
     const http = await createHttpServer({
       workspaces,
       devices,
       attempts,
+      events,
+      webhooks,
+      deliveryLog,
+      deliveryStatus,
+      tokens,
       metrics,
       ready: () => client.connected,
-      gauges: () => ({ mqtt_connected_clients: broker?.connectedClients() ?? 0, attempts_pending_timers: attempts.pendingTimers() }),
+      gauges: () => {
+        const { queued, inFlight } = dispatcher.stats()
+        return {
+          mqtt_connected_clients: broker?.connectedClients() ?? 0,
+          attempts_pending_timers: attempts.pendingTimers(),
+          webhook_deliveries_queued: queued,
+          webhook_deliveries_in_flight: inFlight,
+        }
+      },
       logger: log,
       version: '0.1.0',
     })
@@ -155,6 +207,7 @@ export async function startLatchkey(config: Config, options: StartOptions = {}):
       metrics,
       http,
       log,
+      store,
       close,
     }
   } catch (error) {

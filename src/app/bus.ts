@@ -6,6 +6,10 @@ import type { LatchkeyEvent } from '../domain/events.js'
 export interface BusEvents {
   attemptSettled: [attempt: AttemptRecord]
   eventsCommitted: [events: LatchkeyEvent[]]
+  /** A webhook was enabled again: its held deliveries are due now. */
+  deliveriesReleased: [webhookId: string]
+  /** A webhook was disabled by its owner: its pending deliveries are held. */
+  deliveriesHeld: [webhookId: string]
 }
 
 export type Bus = EventEmitter<BusEvents>

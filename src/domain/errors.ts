@@ -9,6 +9,8 @@ export const ERROR_CODES = [
   'webhook_not_found',
   'workspace_not_found',
   'api_key_not_found',
+  'delivery_not_found',
+  'retry_not_allowed',
   'idempotency_key_reused',
   'action_not_supported',
   'payload_too_large',

@@ -14,6 +14,8 @@ export const CONNECT_STATUS: Record<ErrorCode, number> = {
   webhook_not_found: 404,
   workspace_not_found: 404,
   api_key_not_found: 404,
+  delivery_not_found: 404,
+  retry_not_allowed: 409,
   idempotency_key_reused: 409,
   payload_too_large: 413,
   rate_limited: 429,

@@ -1,6 +1,8 @@
 import type { FastifyInstance } from 'fastify'
 import type { AttemptService } from '../../app/attempts.js'
 import type { DeviceService } from '../../app/devices.js'
+import type { EventService } from '../../app/events.js'
+import type { WebhookService } from '../../app/webhooks.js'
 import type { WorkspaceService } from '../../app/workspaces.js'
 import { LatchkeyError } from '../../domain/errors.js'
 import { bearerToken } from '../bearer.js'
@@ -8,12 +10,16 @@ import { sendConnectError } from './errors.js'
 import type { Access } from './route.js'
 import { registerAttemptRoutes } from './routes/attempts.js'
 import { registerDeviceRoutes } from './routes/devices.js'
+import { registerEventRoutes } from './routes/events.js'
+import { registerWebhookRoutes } from './routes/webhooks.js'
 import { registerWorkspaceRoutes } from './routes/workspaces.js'
 
 export interface ConnectApiDeps {
   workspaces: WorkspaceService
   devices: DeviceService
   attempts: AttemptService
+  events: EventService
+  webhooks: WebhookService
 }
 
 /** The Seam-dialect Connect API, mounted at `/` (SPEC §5). */
@@ -33,4 +39,6 @@ export async function connectApi(app: FastifyInstance, deps: ConnectApiDeps): Pr
   registerWorkspaceRoutes(app, deps.workspaces)
   registerDeviceRoutes(app, deps.devices)
   registerAttemptRoutes(app, deps.attempts)
+  registerEventRoutes(app, deps.events)
+  registerWebhookRoutes(app, deps.webhooks)
 }

@@ -2,6 +2,7 @@ import type { ActionAttempt, AttemptRecord } from '../../domain/attempt.js'
 import { toPublicAttempt } from '../../domain/attempt.js'
 import { batteryStatus, type DeviceRecord } from '../../domain/device.js'
 import type { Page } from '../../app/store.js'
+import type { Webhook } from '../../domain/webhook.js'
 
 /** The Seam-shaped device object of SPEC §5. */
 export function presentDevice(device: DeviceRecord) {
@@ -48,4 +49,20 @@ export function presentPagination(page: Page<unknown>, url: string) {
     nextUrl = u.toString()
   }
   return { has_next_page: next !== null, next_page_cursor: next, next_page_url: nextUrl }
+}
+
+/** Seam's webhook object plus its state: `enabled` and why it was disabled. The secret is the owner's to see. */
+export function presentWebhook(webhook: Webhook) {
+  return {
+    webhook_id: webhook.webhook_id,
+    workspace_id: webhook.workspace_id,
+    url: webhook.url,
+    event_types: webhook.event_types,
+    secret: webhook.secret,
+    enabled: webhook.enabled,
+    disabled_reason: webhook.disabled_reason,
+    disabled_at: webhook.disabled_at,
+    created_at: webhook.created_at,
+    updated_at: webhook.updated_at,
+  }
 }

@@ -3,6 +3,7 @@ import { finaliseEvent, type EventDraft, type LatchkeyEvent } from '../../domain
 import type { StoreContext } from './context.js'
 import { placeholders } from './context.js'
 import { decodeCursor, toPage } from './cursor.js'
+import type { SqliteDeliveries } from './deliveries.js'
 
 interface EventRow {
   seq: number
@@ -11,13 +12,16 @@ interface EventRow {
 
 /**
  * The event log, and the outbox writer every other repository calls inside its own transaction: an event is
- * committed with the change that caused it or not at all (SPEC §6).
+ * committed with the change that caused it or not at all (SPEC §6), and so is one delivery per webhook it goes to.
  */
 export class SqliteEvents implements EventStore {
   private readonly insert
   private readonly byId
 
-  constructor(private readonly ctx: StoreContext) {
+  constructor(
+    private readonly ctx: StoreContext,
+    private readonly deliveries: Pick<SqliteDeliveries, 'insertForEvent'>,
+  ) {
     this.insert = ctx.db.prepare(
       `INSERT INTO events (event_id, workspace_id, event_type, device_id, action_attempt_id, created_at, dedupe_key, body)
        VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
@@ -31,7 +35,8 @@ export class SqliteEvents implements EventStore {
     return drafts.map((draft, i) => {
       const event = finaliseEvent(draft, this.ctx.newId(), createdAt)
       const key = dedupeKey === undefined ? null : `${dedupeKey}#${i}`
-      this.insert.run(event.event_id, event.workspace_id, event.event_type, event.device_id ?? null, event.action_attempt_id ?? null, createdAt, key, JSON.stringify(event))
+      const info = this.insert.run(event.event_id, event.workspace_id, event.event_type, event.device_id ?? null, event.action_attempt_id ?? null, createdAt, key, JSON.stringify(event))
+      this.deliveries.insertForEvent(event, Number(info.lastInsertRowid))
       return event
     })
   }

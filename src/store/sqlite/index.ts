@@ -3,8 +3,10 @@ import type { Store } from '../../app/store.js'
 import type { LatchkeyEvent } from '../../domain/events.js'
 import { SqliteAttempts } from './attempts.js'
 import { openDatabase, WriteQueue, type Db } from './database.js'
+import { SqliteDeliveries } from './deliveries.js'
 import { SqliteDevices } from './devices.js'
 import { SqliteEvents } from './events.js'
+import { SqliteWebhooks } from './webhooks.js'
 import { SqliteSettings, SqliteWorkspaces } from './workspaces.js'
 
 export interface SqliteStoreDeps {
@@ -27,7 +29,9 @@ export function createSqliteStore(deps: SqliteStoreDeps): SqliteStore {
   const db = openDatabase(deps.filename)
   const writes = new WriteQueue(db)
   const ctx = { db, writes, newId: deps.newId, now: deps.now, onEvents: deps.onEvents ?? (() => {}) }
-  const events = new SqliteEvents(ctx)
+  const webhooks = new SqliteWebhooks(ctx)
+  const deliveries = new SqliteDeliveries(ctx, webhooks)
+  const events = new SqliteEvents(ctx, deliveries)
   const attempts = new SqliteAttempts(ctx, events)
   return {
     db,
@@ -36,6 +40,8 @@ export function createSqliteStore(deps: SqliteStoreDeps): SqliteStore {
     devices: new SqliteDevices(ctx, events, attempts),
     attempts,
     events,
+    webhooks,
+    deliveries,
     async close() {
       writes.close()
       db.close()

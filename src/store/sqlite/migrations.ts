@@ -84,4 +84,84 @@ export const MIGRATIONS: readonly string[] = [
   CREATE INDEX events_by_attempt ON events(action_attempt_id) WHERE action_attempt_id IS NOT NULL;
   CREATE UNIQUE INDEX events_by_dedupe_key ON events(dedupe_key) WHERE dedupe_key IS NOT NULL;
   `,
+  // 2: webhooks, their deliveries (one per event × webhook, written with the event: the outbox) and every attempt.
+  `
+  CREATE TABLE webhooks (
+    seq INTEGER PRIMARY KEY,
+    webhook_id TEXT NOT NULL UNIQUE,
+    workspace_id TEXT NOT NULL,
+    url TEXT NOT NULL,
+    event_types TEXT NOT NULL,
+    secret TEXT NOT NULL,
+    previous_secret TEXT,
+    previous_secret_expires_at TEXT,
+    enabled INTEGER NOT NULL DEFAULT 1,
+    disabled_reason TEXT,
+    disabled_at TEXT,
+    consecutive_failures INTEGER NOT NULL DEFAULT 0,
+    created_at TEXT NOT NULL,
+    updated_at TEXT NOT NULL,
+    deleted_at TEXT
+  );
+  CREATE INDEX webhooks_by_workspace ON webhooks(workspace_id, seq) WHERE deleted_at IS NULL;
+  CREATE TABLE deliveries (
+    seq INTEGER PRIMARY KEY,
+    event_seq INTEGER NOT NULL,
+    event_id TEXT NOT NULL,
+    webhook_id TEXT NOT NULL,
+    workspace_id TEXT NOT NULL,
+    event_type TEXT NOT NULL,
+    status TEXT NOT NULL CHECK (status IN ('pending', 'delivered', 'failed', 'cancelled')),
+    held INTEGER NOT NULL DEFAULT 0,
+    attempt_count INTEGER NOT NULL DEFAULT 0,
+    retries_scheduled INTEGER NOT NULL DEFAULT 0,
+    next_attempt_at TEXT,
+    last_attempt_at TEXT,
+    last_evidence_id TEXT,
+    created_at TEXT NOT NULL,
+    updated_at TEXT NOT NULL
+  );
+  -- Keys that grow with time keep these B-trees append-mostly: random keys halve insert throughput (docs/webhooks.md).
+  CREATE UNIQUE INDEX deliveries_by_event ON deliveries(event_seq, webhook_id);
+  -- Pending deliveries per webhook, in event order: recovery, hold, release and cancel read a range of it, and
+  -- holding or releasing flips a column without moving the row in or out of an index.
+  CREATE INDEX deliveries_pending ON deliveries(webhook_id, seq) WHERE status = 'pending';
+  CREATE TABLE delivery_attempts (
+    seq INTEGER PRIMARY KEY,
+    attempt_id TEXT NOT NULL UNIQUE,
+    delivery_seq INTEGER NOT NULL,
+    workspace_id TEXT NOT NULL,
+    event_id TEXT NOT NULL,
+    webhook_id TEXT NOT NULL,
+    event_type TEXT NOT NULL,
+    attempt_number INTEGER NOT NULL,
+    manual INTEGER NOT NULL DEFAULT 0,
+    status TEXT NOT NULL CHECK (status IN ('success', 'failed')),
+    attempted_at TEXT NOT NULL,
+    duration_ms INTEGER NOT NULL,
+    response_code INTEGER,
+    response_headers TEXT,
+    response_body TEXT,
+    error_message TEXT,
+    signature TEXT NOT NULL,
+    will_retry INTEGER NOT NULL,
+    evidence_id TEXT NOT NULL
+  );
+  CREATE INDEX delivery_attempts_by_delivery ON delivery_attempts(delivery_seq, attempt_number);
+  `,
+  // 3: the delivery-attempt APIs (docs/deliveries.md). Every list is ordered by (attempted_at, seq), and SQLite ends
+  // every index with the rowid (seq), so each index yields that order once its leading columns are fixed. Each index
+  // leads with what a listing pins (a destination, a tenant, or nothing), then event type, status and will_retry:
+  // a listing merges one range per combination of those values (the v1 dialect's delivered / retrying / failed are
+  // (status, will_retry) pairs), newest or oldest first, with no sort, no offset and no per-row check. An event
+  // filter goes through the event's own deliveries (deliveries_by_event, delivery_attempts_by_delivery).
+  `
+  CREATE INDEX delivery_attempts_by_topic ON delivery_attempts(event_type, status, will_retry, attempted_at);
+  CREATE INDEX delivery_attempts_by_tenant ON delivery_attempts(workspace_id, event_type, status, will_retry, attempted_at);
+  CREATE INDEX delivery_attempts_by_destination ON delivery_attempts(webhook_id, event_type, status, will_retry, attempted_at);
+  -- The v1 dialect's pending rows: the next automatic attempt of each delivery, by tenant and due time. Small: only
+  -- deliveries waiting for an attempt are in it.
+  CREATE INDEX deliveries_scheduled ON deliveries(workspace_id, next_attempt_at)
+    WHERE status = 'pending' AND held = 0 AND next_attempt_at IS NOT NULL;
+  `,
 ]

@@ -1,0 +1,50 @@
+import { EVENT_TYPES } from './events.js'
+
+/** Why a webhook stopped receiving: by its owner, by a 410 Gone, or after too many failures in a row (SPEC §7). */
+export type WebhookDisabledReason = 'manual' | 'gone' | 'consecutive_failures'
+
+export interface Webhook {
+  webhook_id: string
+  workspace_id: string
+  url: string
+  /** Event types it receives; `*` matches every type, `lock.*` every type under `lock.`. */
+  event_types: string[]
+  /** `whsec_` + base64 of 32 random bytes. */
+  secret: string
+  /** The secret before the last rotation; it keeps signing alongside until `previous_secret_expires_at`. */
+  previous_secret: string | null
+  previous_secret_expires_at: string | null
+  enabled: boolean
+  disabled_reason: WebhookDisabledReason | null
+  disabled_at: string | null
+  consecutive_failures: number
+  created_at: string
+  updated_at: string
+}
+
+/** How long a rotated-out secret keeps signing (SPEC §5 `/webhooks/rotate_secret`). */
+export const SECRET_OVERLAP_MS = 24 * 60 * 60 * 1000
+
+export const ALL_EVENT_TYPES = '*'
+
+export function matchesEventType(patterns: readonly string[], eventType: string): boolean {
+  for (const pattern of patterns) {
+    if (pattern === ALL_EVENT_TYPES || pattern === eventType) return true
+    if (pattern.endsWith('.*') && eventType.startsWith(pattern.slice(0, -1))) return true
+  }
+  return false
+}
+
+/** `*`, a known event type, or a prefix of known types such as `lock.*`: a typo must not silently match nothing. */
+export function isEventTypePattern(pattern: string): boolean {
+  if (pattern === ALL_EVENT_TYPES) return true
+  if (pattern.endsWith('.*')) return EVENT_TYPES.some((type) => type.startsWith(pattern.slice(0, -1)))
+  return (EVENT_TYPES as readonly string[]).includes(pattern)
+}
+
+/** The secrets that sign a delivery made at `nowMs`: the current one, then the previous one during the overlap. */
+export function signingSecrets(webhook: Pick<Webhook, 'secret' | 'previous_secret' | 'previous_secret_expires_at'>, nowMs: number): string[] {
+  const { previous_secret: previous, previous_secret_expires_at: expires } = webhook
+  if (previous === null || expires === null || nowMs >= Date.parse(expires)) return [webhook.secret]
+  return [webhook.secret, previous]
+}

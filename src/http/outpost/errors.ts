@@ -1,0 +1,63 @@
+import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify'
+import { LatchkeyError, type ErrorCode } from '../../domain/errors.js'
+
+/**
+ * The one error table of the Outpost dialect (SPEC §8): `{message, data?}` with the status. As Outpost does, a field
+ * that fails validation is 422 `validation error` with `data` naming it; a request that is wrong as a whole (a bad
+ * cursor, `next` with `prev`, a disabled destination) is 400.
+ */
+export const OUTPOST_STATUS: Record<ErrorCode, number> = {
+  invalid_input: 400,
+  action_not_supported: 400,
+  retry_not_allowed: 400,
+  unauthorized: 401,
+  forbidden: 403,
+  device_not_found: 404,
+  action_attempt_not_found: 404,
+  event_not_found: 404,
+  webhook_not_found: 404,
+  workspace_not_found: 404,
+  api_key_not_found: 404,
+  delivery_not_found: 404,
+  idempotency_key_reused: 409,
+  payload_too_large: 413,
+  rate_limited: 429,
+  internal_server_error: 500,
+  not_ready: 503,
+}
+
+export interface OutpostErrorBody {
+  message: string
+  data?: Record<string, string>
+}
+
+const CONTEXTS: Record<string, string> = { querystring: 'query', body: 'body', params: 'path' }
+
+function fieldErrors(error: Partial<FastifyError>): Record<string, string> {
+  const prefix = CONTEXTS[error.validationContext ?? ''] ?? 'request'
+  const data: Record<string, string> = {}
+  for (const issue of error.validation ?? []) {
+    const path = issue.instancePath.replace(/^\//, '').replaceAll('/', '.')
+    data[path ? `${prefix}.${path}` : prefix] ??= issue.message ?? 'invalid'
+  }
+  return data
+}
+
+function toOutpostError(error: unknown): { status: number; body: OutpostErrorBody } {
+  if (error instanceof LatchkeyError) {
+    const status = OUTPOST_STATUS[error.code]
+    if (status >= 500) return { status, body: { message: 'internal server error' } }
+    return { status, body: { message: error.message } }
+  }
+  const fastifyError = error as Partial<FastifyError>
+  if (fastifyError.validation) return { status: 422, body: { message: 'validation error', data: fieldErrors(fastifyError) } }
+  const status = fastifyError.statusCode
+  if (status !== undefined && status >= 400 && status < 500) return { status, body: { message: fastifyError.message ?? 'bad request' } }
+  return { status: 500, body: { message: 'internal server error' } }
+}
+
+export function sendOutpostError(error: unknown, request: FastifyRequest, reply: FastifyReply): FastifyReply {
+  const { status, body } = toOutpostError(error)
+  if (status >= 500) request.log.error({ err: error }, 'request failed')
+  return reply.status(status).send(body)
+}

@@ -1,0 +1,51 @@
+import type { FastifyInstance } from 'fastify'
+import type { DeliveryLog, TenantScope } from '../../app/delivery-log.js'
+import { looksLikeJwt, type TenantTokens } from '../../app/tenant-tokens.js'
+import type { WorkspaceService } from '../../app/workspaces.js'
+import { LatchkeyError } from '../../domain/errors.js'
+import { bearerToken } from '../bearer.js'
+import { sendOutpostError } from './errors.js'
+import { registerOutpostRoutes, type Access } from './routes.js'
+
+export interface OutpostApiDeps {
+  deliveryLog: DeliveryLog
+  workspaces: WorkspaceService
+  tokens: TenantTokens
+}
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    tenantScope?: TenantScope
+  }
+}
+
+/**
+ * The Outpost-dialect delivery API, mounted at `/api/v1` (SPEC §8). The admin key sees every tenant; a tenant JWT
+ * only its own; anything else, workspace API keys included, is 401.
+ */
+export async function outpostApi(app: FastifyInstance, deps: OutpostApiDeps): Promise<void> {
+  app.setErrorHandler((error, request, reply) => sendOutpostError(error, request, reply))
+  app.setNotFoundHandler((request, reply) => sendOutpostError(new LatchkeyError('delivery_not_found', `route ${request.method} ${request.url.split('?')[0]} not found`), request, reply))
+
+  async function scopeOf(token: string): Promise<TenantScope | undefined> {
+    // A token shaped like a JWT is verified as one and never looked up as a key (SPEC §2).
+    if (looksLikeJwt(token)) {
+      const tenantId = await deps.tokens.verify(token)
+      return tenantId === undefined ? undefined : { kind: 'tenant', tenantId }
+    }
+    const caller = await deps.workspaces.authenticate(token)
+    return caller?.kind === 'admin' ? { kind: 'admin' } : undefined
+  }
+
+  // Authentication precedes validation: a request without a valid token learns nothing about its parameters.
+  app.addHook('onRequest', async (request) => {
+    const token = bearerToken(request.headers.authorization)
+    const scope = token ? await scopeOf(token) : undefined
+    if (!scope) throw new LatchkeyError('unauthorized', 'unauthorized')
+    const access = (request.routeOptions.config as { access?: Access }).access
+    if (access === 'admin' && scope.kind !== 'admin') throw new LatchkeyError('unauthorized', 'unauthorized')
+    request.tenantScope = scope
+  })
+
+  registerOutpostRoutes(app, deps.deliveryLog)
+}

@@ -1,0 +1,245 @@
+import type { Bus } from '../app/bus.js'
+import type { Metrics } from '../app/metrics.js'
+import type { AttemptInput, DeliveryPlan, DeliveryRef, DeliveryStore, RecordedAttempt } from '../app/store.js'
+import { iso, type Clock, type TimerHandle } from '../domain/clock.js'
+import { signingSecrets } from '../domain/webhook.js'
+import { decideAfterAttempt, type AttemptResult, type RetryPolicy } from '../domain/webhook-delivery.js'
+import type { HttpSender, SendOutcome } from './http-sender.js'
+import { deliveryHeaders, signatureHeader } from './signing.js'
+import { WorkQueue, type Limits, type Task } from './work-queue.js'
+
+export interface DispatcherDeps {
+  deliveries: DeliveryStore
+  bus: Bus
+  clock: Clock
+  sender: HttpSender
+  metrics: Metrics
+  policy: RetryPolicy
+  limits: Limits
+  onError: (error: unknown, context: string) => void
+  warn: (detail: Record<string, unknown>, message: string) => void
+}
+
+export interface Dispatcher {
+  /** Loads what is pending (after a crash too) and starts following the outbox. */
+  start(): Promise<void>
+  close(): Promise<void>
+  stats(): { queued: number; inFlight: number }
+  /**
+   * One manual attempt of a delivery, made now (POST /api/v1/retry), whatever its status: outside the automatic
+   * schedule, which it leaves as it was, and recorded with `manual: true`. Resolves once recorded.
+   */
+  attemptManually(deliverySeq: number): Promise<void>
+}
+
+const PAGE = 1000
+/** When an attempt could not even be recorded (a storage failure), try the delivery again after this long. */
+const AFTER_INTERNAL_ERROR_MS = 5000
+
+function resultOf(outcome: SendOutcome): AttemptResult {
+  if (outcome.code === null) return { kind: 'error', message: outcome.error ?? 'no response' }
+  const retryAfter = outcome.headers?.['retry-after']
+  return { kind: 'response', code: outcome.code, retryAfter: Array.isArray(retryAfter) ? retryAfter[0] : retryAfter }
+}
+
+/**
+ * Delivers the outbox (SPEC §7). Fresh deliveries arrive through `eventsCommitted` (read from the outbox tail
+ * right after the commit, no polling); retries wait in a heap behind one Clock timer; every attempt is recorded
+ * with its consequences in one transaction, and the database, not this memory, is the truth after a restart.
+ */
+export function createDispatcher(deps: DispatcherDeps): Dispatcher {
+  const { deliveries, clock } = deps
+  const queue = new WorkQueue(deps.limits)
+  const running = new Set<Promise<void>>()
+  let tailSeq = 0
+  let tailing = false
+  let tailAgain = false
+  let closed = false
+  let timer: { handle: TimerHandle; at: number } | undefined
+
+  function schedule(ref: DeliveryRef): void {
+    if (ref.status !== 'pending' || ref.held || ref.next_attempt_at === null) return
+    queue.add({ seq: ref.seq, webhookId: ref.webhook_id, dueAt: Date.parse(ref.next_attempt_at) }, clock.now())
+  }
+
+  function arm(): void {
+    const next = queue.nextDueAt()
+    if (timer && timer.at === next) return
+    if (timer) clock.clearTimeout(timer.handle)
+    timer = undefined
+    if (next === undefined || closed) return
+    const handle = clock.setTimeout(() => {
+      timer = undefined
+      pump()
+    }, Math.max(0, next - clock.now()))
+    timer = { handle, at: next }
+  }
+
+  function pump(): void {
+    if (closed) return
+    queue.promote(clock.now())
+    for (let task = queue.take(); task; task = queue.take()) {
+      const work = attempt(task)
+      running.add(work)
+      void work.finally(() => running.delete(work))
+    }
+    arm()
+  }
+
+  /** Reads the deliveries committed since the last read. Concurrent calls fold into one more pass. */
+  async function tail(): Promise<void> {
+    if (tailing) {
+      tailAgain = true
+      return
+    }
+    tailing = true
+    try {
+      do {
+        tailAgain = false
+        for (;;) {
+          const page = await deliveries.listAfter(tailSeq, PAGE)
+          for (const ref of page) {
+            tailSeq = ref.seq
+            schedule(ref)
+          }
+          pump()
+          if (page.length < PAGE || closed) break
+        }
+      } while (tailAgain && !closed)
+    } catch (error) {
+      deps.onError(error, 'read webhook outbox')
+    } finally {
+      tailing = false
+    }
+  }
+
+  async function send(plan: DeliveryPlan, manual = false): Promise<{ input: AttemptInput; result: AttemptResult }> {
+    const nowMs = clock.now()
+    const timestamp = Math.floor(nowMs / 1000)
+    const signature = signatureHeader(signingSecrets(plan.webhook, nowMs), plan.event_id, timestamp, plan.body)
+    const outcome = await deps.sender.send({ url: plan.webhook.url, headers: deliveryHeaders(plan.event_id, timestamp, signature), body: plan.body })
+    const input: AttemptInput = {
+      delivery_seq: plan.seq,
+      attempted_at: iso(nowMs),
+      duration_ms: outcome.durationMs,
+      response_code: outcome.code,
+      response_headers: outcome.headers,
+      response_body: outcome.body,
+      error_message: outcome.error,
+      signature,
+      manual,
+    }
+    return { input, result: resultOf(outcome) }
+  }
+
+  function observe(recorded: RecordedAttempt): void {
+    const { attempt, decision } = recorded
+    deps.metrics.inc('webhook_attempts_total', { status: attempt.status })
+    if (!decision.disable) return
+    queue.dropWebhook(attempt.webhook_id)
+    deps.metrics.inc('webhooks_disabled_total', { reason: decision.disable })
+    deps.warn({ webhook_id: attempt.webhook_id, reason: decision.disable, attempt_id: attempt.attempt_id }, 'webhook disabled; its deliveries are held')
+  }
+
+  /** One HTTP attempt of one delivery; returns when the delivery is due again, if it is. */
+  async function attemptOnce(task: Task): Promise<number | undefined> {
+    const plan = await deliveries.loadForAttempt(task.seq)
+    // Delivered, cancelled or held since it was queued: the database decides.
+    if (!plan || plan.status !== 'pending' || plan.held || closed) return undefined
+    const { input, result } = await send(plan)
+    // Shutting down: not recorded, so the delivery is still due and goes out again after the restart.
+    if (closed) return undefined
+    const recorded = await deliveries.recordAttempt(input, (ctx) => decideAfterAttempt(result, ctx, deps.policy, clock.now()))
+    if (!recorded) return undefined
+    observe(recorded)
+    const { decision } = recorded
+    return decision.delivery === 'pending' && !decision.held ? (decision.nextAttemptAtMs ?? undefined) : undefined
+  }
+
+  async function attempt(task: Task): Promise<void> {
+    let dueAt: number | undefined
+    try {
+      dueAt = await attemptOnce(task)
+    } catch (error) {
+      deps.onError(error, 'webhook delivery')
+      dueAt = clock.now() + AFTER_INTERNAL_ERROR_MS
+    } finally {
+      queue.done(task)
+    }
+    if (dueAt !== undefined && !closed) queue.add({ ...task, dueAt }, clock.now())
+    pump()
+  }
+
+  /** Not through the queue: the caller asked for this one attempt now, and the schedule decides nothing about it. */
+  async function attemptManually(seq: number): Promise<void> {
+    try {
+      const plan = await deliveries.loadForAttempt(seq)
+      if (!plan || closed) return
+      const { input, result } = await send(plan, true)
+      if (closed) return
+      const recorded = await deliveries.recordAttempt(input, (ctx) => decideAfterAttempt(result, ctx, deps.policy, clock.now()))
+      if (recorded) observe(recorded)
+    } catch (error) {
+      deps.onError(error, 'manual webhook delivery')
+    }
+  }
+
+  /** Queues every pending delivery of a webhook, oldest event first. */
+  async function load(webhookId: string): Promise<void> {
+    for (let after = 0; !closed; ) {
+      const page = await deliveries.listPending(webhookId, after, PAGE)
+      for (const ref of page) schedule(ref)
+      pump()
+      const last = page[page.length - 1]
+      if (!last || page.length < PAGE) return
+      after = last.seq
+    }
+  }
+
+  async function release(webhookId: string): Promise<void> {
+    try {
+      await load(webhookId)
+    } catch (error) {
+      deps.onError(error, 'release held deliveries')
+    }
+  }
+
+  const onEvents = (events: unknown[]) => {
+    if (events.length > 0 && !closed) void tail()
+  }
+  const onReleased = (webhookId: string) => void release(webhookId)
+  const onHeld = (webhookId: string) => queue.dropWebhook(webhookId)
+
+  return {
+    async start() {
+      // Tail position first, then the pending rows: a row committed in between is found by one or the other.
+      tailSeq = await deliveries.maxSeq()
+      deps.bus.on('eventsCommitted', onEvents)
+      deps.bus.on('deliveriesReleased', onReleased)
+      deps.bus.on('deliveriesHeld', onHeld)
+      for (const webhookId of await deliveries.activeWebhooks()) await load(webhookId)
+      await tail()
+      pump()
+    },
+
+    async close() {
+      closed = true
+      deps.bus.off('eventsCommitted', onEvents)
+      deps.bus.off('deliveriesReleased', onReleased)
+      deps.bus.off('deliveriesHeld', onHeld)
+      if (timer) clock.clearTimeout(timer.handle)
+      timer = undefined
+      await deps.sender.close()
+      await Promise.allSettled([...running])
+    },
+
+    stats: () => ({ queued: queue.size - queue.inFlight, inFlight: queue.inFlight }),
+
+    attemptManually(deliverySeq) {
+      const work = attemptManually(deliverySeq)
+      running.add(work)
+      void work.finally(() => running.delete(work))
+      return work
+    },
+  }
+}

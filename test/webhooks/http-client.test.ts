@@ -1,0 +1,103 @@
+import { createServer as createTcpServer, type Server as TcpServer, type Socket } from 'node:net'
+import type { AddressInfo } from 'node:net'
+import { afterEach, describe, expect, it } from 'vitest'
+import { createHttpSender, type HttpSender } from '../../src/webhooks/http-sender.js'
+import { createUrlGuard } from '../../src/webhooks/ssrf.js'
+import { systemClock } from '../../src/app/system-clock.js'
+import type { Clock } from '../../src/domain/clock.js'
+import { FakeClock } from '../helpers/fake-clock.js'
+
+/** A raw TCP server that answers each request with the bytes `answer` returns; records the requests. */
+async function rawServer(answer: (request: string, socket: Socket, n: number) => void): Promise<{ url: string; requests: string[]; connections: number; server: TcpServer }> {
+  const state = { url: '', requests: [] as string[], connections: 0, server: createTcpServer() }
+  state.server.on('connection', (socket) => {
+    state.connections++
+    socket.on('error', () => {})
+    let buffered = ''
+    socket.on('data', (chunk) => {
+      buffered += chunk.toString('latin1')
+      for (let end = buffered.indexOf('\r\n\r\n'); end >= 0; end = buffered.indexOf('\r\n\r\n')) {
+        const length = Number(/content-length: (\d+)/i.exec(buffered.slice(0, end))?.[1] ?? 0)
+        if (buffered.length < end + 4 + length) return
+        const request = buffered.slice(0, end + 4 + length)
+        buffered = buffered.slice(end + 4 + length)
+        state.requests.push(Buffer.from(request, 'latin1').toString('utf8'))
+        if (!socket.writableEnded) answer(request, socket, state.requests.length)
+      }
+    })
+  })
+  await new Promise<void>((resolve) => state.server.listen(0, '127.0.0.1', resolve))
+  state.url = `http://127.0.0.1:${(state.server.address() as AddressInfo).port}/in?x=1`
+  return state
+}
+
+describe('webhook HTTP client', () => {
+  const closers: Array<() => unknown> = []
+  afterEach(async () => {
+    for (const close of closers.splice(0).reverse()) await close()
+  })
+
+  function sender(timeoutMs = 5000, clock: Clock = new FakeClock()): HttpSender {
+    const s = createHttpSender({ timeoutMs, clock, guard: createUrlGuard({ allowedCidrs: ['127.0.0.0/8'] }) })
+    closers.push(() => s.close())
+    return s
+  }
+
+  async function server(answer: Parameters<typeof rawServer>[0]) {
+    const made = await rawServer(answer)
+    closers.push(() => new Promise((resolve) => made.server.close(resolve)))
+    return made
+  }
+
+  it('sends one well-formed POST and reuses the connection', async () => {
+    // Scenario: ten requests in a row → kept-alive connections reused, each request line, host, headers and body as sent.
+    const s = await server((_r, socket) => socket.write('HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok'))
+    const client = sender()
+    for (let i = 0; i < 10; i++) {
+      const out = await client.send({ url: s.url, headers: { 'webhook-id': `evt_${i}` }, body: `{"n":${i},"é":1}` })
+      expect(out).toMatchObject({ code: 200, body: 'ok', error: null })
+    }
+    // undici may open a second connection while the first is being released; never one per request.
+    expect(s.connections).toBeLessThanOrEqual(2)
+    const host = new URL(s.url).host
+    const [head, body] = (s.requests[9] as string).split('\r\n\r\n')
+    const lines = (head as string).split('\r\n')
+    expect(lines[0]).toBe('POST /in?x=1 HTTP/1.1')
+    expect(lines.map((l) => l.toLowerCase())).toEqual(expect.arrayContaining([`host: ${host}`, 'webhook-id: evt_9', 'content-length: 14']))
+    expect(body).toBe('{"n":9,"é":1}')
+  })
+
+  it('recovers when the server closed a kept-alive connection', async () => {
+    // Scenario: the server answers, then hangs up the kept-alive connection → the next request still succeeds.
+    const s = await server((_r, socket) => socket.end('HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n'))
+    const client = sender()
+    expect((await client.send({ url: s.url, headers: {}, body: '{}' })).code).toBe(200)
+    expect((await client.send({ url: s.url, headers: {}, body: '{}' })).code).toBe(200)
+    expect(s.connections).toBe(2)
+  })
+
+  it('reports connection errors, early hang-ups and timeouts as errors', async () => {
+    // Scenario: a closed port; a server that hangs up without answering; a server that never answers (fake clock).
+    const closed = await server(() => {})
+    const port = (closed.server.address() as AddressInfo).port
+    await new Promise((resolve) => closed.server.close(resolve))
+    const refused = await sender().send({ url: `http://127.0.0.1:${port}/`, headers: {}, body: '{}' })
+    expect(refused).toMatchObject({ code: null, error: expect.stringMatching(/ECONNREFUSED/) })
+
+    const rude = await server((_r, socket) => socket.destroy())
+    expect(await sender().send({ url: rude.url, headers: {}, body: '{}' })).toMatchObject({ code: null, error: expect.any(String) })
+
+    const clock = new FakeClock()
+    const silent = await server(() => {})
+    const pending = sender(1000, clock).send({ url: silent.url, headers: {}, body: '{}' })
+    await new Promise((resolve) => silent.server.once('connection', resolve))
+    clock.advance(1000)
+    expect(await pending).toMatchObject({ code: null, error: 'timed out after 1000 ms' })
+  })
+
+  it('keeps the status of a response whose body does not finish in time', async () => {
+    // Scenario: 200 with Content-Length 100 but 3 bytes sent → at the (real, 300 ms) timeout: code 200, the 3 bytes.
+    const s = await server((_r, socket) => socket.write('HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nabc'))
+    expect(await sender(300, systemClock).send({ url: s.url, headers: {}, body: '{}' })).toMatchObject({ code: 200, body: 'abc', error: null })
+  })
+})

@@ -1,6 +1,7 @@
 import { Aedes, type Client } from 'aedes'
 import { createServer, type AddressInfo, type Server, type Socket } from 'node:net'
 import { canPublish, canSubscribe, type Principal, type Refusal } from './acl.js'
+import { createPersistence } from './retained-index.js'
 
 export type { Principal, Refusal } from './acl.js'
 
@@ -33,6 +34,7 @@ interface AuthenticatedClient extends Client {
 export async function createBroker(options: BrokerOptions): Promise<Broker> {
   const clients = new Map<string, Client>()
   const aedes = await Aedes.createBroker({
+    persistence: createPersistence(),
     authenticate(client, username, password, done) {
       const refuse = (reason: Refusal, code: number) => {
         options.onRefused(reason, client.id, username)

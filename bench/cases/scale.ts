@@ -1,0 +1,121 @@
+import { Agent } from 'node:http'
+import { join } from 'node:path'
+import { fdLimit, memoryOf, openFds } from '../lib/children.js'
+import { countOnline, lockProcesses, provision } from '../lib/fleet.js'
+import { metric, startLatchkeyChild } from '../lib/latchkey-child.js'
+import type { BenchOptions } from '../lib/options.js'
+import { pollUntil, round, sleep } from '../lib/stats.js'
+
+/**
+ * Connection scale: N locks (in lock processes of their own) connect to a fresh latchkey; how long until the broker
+ * holds them all, how long until latchkey reports every one online (its orchestrator has committed each lock's
+ * `status` and `state`), and latchkey's resident memory. N is clamped to what the open-file limit allows, since
+ * latchkey holds one socket per lock.
+ */
+
+export interface ScaleResult {
+  requested: number
+  locks: number
+  clamped_by?: string
+  fd_limit: number
+  provision_s: number
+  provision_per_s: number
+  lock_processes: number
+  /** Every lock connected and online within the time limit. */
+  complete: boolean
+  time_limit_s: number
+  /** Locks the broker holds at the end (or when all were in). */
+  connected: number
+  /** From `start` until the broker's connected-clients gauge counts every lock; null if not within the limit. */
+  connected_s: number | null
+  /** From `start` until latchkey has handled every lock's status and state (confirmed through /devices/list). */
+  online_s: number | null
+  online_per_s: number | null
+  rss_before_mb: number
+  rss_mb: number
+  peak_rss_mb: number
+  rss_per_lock_kb: number
+  start_failures: number | null
+  /** [seconds since start, locks connected, device messages taken up] about every 5 s: the shape of the curve. */
+  progress: Array<[number, number, number]>
+}
+
+/** Sockets and files latchkey needs besides the locks' sockets: its listeners, SQLite, the bench's HTTP, slack. */
+const FD_RESERVE = 100
+const LOCKS_PER_PROCESS = 10_000
+
+export async function connectionScale(options: BenchOptions): Promise<ScaleResult> {
+  const lk = await startLatchkeyChild(options.cpuProfDir ? { cpuProfDir: join(options.cpuProfDir, 'scale') } : {})
+  const locksPerProcess = Math.min(LOCKS_PER_PROCESS, fdLimit() - FD_RESERVE)
+  const agent = new Agent({ keepAlive: true, maxSockets: 2 })
+  try {
+    const limit = fdLimit()
+    const room = limit - openFds(lk.pid) - FD_RESERVE
+    const n = Math.min(options.scaleLocks, room)
+    const clampedBy = n < options.scaleLocks ? `open-file limit ${limit} (ulimit -n; the hard limit here, not raisable without CAP_SYS_RESOURCE)` : undefined
+    const provisioned = await provision(lk, n, 64)
+    const locks = await lockProcesses(provisioned.credentials, lk.mqttUrl, locksPerProcess)
+    try {
+      const before = memoryOf(lk.pid)
+      const timeLimitMs = options.quick ? 60_000 : 300_000
+      const t0 = performance.now()
+      let startReport: { failures: number } | undefined
+      const started = locks.start().then((report) => (startReport = report), () => undefined)
+      const progress: Array<[number, number, number]> = []
+      let connected = 0
+      let connectedAt: number | undefined
+      let lastSample = -Infinity
+      // The orchestrator's own MQTT client counts as one connected client; each lock sends `status` and `state`.
+      const handledAt = await pollUntil(
+        async () => {
+          connected = (await metric(agent, lk, 'latchkey_mqtt_connected_clients')) - 1
+          const handled = await metric(agent, lk, 'latchkey_mqtt_messages_received_total')
+          const now = performance.now()
+          if (connected >= n) connectedAt ??= now
+          if (now - lastSample >= 5_000) {
+            lastSample = now
+            progress.push([round((now - t0) / 1000, 1), connected, handled])
+          }
+          return connectedAt !== undefined && handled >= 2 * n ? now : undefined
+        },
+        timeLimitMs,
+        250,
+      )
+      // The counter moves when a message is taken up; /devices/list shows it committed.
+      const online = handledAt === undefined ? undefined : await pollUntil(async () => ((await countOnline(lk)) >= n ? true : undefined), 30_000, 250)
+      const complete = online === true
+      // Every lock is in: their processes' own reports are a moment away.
+      if (complete) await Promise.race([started, sleep(10_000)])
+      const after = memoryOf(lk.pid)
+      const seconds = (at: number | undefined) => (at === undefined ? null : round((at - t0) / 1000, 2))
+      return {
+        requested: options.scaleLocks,
+        locks: n,
+        ...(clampedBy ? { clamped_by: clampedBy } : {}),
+        fd_limit: limit,
+        provision_s: round(provisioned.ms / 1000, 2),
+        provision_per_s: round((n * 1000) / provisioned.ms, 0),
+        lock_processes: locks.children.length,
+        complete,
+        time_limit_s: timeLimitMs / 1000,
+        connected,
+        connected_s: seconds(connectedAt),
+        online_s: complete ? seconds(handledAt) : null,
+        online_per_s: complete && handledAt !== undefined ? round((n * 1000) / (handledAt - t0), 0) : null,
+        rss_before_mb: before.rss_mb,
+        rss_mb: after.rss_mb,
+        peak_rss_mb: after.peak_rss_mb,
+        rss_per_lock_kb: round(((after.rss_mb - before.rss_mb) * 1024) / Math.max(1, connected), 1),
+        start_failures: startReport?.failures ?? null,
+        progress,
+      }
+    } finally {
+      // latchkey first: the locks then have nobody to announce `offline` to, and are killed.
+      await lk.stop()
+      await locks.kill()
+    }
+  } finally {
+    agent.destroy()
+    await lk.stop()
+  }
+}

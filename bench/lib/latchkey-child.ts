@@ -1,0 +1,131 @@
+import type { ChildProcess } from 'node:child_process'
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
+import { get, type Agent } from 'node:http'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { createInterface } from 'node:readline'
+import { spawnTracked, stopChild } from './children.js'
+import { assertLoopback, post } from './http.js'
+
+/** latchkey as `npm start` runs it, in its own process: `node --import tsx src/main.ts` on a fresh DATA_DIR. */
+
+export const BENCH_ADMIN_KEY = 'seam_admin_bench_key_0123456789abcdef'
+
+export interface LatchkeyChild {
+  child: ChildProcess
+  pid: number
+  httpUrl: string
+  mqttUrl: string
+  apiKey: string
+  workspaceId: string
+  dataDir: string
+  /** Lines the child logged at warn level or above (shown when a case fails). */
+  problems: string[]
+  /** SIGTERM (graceful: writes the CPU profile when one was asked for), then removes DATA_DIR. */
+  stop(): Promise<void>
+}
+
+export interface LatchkeyChildOptions {
+  env?: Record<string, string>
+  /** Directory for `--cpu-prof` output; no profiling when unset. */
+  cpuProfDir?: string
+  /** Extra node flags, e.g. `--perf-basic-prof` for a `perf record` of the child. */
+  nodeArgs?: string[]
+  startTimeoutMs?: number
+}
+
+const HTTP_LINE = /latchkey HTTP listening on (http:\/\/\S+)/
+const MQTT_LINE = /latchkey MQTT broker for devices at (mqtt:\/\/\S+)/
+
+export async function startLatchkeyChild(options: LatchkeyChildOptions = {}): Promise<LatchkeyChild> {
+  const dataDir = mkdtempSync(join(tmpdir(), 'latchkey-bench-'))
+  const env: NodeJS.ProcessEnv = {
+    PATH: process.env.PATH,
+    HOME: process.env.HOME,
+    NODE_ENV: 'production',
+    DATA_DIR: dataDir,
+    PORT: '0',
+    MQTT_PORT: '0',
+    HOST: '127.0.0.1',
+    MQTT_HOST: '127.0.0.1',
+    LOG_LEVEL: 'info',
+    ADMIN_API_KEY: BENCH_ADMIN_KEY,
+    ...options.env,
+  }
+  const profiling = options.cpuProfDir ? ['--cpu-prof', `--cpu-prof-dir=${options.cpuProfDir}`] : []
+  // Not the tsx CLI: it would run latchkey in a grandchild, and the pid we measure must be latchkey's own.
+  const child = spawnTracked(process.execPath, ['--max-old-space-size=4096', ...profiling, ...(options.nodeArgs ?? []), '--import', 'tsx', 'src/main.ts'], env)
+  const problems: string[] = []
+  let stderr = ''
+  child.stderr?.on('data', (chunk: Buffer) => (stderr = (stderr + chunk.toString()).slice(-4000)))
+
+  const urls = await new Promise<{ httpUrl: string; mqttUrl: string }>((resolve, reject) => {
+    let httpUrl: string | undefined
+    let mqttUrl: string | undefined
+    const timer = setTimeout(() => fail(new Error('latchkey did not log its addresses in time')), options.startTimeoutMs ?? 60_000)
+    const onExit = (code: number | null) => fail(new Error(`latchkey exited (${code}) during start-up: ${stderr}`))
+    function fail(error: Error): void {
+      clearTimeout(timer)
+      child.off('exit', onExit)
+      reject(error)
+    }
+    child.once('exit', onExit)
+    createInterface({ input: child.stdout as NodeJS.ReadableStream }).on('line', (line) => {
+      const log = parseLog(line)
+      if (!log) return
+      if (log.level >= 40) problems.push(line.slice(0, 500))
+      httpUrl ??= HTTP_LINE.exec(log.msg)?.[1]
+      mqttUrl ??= MQTT_LINE.exec(log.msg)?.[1]
+      if (httpUrl && mqttUrl) {
+        clearTimeout(timer)
+        child.off('exit', onExit)
+        resolve({ httpUrl, mqttUrl })
+      }
+    })
+  })
+  assertLoopback(new URL(urls.httpUrl))
+  assertLoopback(new URL(urls.mqttUrl.replace(/^mqtt:/, 'http:')))
+  const credentials = JSON.parse(readFileSync(join(dataDir, 'bootstrap.json'), 'utf8')) as { api_key: string; workspace_id: string }
+  return {
+    child,
+    pid: child.pid as number,
+    ...urls,
+    apiKey: credentials.api_key,
+    workspaceId: credentials.workspace_id,
+    dataDir,
+    problems,
+    async stop() {
+      await stopChild(child, 30_000)
+      rmSync(dataDir, { recursive: true, force: true })
+    },
+  }
+}
+
+function parseLog(line: string): { level: number; msg: string } | undefined {
+  if (!line.startsWith('{')) return undefined
+  try {
+    const value = JSON.parse(line) as { level?: unknown; msg?: unknown }
+    return { level: typeof value.level === 'number' ? value.level : 30, msg: typeof value.msg === 'string' ? value.msg : '' }
+  } catch {
+    return undefined
+  }
+}
+
+/** The value of one line of latchkey's /metrics (Prometheus text), or 0. */
+export async function metric(agent: Agent, lk: LatchkeyChild, name: string): Promise<number> {
+  const reply = await new Promise<string>((resolve, reject) => {
+    get(new URL('/metrics', lk.httpUrl), { agent }, (res) => {
+      let text = ''
+      res.on('data', (chunk: Buffer) => (text += chunk.toString()))
+      res.on('end', () => resolve(text))
+    }).on('error', reject)
+  })
+  const match = new RegExp(`^${name} (\\d+(?:\\.\\d+)?)$`, 'm').exec(reply)
+  return match ? Number(match[1]) : 0
+}
+
+/** Whether a route exists: anything but the catch-all 404 `not_found` counts as present. */
+export async function hasRoute(agent: Agent, lk: LatchkeyChild, path: string): Promise<boolean> {
+  const reply = await post(agent, lk.httpUrl, path, '{}', { authorization: `Bearer ${lk.apiKey}` })
+  return !(reply.status === 404 && reply.text.includes('"not_found"'))
+}

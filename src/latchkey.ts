@@ -71,7 +71,8 @@ export async function startLatchkey(config: Config, options: StartOptions = {}):
   const bus = createBus()
   const closers: Array<() => Promise<void>> = []
   const close = async () => {
-    for (const closer of closers.reverse()) await closer().catch(() => {})
+    // Each part closes even when an earlier one failed; failures are logged, not swallowed.
+    for (const closer of closers.reverse()) await closer().catch((error: unknown) => log.error({ err: error }, 'close failed'))
   }
 
   try {
@@ -149,6 +150,8 @@ export async function startLatchkey(config: Config, options: StartOptions = {}):
       mqttPublicUrl: () => mqttPublicUrl,
     })
 
+    // Before the first device message: a device's `online` must find its recovered attempts waiting for it.
+    await attempts.recover()
     const client = await connectOrchestrator({
       url: mqttUrl,
       username: config.MQTT_SERVICE_USERNAME,
@@ -158,7 +161,6 @@ export async function startLatchkey(config: Config, options: StartOptions = {}):
     })
     link.client = client
     closers.push(() => client.close())
-    await attempts.recover()
     // Deliveries committed before a crash go out again; closes before the store, after HTTP stops.
     await dispatcher.start()
     closers.push(() => dispatcher.close())
@@ -179,7 +181,7 @@ export async function startLatchkey(config: Config, options: StartOptions = {}):
       deliveryStatus,
       tokens,
       metrics,
-      ready: () => client.connected,
+      ready: () => client.connected && store.db.open,
       gauges: () => {
         const { queued, inFlight } = dispatcher.stats()
         return {

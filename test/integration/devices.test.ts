@@ -131,5 +131,10 @@ describe('device registry', () => {
     expect(list.pagination.has_next_page).toBe(true)
     const next = (await (await fetch(list.pagination.next_page_url, { headers })).json()) as { devices: Array<{ display_name: string }> }
     expect(next.devices.map((d) => d.display_name)).toEqual(['second'])
+    // next_page_url keeps the filters of the call it continues.
+    const third = await createDevice(t, 'third')
+    const filtered = await t.call('/devices/list', { device_ids: [device.deviceId, third.deviceId], limit: 1 })
+    const rest = (await (await fetch(filtered.body.pagination.next_page_url, { headers })).json()) as { devices: Array<{ device_id: string }> }
+    expect(rest.devices.map((d) => d.device_id)).toEqual([third.deviceId])
   })
 })

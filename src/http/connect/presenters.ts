@@ -1,3 +1,4 @@
+import type { FastifyRequest } from 'fastify'
 import type { ActionAttempt, AttemptRecord } from '../../domain/attempt.js'
 import { toPublicAttempt } from '../../domain/attempt.js'
 import { batteryStatus, type DeviceRecord } from '../../domain/device.js'
@@ -40,11 +41,17 @@ export function presentAttempt(attempt: AttemptRecord): ActionAttempt {
 }
 
 /** Seam's pagination object; `next_page_url` repeats the list call as a GET with the cursor. */
-export function presentPagination(page: Page<unknown>, url: string) {
+export function presentPagination(page: Page<unknown>, request: FastifyRequest, input: Record<string, unknown>) {
   const next = page.nextCursor
   let nextUrl: string | null = null
   if (next !== null) {
-    const u = new URL(url)
+    // The same list call as a GET: every filter of this request, and the cursor.
+    const u = new URL(`${request.protocol}://${request.host}${request.routeOptions.url ?? ''}`)
+    for (const [key, value] of Object.entries(input)) {
+      if (key === 'page_cursor' || value === undefined || value === null) continue
+      if (Array.isArray(value)) for (const item of value) u.searchParams.append(key, String(item))
+      else u.searchParams.set(key, typeof value === 'object' ? JSON.stringify(value) : String(value))
+    }
     u.searchParams.set('page_cursor', next)
     nextUrl = u.toString()
   }

@@ -67,7 +67,7 @@ export function registerAttemptRoutes(app: FastifyInstance, attempts: AttemptSer
       })
       return {
         action_attempts: page.items.map(presentAttempt),
-        pagination: presentPagination(page, `${request.protocol}://${request.host}/action_attempts/list`),
+        pagination: presentPagination(page, request, input),
       }
     },
   })

@@ -68,7 +68,7 @@ export function registerDeviceRoutes(app: FastifyInstance, devices: DeviceServic
           ...(input.page_cursor ? { cursor: input.page_cursor } : {}),
         })
         const list = page.items.map(presentDevice)
-        const pagination = presentPagination(page, `${request.protocol}://${request.host}${path}`)
+        const pagination = presentPagination(page, request, input)
         return key === 'locks' ? { devices: list, locks: list, pagination } : { devices: list, pagination }
       },
     })

@@ -44,7 +44,7 @@ export function registerEventRoutes(app: FastifyInstance, events: EventService):
         limit: input.limit,
         cursor: input.page_cursor ?? undefined,
       })
-      return { events: page.items, pagination: presentPagination(page, `${request.protocol}://${request.host}/events/list`) }
+      return { events: page.items, pagination: presentPagination(page, request, input) }
     },
   })
 

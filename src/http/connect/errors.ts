@@ -1,27 +1,7 @@
 import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify'
-import type { ErrorCode } from '../../domain/errors.js'
 import { LatchkeyError } from '../../domain/errors.js'
+import { ERROR_STATUS } from '../error-status.js'
 
-/** The one error table of the Connect API: code → HTTP status (SPEC §5). */
-export const CONNECT_STATUS: Record<ErrorCode, number> = {
-  invalid_input: 400,
-  action_not_supported: 400,
-  unauthorized: 401,
-  forbidden: 403,
-  device_not_found: 404,
-  action_attempt_not_found: 404,
-  event_not_found: 404,
-  webhook_not_found: 404,
-  workspace_not_found: 404,
-  api_key_not_found: 404,
-  delivery_not_found: 404,
-  retry_not_allowed: 409,
-  idempotency_key_reused: 409,
-  payload_too_large: 413,
-  rate_limited: 429,
-  internal_server_error: 500,
-  not_ready: 503,
-}
 
 type ValidationErrors = Record<string, { _errors: string[] }>
 
@@ -54,7 +34,7 @@ export function toLatchkeyError(error: unknown): LatchkeyError {
 
 export function sendConnectError(error: unknown, request: FastifyRequest, reply: FastifyReply): FastifyReply {
   const mapped = toLatchkeyError(error)
-  const status = CONNECT_STATUS[mapped.code]
+  const status = ERROR_STATUS[mapped.code]
   if (status >= 500) request.log.error({ err: error }, 'request failed')
   return reply.status(status).send({
     error: {

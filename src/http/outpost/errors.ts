@@ -1,31 +1,12 @@
 import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify'
-import { LatchkeyError, type ErrorCode } from '../../domain/errors.js'
+import { LatchkeyError } from '../../domain/errors.js'
+import { ERROR_STATUS } from '../error-status.js'
 
 /**
- * The one error table of the Outpost dialect (SPEC §8): `{message, data?}` with the status. As Outpost does, a field
+ * Errors of the Outpost dialect (SPEC §8): `{message, data?}` with the status of the shared table. As Outpost does, a field
  * that fails validation is 422 `validation error` with `data` naming it; a request that is wrong as a whole (a bad
  * cursor, `next` with `prev`, a disabled destination) is 400.
  */
-export const OUTPOST_STATUS: Record<ErrorCode, number> = {
-  invalid_input: 400,
-  action_not_supported: 400,
-  retry_not_allowed: 400,
-  unauthorized: 401,
-  forbidden: 403,
-  device_not_found: 404,
-  action_attempt_not_found: 404,
-  event_not_found: 404,
-  webhook_not_found: 404,
-  workspace_not_found: 404,
-  api_key_not_found: 404,
-  delivery_not_found: 404,
-  idempotency_key_reused: 409,
-  payload_too_large: 413,
-  rate_limited: 429,
-  internal_server_error: 500,
-  not_ready: 503,
-}
-
 export interface OutpostErrorBody {
   message: string
   data?: Record<string, string>
@@ -45,7 +26,7 @@ function fieldErrors(error: Partial<FastifyError>): Record<string, string> {
 
 function toOutpostError(error: unknown): { status: number; body: OutpostErrorBody } {
   if (error instanceof LatchkeyError) {
-    const status = OUTPOST_STATUS[error.code]
+    const status = ERROR_STATUS[error.code]
     if (status >= 500) return { status, body: { message: 'internal server error' } }
     return { status, body: { message: error.message } }
   }

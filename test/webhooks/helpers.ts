@@ -2,7 +2,7 @@ import { createServer, type IncomingHttpHeaders, type Server, type ServerRespons
 import type { AddressInfo } from 'node:net'
 import { SeamHttp } from '@seamapi/http/connect'
 import { Webhook as StandardWebhook } from 'standardwebhooks'
-import { Webhook as SvixWebhook } from 'svix'
+import { SeamWebhook } from '@seamapi/webhook'
 import { test, vi } from 'vitest'
 import type { VirtualLock, VirtualLockOptions } from '../../simulator/index.js'
 import type { DeliveryAttempt } from '../../src/app/store.js'
@@ -107,13 +107,13 @@ function at<T>(nowMs: number | undefined, fn: () => T): T {
 }
 
 /**
- * Verifies a delivery the way receivers do: `standardwebhooks` with only the webhook-* headers, and svix (the library
- * inside `@seamapi/webhook`) with only the svix-* headers. Throws if either refuses. Returns the verified payload.
+ * Verifies a delivery the way receivers do: `standardwebhooks` with only the webhook-* headers, and Seam's own
+ * `@seamapi/webhook` with only the svix-* headers. Throws if either refuses. Returns the verified payload.
  */
 export function verifyBoth(secret: string, request: Received, nowMs?: number): unknown {
   return at(nowMs, () => {
     const standard = new StandardWebhook(secret).verify(request.body, pick(request.headers, 'webhook'))
-    new SvixWebhook(secret).verify(request.body, pick(request.headers, 'svix'))
+    new SeamWebhook(secret).verify(request.body, pick(request.headers, 'svix'))
     return standard
   })
 }
@@ -131,7 +131,7 @@ export function refusedByBoth(secret: string, request: Received, nowMs?: number)
     }
     return (
       refused(() => new StandardWebhook(secret).verify(request.body, pick(request.headers, 'webhook'))) &&
-      refused(() => new SvixWebhook(secret).verify(request.body, pick(request.headers, 'svix')))
+      refused(() => new SeamWebhook(secret).verify(request.body, pick(request.headers, 'svix')))
     )
   })
 }

@@ -2,7 +2,7 @@ import { describe, expect } from 'vitest'
 import { createWebhook, it, refusedByBoth, verifyBoth, waitForAttempts } from './helpers.js'
 
 describe('signed webhook delivery', () => {
-  it('delivers a lock run to a webhook, signed for standardwebhooks and svix, the body exactly the stored event', async ({ rig }) => {
+  it('delivers a lock run to a webhook, signed for standardwebhooks and @seamapi/webhook, the body exactly the stored event', async ({ rig }) => {
     // Scenario: a webhook for all events; a simulated lock connects and is locked → every event arrives signed.
     const t = await rig.latchkey()
     const receiver = await rig.receiver()

@@ -16,7 +16,8 @@ import { startLatchkey } from '../src/latchkey.js'
 import { SqliteDeliveryLog } from '../src/store/sqlite/delivery-log.js'
 import { openDatabase } from '../src/store/sqlite/database.js'
 import { databasePath } from '../src/store/sqlite/index.js'
-import { prng, type SeedManifest, type SeededTenant } from './seed-attempts.js'
+import { type SeedManifest, type SeededTenant } from './seed-attempts.js'
+import { seededRandom } from '../simulator/behaviour.js'
 
 const ADMIN_KEY = 'seam_admin_bench_list_attempts_0123456789'
 
@@ -174,7 +175,7 @@ async function main(): Promise<void> {
     console.log(`\n${manifest.attempts.toLocaleString('en')} attempts, ${manifest.events.toLocaleString('en')} events, ${manifest.tenants.length} tenants; database ${size} MiB`)
     console.log(`${requests} first-page requests per case, one at a time (Outpost limit 100, v1 limit 20); latency in ms\n`)
     console.log('| case | requests | rows/page | p50 | p99 | max |\n|---|---|---|---|---|---|')
-    const draw = prng(7)
+    const draw = seededRandom(7)
     for (const c of cases(manifest, lk.httpUrl)) console.log(await measure(lk.httpUrl, c, requests, draw))
   } finally {
     await lk.close()

@@ -18,6 +18,7 @@ import { openDatabase, type Db } from '../src/store/sqlite/database.js'
 import { evidenceId } from '../src/store/sqlite/deliveries.js'
 import { databasePath } from '../src/store/sqlite/index.js'
 import { EVENT_TYPES } from '../src/domain/events.js'
+import { seededRandom } from '../simulator/behaviour.js'
 
 export interface SeedOptions {
   attempts: number
@@ -46,18 +47,6 @@ export interface SeedManifest {
   tenants: SeededTenant[]
   /** A sample of event ids, for the event_id filter. */
   sample_events: string[]
-}
-
-/** A small, fast, seedable PRNG (mulberry32): runs are reproducible. */
-export function prng(seed: number): () => number {
-  let a = seed >>> 0
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0
-    let t = a
-    t = Math.imul(t ^ (t >>> 15), t | 1)
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-  }
 }
 
 function uuid(random: () => number): string {
@@ -154,7 +143,7 @@ class Seeder {
     private readonly db: Db,
     private readonly options: SeedOptions,
   ) {
-    this.random = prng(options.seed)
+    this.random = seededRandom(options.seed)
     this.s = statements(db)
     this.tenants = db.transaction(() => this.seedTenants())()
     this.totalWeight = this.tenants.reduce((sum, t) => sum + t.weight, 0)

@@ -1,11 +1,12 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { prng, seedAttemptRows, type SeedManifest } from '../../bench/seed-attempts.js'
+import { seedAttemptRows, type SeedManifest } from '../../bench/seed-attempts.js'
 import { createDeliveryLog, type DeliveryLogDeps } from '../../src/app/delivery-log.js'
 import { createDeliveryStatus, type DeliveryView } from '../../src/app/delivery-status.js'
 import type { AttemptOutcome, DeliveryAttempt } from '../../src/app/store.js'
 import { EVENT_TYPES } from '../../src/domain/events.js'
 import { openDatabase, type Db } from '../../src/store/sqlite/database.js'
 import { SqliteDeliveryLog } from '../../src/store/sqlite/delivery-log.js'
+import { seededRandom } from '../../simulator/behaviour.js'
 
 /**
  * The keyset listings against a brute-force model, on a seeded log where many attempts share a time (an event's
@@ -70,7 +71,7 @@ describe('delivery log listings', () => {
   it('pages every filter combination forwards and backwards exactly like a brute-force model', async () => {
     // Scenario: 40 random combinations of tenant, destination, topic, status, time and direction, in pages of 5–60.
     const { outpost } = service()
-    const draw = prng(11)
+    const draw = seededRandom(11)
     const times = rows.map((r) => r.attempted_at).sort()
     // Ties are what keyset pagination gets wrong first: many attempts share their time here.
     expect(new Set(times).size).toBeLessThan(times.length * 0.8)
@@ -116,7 +117,7 @@ describe('delivery log listings', () => {
   it('lists a tenant newest first with its scheduled attempts, for every v1 status and filter', async () => {
     // Scenario: each tenant × status × destination/event filter, in pages of 1–15, against the model.
     const { v1 } = service()
-    const draw = prng(5)
+    const draw = seededRandom(5)
     expect(scheduled.length).toBeGreaterThan(0)
     for (const tenant of manifest.tenants) {
       for (const status of [undefined, 'delivered', 'retrying', 'failed', 'pending'] as const) {

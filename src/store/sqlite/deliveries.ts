@@ -42,7 +42,8 @@ interface StateRow extends DeliveryRow {
   consecutive_failures: number
 }
 
-type AttemptRow = Omit<DeliveryAttempt, 'manual' | 'will_retry' | 'response_headers'> & { manual: number; will_retry: number; response_headers: string | null }
+/** A delivery_attempts row as SQLite returns it. */
+export type AttemptRow = Omit<DeliveryAttempt, 'manual' | 'will_retry' | 'response_headers'> & { manual: number; will_retry: number; response_headers: string | null }
 
 const REF = 'seq, webhook_id, status, held, next_attempt_at'
 const DELIVERY = `${REF}, event_id, workspace_id, event_type, attempt_count, retries_scheduled, last_attempt_at, last_evidence_id,
@@ -54,7 +55,7 @@ function toRef(row: RefRow): DeliveryRef {
   return { seq: row.seq, webhook_id: row.webhook_id, status: row.status as DeliveryStatus, held: row.held === 1, next_attempt_at: row.next_attempt_at }
 }
 
-function toAttempt(row: AttemptRow): DeliveryAttempt {
+export function toAttempt(row: AttemptRow): DeliveryAttempt {
   return {
     ...row,
     manual: row.manual === 1,

@@ -11,6 +11,7 @@ import type {
 import type { LatchkeyEvent } from '../../domain/events.js'
 import { placeholders } from './context.js'
 import type { Db } from './database.js'
+import { toAttempt, type AttemptRow } from './deliveries.js'
 import { attemptArms, page, scheduledArm, topicsSql, type ArmFilter, type Driver, type Sql } from './delivery-log-sql.js'
 
 interface KeyRow {
@@ -19,7 +20,6 @@ interface KeyRow {
   sched: number
 }
 
-type AttemptRow = Omit<DeliveryAttempt, 'manual' | 'will_retry' | 'response_headers'> & { manual: number; will_retry: number; response_headers: string | null }
 
 const ATTEMPT = `seq, attempt_id, delivery_seq, event_id, webhook_id, workspace_id, event_type, attempt_number, manual, status,
   attempted_at, duration_ms, response_code, response_headers, response_body, error_message, signature, will_retry, evidence_id`
@@ -28,15 +28,6 @@ const SCHEDULED = `seq AS delivery_seq, event_id, webhook_id, workspace_id, even
 
 /** Statements are cached by text: a page's SQL depends only on the shape of its filters. */
 const STATEMENT_CACHE = 256
-
-function toAttempt(row: AttemptRow): DeliveryAttempt {
-  return {
-    ...row,
-    manual: row.manual === 1,
-    will_retry: row.will_retry === 1,
-    response_headers: row.response_headers === null ? null : (JSON.parse(row.response_headers) as Record<string, string | string[]>),
-  }
-}
 
 /** The read side of the delivery log (migration 3 indexes; SQL in delivery-log-sql.ts). Reads never wait for writes. */
 export class SqliteDeliveryLog implements DeliveryLogStore {

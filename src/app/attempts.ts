@@ -108,11 +108,10 @@ export function createAttemptService(deps: AttemptServiceDeps) {
 
   return {
     async request(workspaceId: string, action: ActionType, input: LockRequest, idempotencyKey?: string): Promise<AttemptRecord> {
-      const requestHash = idempotencyKey === undefined ? null : sha256(JSON.stringify([action, input.device_id, input.sync ?? null, input.timeout_ms ?? null]))
-      if (idempotencyKey !== undefined && requestHash !== null) {
-        const replayed = await replay(workspaceId, idempotencyKey, requestHash, input.sync)
-        if (replayed) return replayed
-      }
+      const requestHash = sha256(JSON.stringify([action, input.device_id, input.sync ?? null, input.timeout_ms ?? null]))
+      const replayIfKeyed = () => (idempotencyKey === undefined ? undefined : replay(workspaceId, idempotencyKey, requestHash, input.sync))
+      const replayed = await replayIfKeyed()
+      if (replayed) return replayed
       const device = await store.devices.get(workspaceId, input.device_id)
       if (!device) throw notFound('device_not_found', 'Device')
       const able = action === 'LOCK_DOOR' ? device.can_remotely_lock : device.can_remotely_unlock
@@ -129,7 +128,7 @@ export function createAttemptService(deps: AttemptServiceDeps) {
           now: iso(createdMs),
           deadline_at: iso(deadlineMs),
           idempotency_key: idempotencyKey ?? null,
-          request_hash: requestHash,
+          request_hash: idempotencyKey === undefined ? null : requestHash,
         },
         device.props.online,
       )
@@ -137,8 +136,8 @@ export function createAttemptService(deps: AttemptServiceDeps) {
         await store.attempts.create(attempt, history, events)
       } catch (error) {
         // Two requests raced with one Idempotency-Key: the loser answers like a replay.
-        const replayed = idempotencyKey !== undefined && requestHash !== null ? await replay(workspaceId, idempotencyKey, requestHash, input.sync) : undefined
-        if (replayed) return replayed
+        const raced = await replayIfKeyed()
+        if (raced) return raced
         throw error
       }
       if (attempt.status !== 'pending') {

@@ -1,4 +1,4 @@
-import type { AttemptOutcome, LogPosition, TimeRange } from '../../app/store.js'
+import type { AttemptLogQuery, AttemptOutcome, LogPosition, TimeRange } from '../../app/store.js'
 import { placeholders } from './context.js'
 
 /**
@@ -41,16 +41,7 @@ function outcomeKeys(outcomes: AttemptOutcome[] | undefined): Array<[string, num
 }
 
 /** What the attempt arms filter on, with destinations already narrowed to the caller's tenants. */
-export interface ArmFilter {
-  tenantIds?: string[]
-  eventIds?: string[]
-  destinationIds?: string[]
-  topics?: string[]
-  outcomes?: AttemptOutcome[]
-  time?: TimeRange
-  dir: Dir
-  after?: LogPosition
-}
+export type ArmFilter = Omit<AttemptLogQuery, 'limit'>
 
 function and(parts: Array<Sql | undefined>): Sql {
   const present = parts.filter((part): part is Sql => part !== undefined && part.text !== '')

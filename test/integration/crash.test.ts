@@ -52,6 +52,11 @@ describe('a crash in the middle of attempts', () => {
     const commanded = dropping.next('command')
     const returning = (await call(first.httpUrl, '/locks/unlock_door', { device_id: returningCreds.username, sync: false, timeout_ms: 30_000 })).body.action_attempt
     await commanded
+    // The broker's acknowledgement of the command is committed as `sent` before the crash, so the history is exact.
+    await vi.waitFor(async () => {
+      const a = (await call(first.httpUrl, '/action_attempts/get', { action_attempt_id: returning.action_attempt_id })).body.action_attempt
+      expect(a.sent_at).not.toBeNull()
+    })
     dropping.kill()
     await first.kill('SIGKILL')
 

@@ -77,8 +77,18 @@ function cases(manifest: SeedManifest, baseUrl: string): Case[] {
         return admin(`/api/v1/attempts?tenant_id=${t.workspace_id}&destination_id=${pick(t.webhooks, d)}`)
       },
     },
-    { name: 'tenant + topic', next: (d) => admin(`/api/v1/attempts?tenant_id=${tenantOf(manifest, d).workspace_id}&topic=${pick(EVENT_TYPES, d)}`) },
-    { name: 'tenant + status', next: (d) => admin(`/api/v1/attempts?tenant_id=${tenantOf(manifest, d).workspace_id}&status=${pick(['success', 'failed'], d)}`) },
+    {
+      name: 'tenant + topic',
+      next: (d) =>
+        admin(`/api/v1/attempts?tenant_id=${tenantOf(manifest, d).workspace_id}&topic=${pick(EVENT_TYPES, d)}`),
+    },
+    {
+      name: 'tenant + status',
+      next: (d) =>
+        admin(
+          `/api/v1/attempts?tenant_id=${tenantOf(manifest, d).workspace_id}&status=${pick(['success', 'failed'], d)}`,
+        ),
+    },
     {
       name: 'tenant + time range (1 day)',
       next: (d) => {
@@ -95,7 +105,9 @@ function cases(manifest: SeedManifest, baseUrl: string): Case[] {
       name: 'tenant + destination + topic',
       next: (d) => {
         const t = tenantOf(manifest, d)
-        return admin(`/api/v1/attempts?tenant_id=${t.workspace_id}&destination_id=${pick(t.webhooks, d)}&topic=${pick(EVENT_TYPES, d)}`)
+        return admin(
+          `/api/v1/attempts?tenant_id=${t.workspace_id}&destination_id=${pick(t.webhooks, d)}&topic=${pick(EVENT_TYPES, d)}`,
+        )
       },
     },
     { name: 'largest tenant, 50th page (next cursor)', next: () => deepPage() },
@@ -137,7 +149,8 @@ async function measure(baseUrl: string, c: Case, requests: number, draw: () => n
 function summarisePlan(lines: string[]): string[] {
   const merges = lines.filter((line) => line === 'MERGE (UNION ALL)').length
   const counts = new Map<string, number>()
-  for (const line of lines) if (!['MERGE (UNION ALL)', 'LEFT', 'RIGHT'].includes(line)) counts.set(line, (counts.get(line) ?? 0) + 1)
+  for (const line of lines)
+    if (!['MERGE (UNION ALL)', 'LEFT', 'RIGHT'].includes(line)) counts.set(line, (counts.get(line) ?? 0) + 1)
   const steps = [...counts].map(([line, n]) => (n > 1 ? `${n} × ${line}` : line))
   return merges > 0 ? [`MERGE (UNION ALL) of ${merges + 1} ranges:`, ...steps.map((step) => `  ${step}`)] : steps
 }
@@ -148,13 +161,31 @@ function printPlans(dir: string, manifest: SeedManifest): void {
   const tenant = manifest.tenants[0] as SeededTenant
   const plans: Array<[string, Parameters<SqliteDeliveryLog['explain']>[0]]> = [
     ['tenant', { tenantIds: [tenant.workspace_id], dir: 'desc', limit: 101 }],
-    ['tenant + destination', { tenantIds: [tenant.workspace_id], destinationIds: [tenant.webhooks[1] as string], dir: 'desc', limit: 101 }],
+    [
+      'tenant + destination',
+      { tenantIds: [tenant.workspace_id], destinationIds: [tenant.webhooks[1] as string], dir: 'desc', limit: 101 },
+    ],
     ['tenant + topic', { tenantIds: [tenant.workspace_id], topics: ['lock.locked'], dir: 'desc', limit: 101 }],
-    ['tenant + destination + topic', { tenantIds: [tenant.workspace_id], destinationIds: [tenant.webhooks[0] as string], topics: ['lock.locked'], dir: 'desc', limit: 101 }],
+    [
+      'tenant + destination + topic',
+      {
+        tenantIds: [tenant.workspace_id],
+        destinationIds: [tenant.webhooks[0] as string],
+        topics: ['lock.locked'],
+        dir: 'desc',
+        limit: 101,
+      },
+    ],
     ['topic, all tenants', { topics: ['device.added'], dir: 'desc', limit: 101 }],
     ['all tenants', { dir: 'desc', limit: 101 }],
-    ['tenant + status=failed', { tenantIds: [tenant.workspace_id], outcomes: ['retrying', 'failed'], dir: 'desc', limit: 101 }],
-    ['tenant + time range', { tenantIds: [tenant.workspace_id], time: { gte: manifest.from, lt: manifest.to }, dir: 'desc', limit: 101 }],
+    [
+      'tenant + status=failed',
+      { tenantIds: [tenant.workspace_id], outcomes: ['retrying', 'failed'], dir: 'desc', limit: 101 },
+    ],
+    [
+      'tenant + time range',
+      { tenantIds: [tenant.workspace_id], time: { gte: manifest.from, lt: manifest.to }, dir: 'desc', limit: 101 },
+    ],
     ['event_id', { eventIds: [manifest.sample_events[0] as string], dir: 'desc', limit: 101 }],
     ['v1 tenant', { tenantId: tenant.workspace_id, limit: 21 }],
     ['v1 tenant + status=failed', { tenantId: tenant.workspace_id, status: 'failed', limit: 21 }],
@@ -168,12 +199,24 @@ async function main(): Promise<void> {
   const requests = Number(flag('requests', '500'))
   const manifest = JSON.parse(readFileSync(join(dir, 'bench-manifest.json'), 'utf8')) as SeedManifest
   if (process.argv.includes('--plans')) printPlans(dir, manifest)
-  const config = loadConfig({ DATA_DIR: dir, HOST: '127.0.0.1', PORT: '0', MQTT_HOST: '127.0.0.1', MQTT_PORT: '0', LOG_LEVEL: 'silent', ADMIN_API_KEY: ADMIN_KEY })
+  const config = loadConfig({
+    DATA_DIR: dir,
+    HOST: '127.0.0.1',
+    PORT: '0',
+    MQTT_HOST: '127.0.0.1',
+    MQTT_PORT: '0',
+    LOG_LEVEL: 'silent',
+    ADMIN_API_KEY: ADMIN_KEY,
+  })
   const lk = await startLatchkey(config)
   try {
     const size = (statSync(databasePath(dir)).size / 2 ** 20).toFixed(0)
-    console.log(`\n${manifest.attempts.toLocaleString('en')} attempts, ${manifest.events.toLocaleString('en')} events, ${manifest.tenants.length} tenants; database ${size} MiB`)
-    console.log(`${requests} first-page requests per case, one at a time (Outpost limit 100, v1 limit 20); latency in ms\n`)
+    console.log(
+      `\n${manifest.attempts.toLocaleString('en')} attempts, ${manifest.events.toLocaleString('en')} events, ${manifest.tenants.length} tenants; database ${size} MiB`,
+    )
+    console.log(
+      `${requests} first-page requests per case, one at a time (Outpost limit 100, v1 limit 20); latency in ms\n`,
+    )
     console.log('| case | requests | rows/page | p50 | p99 | max |\n|---|---|---|---|---|---|')
     const draw = seededRandom(7)
     for (const c of cases(manifest, lk.httpUrl)) console.log(await measure(lk.httpUrl, c, requests, draw))

@@ -58,7 +58,12 @@ function ackers(count: number, prefix: string): Locks {
   let acked = 0
   const startOne = (i: number) =>
     new Promise<void>((resolve, reject) => {
-      const client = mqtt.connect(mqttUrl, { protocolVersion: 4, clientId: `${prefix}-${i}`, clean: true, reconnectPeriod: 0 })
+      const client = mqtt.connect(mqttUrl, {
+        protocolVersion: 4,
+        clientId: `${prefix}-${i}`,
+        clean: true,
+        reconnectPeriod: 0,
+      })
       clients.push(client)
       client.once('error', reject)
       client.on('connect', () => {
@@ -74,7 +79,11 @@ function ackers(count: number, prefix: string): Locks {
   return {
     size: count,
     async start() {
-      await mapLimit(Array.from({ length: count }, (_, i) => i), 50, startOne)
+      await mapLimit(
+        Array.from({ length: count }, (_, i) => i),
+        50,
+        startOne,
+      )
       return { failures: 0 }
     },
     counters: () => ({ acked }),
@@ -85,7 +94,9 @@ function ackers(count: number, prefix: string): Locks {
 }
 
 async function main(): Promise<void> {
-  const locks = values.acker ? ackers(Number(values.count ?? 1), values.prefix ?? 'bench') : await fleetLocks(values.creds ?? '')
+  const locks = values.acker
+    ? ackers(Number(values.count ?? 1), values.prefix ?? 'bench')
+    : await fleetLocks(values.creds ?? '')
   process.on('message', (raw) => {
     const message = raw as { type: string }
     const reply = async () => {

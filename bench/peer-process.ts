@@ -68,7 +68,11 @@ async function receiver(): Promise<number> {
       first ||= at
       last = at
       const event = safeJson(body)
-      if (event && typeof event.action_attempt_id === 'string' && /\.(succeeded|failed)$/.test(String(event.event_type))) {
+      if (
+        event &&
+        typeof event.action_attempt_id === 'string' &&
+        /\.(succeeded|failed)$/.test(String(event.event_type))
+      ) {
         const id = event.action_attempt_id
         arrivals[id] ??= at
         if (awaited.delete(id)) arrived(id, at)

@@ -22,7 +22,8 @@ import { pollUntil, round } from './lib/stats.js'
  * simulated locks run in lock processes, helper servers (fastify hello, webhook receiver, Seam's fake) in theirs.
  */
 
-const USAGE = 'usage: npm run bench -- [--quick] [--out DIR] [--scale-locks N] [--cpu-prof] [--only raw,e2e,peer,webhooks,scale]'
+const USAGE =
+  'usage: npm run bench -- [--quick] [--out DIR] [--scale-locks N] [--cpu-prof] [--only raw,e2e,peer,webhooks,scale]'
 const CASES = ['raw', 'e2e', 'peer', 'webhooks', 'scale'] as const
 
 const { values } = parseArgs({
@@ -62,14 +63,20 @@ async function step<T>(results: Results, name: string, run: () => Promise<T>): P
 
 /** Cases 2, 4 and 5 share one latchkey and one lock process of `e2eLocks` instantly acking locks. */
 async function withMainLatchkey(results: Results, opts: BenchOptions): Promise<void> {
-  const lk = await startLatchkeyChild({ env: { WEBHOOK_ALLOWED_CIDRS: '127.0.0.0/8' }, ...(opts.cpuProfDir ? { cpuProfDir: opts.cpuProfDir } : {}) })
+  const lk = await startLatchkeyChild({
+    env: { WEBHOOK_ALLOWED_CIDRS: '127.0.0.0/8' },
+    ...(opts.cpuProfDir ? { cpuProfDir: opts.cpuProfDir } : {}),
+  })
   try {
     const { credentials } = await provision(lk, opts.e2eLocks, 16)
     const locks = await lockProcesses(credentials, lk.mqttUrl, opts.e2eLocks)
     try {
       const started = await locks.start()
       if (started.failures > 0) throw new Error(`${started.failures} locks failed to start: ${started.firstFailure}`)
-      if ((await pollUntil(async () => ((await countOnline(lk)) === opts.e2eLocks ? true : undefined), 30_000, 50)) === undefined) {
+      if (
+        (await pollUntil(async () => ((await countOnline(lk)) === opts.e2eLocks ? true : undefined), 30_000, 50)) ===
+        undefined
+      ) {
         throw new Error('the locks did not all come online')
       }
       const ids = credentials.map((c) => c.device_id)
@@ -79,20 +86,28 @@ async function withMainLatchkey(results: Results, opts: BenchOptions): Promise<v
         const sync = await step(results, 'end-to-end sync:true', () => endToEndSync(opts, lk, ids, cpuOf))
         const ceiling = results.raw?.serial_ceiling.attempts_per_s
         const c1 = sync?.c1?.per_s
-        const createToWebhookResult = webhooks ? await step(results, 'end-to-end create → webhook', () => createToWebhook(opts, lk, ids)) : { skipped: WEBHOOKS_MISSING }
-        const webhookC1 = createToWebhookResult && !('skipped' in createToWebhookResult) ? createToWebhookResult.c1?.per_s : undefined
+        const createToWebhookResult = webhooks
+          ? await step(results, 'end-to-end create → webhook', () => createToWebhook(opts, lk, ids))
+          : { skipped: WEBHOOKS_MISSING }
+        const webhookC1 =
+          createToWebhookResult && !('skipped' in createToWebhookResult) ? createToWebhookResult.c1?.per_s : undefined
         if (sync) {
           results.end_to_end = {
             sync,
             ratio_to_serial_ceiling: ceiling && c1 ? round(c1 / ceiling, 3) : null,
             create_to_webhook: createToWebhookResult ?? { skipped: 'failed (see errors)' },
-            ...(webhookC1 !== undefined ? { create_to_webhook_ratio_to_serial_ceiling: ceiling ? round(webhookC1 / ceiling, 3) : null } : {}),
+            ...(webhookC1 !== undefined
+              ? { create_to_webhook_ratio_to_serial_ceiling: ceiling ? round(webhookC1 / ceiling, 3) : null }
+              : {}),
           }
         }
       }
-      if (only.has('peer')) results.peer = await step(results, 'peer: latchkey vs Seam fake', () => peer(opts, lk, ids, cpuOf))
+      if (only.has('peer'))
+        results.peer = await step(results, 'peer: latchkey vs Seam fake', () => peer(opts, lk, ids, cpuOf))
       if (only.has('webhooks')) {
-        results.fanout = webhooks ? await step(results, 'webhook fan-out', () => fanout(opts, lk, ids)) : { skipped: WEBHOOKS_MISSING }
+        results.fanout = webhooks
+          ? await step(results, 'webhook fan-out', () => fanout(opts, lk, ids))
+          : { skipped: WEBHOOKS_MISSING }
       }
       if (lk.problems.length > 0) results.latchkey_warnings = lk.problems.slice(0, 20)
     } finally {
@@ -105,11 +120,14 @@ async function withMainLatchkey(results: Results, opts: BenchOptions): Promise<v
 
 async function main(): Promise<number> {
   installExitHandlers()
-  const watchdog = setTimeout(() => {
-    console.error('bench: watchdog fired, the run took too long; stopping every child')
-    killAllNow()
-    process.exit(3)
-  }, options.quick ? 150_000 : 60 * 60_000)
+  const watchdog = setTimeout(
+    () => {
+      console.error('bench: watchdog fired, the run took too long; stopping every child')
+      killAllNow()
+      process.exit(3)
+    },
+    options.quick ? 150_000 : 60 * 60_000,
+  )
   watchdog.unref()
   const t0 = performance.now()
   const results: Results = {
@@ -117,7 +135,14 @@ async function main(): Promise<number> {
     mode: options.quick ? 'quick' : 'full',
     command: `npm run bench --${process.argv.slice(2).length ? ` ${process.argv.slice(2).join(' ')}` : ''}`,
     started_at: new Date().toISOString(),
-    machine: { nproc: cpus().length, cpu: cpus()[0]?.model ?? '?', mem_gib: round(totalmem() / 2 ** 30, 1), node: process.version, platform: `${process.platform}-${process.arch}`, open_files_limit: fdLimit() },
+    machine: {
+      nproc: cpus().length,
+      cpu: cpus()[0]?.model ?? '?',
+      mem_gib: round(totalmem() / 2 ** 30, 1),
+      node: process.version,
+      platform: `${process.platform}-${process.arch}`,
+      open_files_limit: fdLimit(),
+    },
   }
   mkdirSync(outDir, { recursive: true })
 
@@ -126,12 +151,19 @@ async function main(): Promise<number> {
     const http = await step(results, 'raw: fastify hello + signed webhook', () => rawHttp(options))
     if (mqtt && http) results.raw = { mqtt, http, serial_ceiling: serialCeiling(mqtt, http) }
   }
-  if (['e2e', 'peer', 'webhooks'].some((c) => only.has(c))) await step(results, 'main latchkey', () => withMainLatchkey(results, options))
-  if (only.has('scale')) results.scale = await step(results, `connection scale (${options.scaleLocks} locks)`, () => connectionScale(options))
+  if (['e2e', 'peer', 'webhooks'].some((c) => only.has(c)))
+    await step(results, 'main latchkey', () => withMainLatchkey(results, options))
+  if (only.has('scale'))
+    results.scale = await step(results, `connection scale (${options.scaleLocks} locks)`, () =>
+      connectionScale(options),
+    )
 
   if (options.cpuProfDir) {
     // The main latchkey (cases 2, 4, 5) and the connection-scale one write a profile each when they exit.
-    for (const [key, dir] of [['profile', options.cpuProfDir], ['scale_profile', join(options.cpuProfDir, 'scale')]] as const) {
+    for (const [key, dir] of [
+      ['profile', options.cpuProfDir],
+      ['scale_profile', join(options.cpuProfDir, 'scale')],
+    ] as const) {
       const file = existsSync(dir) ? newestProfile(dir) : undefined
       if (file) results[key] = summarizeProfile(file)
     }
@@ -149,8 +181,11 @@ async function main(): Promise<number> {
   for (const key of ['profile', 'scale_profile']) {
     const profile = results[key] as ReturnType<typeof summarizeProfile> | undefined
     if (!profile) continue
-    console.log(`latchkey CPU profile ${profile.file} (busy ${profile.busy_ms} ms, idle ${profile.idle_ms} ms), top self time:`)
-    for (const f of profile.top.slice(0, 15)) console.log(`  ${String(f.self_pct).padStart(5)} %  ${f.function}  ${f.where}`)
+    console.log(
+      `latchkey CPU profile ${profile.file} (busy ${profile.busy_ms} ms, idle ${profile.idle_ms} ms), top self time:`,
+    )
+    for (const f of profile.top.slice(0, 15))
+      console.log(`  ${String(f.self_pct).padStart(5)} %  ${f.function}  ${f.where}`)
   }
   console.log(`results: ${latest}\ncopy:    ${copy}\n(${results.mode} run, ${results.duration_s} s)`)
   clearTimeout(watchdog)

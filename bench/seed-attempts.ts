@@ -76,7 +76,8 @@ function outcome(random: () => number): Outcome {
   const r = random()
   const failure = () => pick([500, 503, 502, 429, null], random)
   if (r < 0.85) return { codes: [pick([200, 204], random)], scheduled: false }
-  if (r < 0.95) return { codes: [...Array.from({ length: 1 + Math.floor(random() * 3) }, failure), 200], scheduled: false }
+  if (r < 0.95)
+    return { codes: [...Array.from({ length: 1 + Math.floor(random() * 3) }, failure), 200], scheduled: false }
   if (r < 0.99) return { codes: Array.from({ length: RETRY_OFFSETS.length }, failure), scheduled: false }
   return { codes: Array.from({ length: 1 + Math.floor(random() * 2) }, failure), scheduled: true }
 }
@@ -84,7 +85,9 @@ function outcome(random: () => number): Outcome {
 function statements(db: Db) {
   return {
     workspace: db.prepare('INSERT INTO workspaces (workspace_id, name, created_at) VALUES (?, ?, ?)'),
-    apiKey: db.prepare('INSERT INTO api_keys (api_key_id, workspace_id, key_hash, name, created_at) VALUES (?, ?, ?, ?, ?)'),
+    apiKey: db.prepare(
+      'INSERT INTO api_keys (api_key_id, workspace_id, key_hash, name, created_at) VALUES (?, ?, ?, ?, ?)',
+    ),
     webhook: db.prepare(
       `INSERT INTO webhooks (webhook_id, workspace_id, url, event_types, secret, enabled, consecutive_failures, created_at, updated_at)
        VALUES (?, ?, 'http://127.0.0.1:9/hook', ?, ?, 1, 0, ?, ?)`,
@@ -150,7 +153,16 @@ class Seeder {
     // Events end two days before `now`, so that every automatic retry of the schedule (~38 h) lies in the past.
     this.time = options.now - options.days * 86_400_000
     this.step = ((options.days - 2) * 86_400_000) / (options.attempts / 6.4)
-    this.manifest = { attempts: 0, events: 0, deliveries: 0, scheduled: 0, from: new Date(this.time).toISOString(), to: '', tenants: [], sample_events: [] }
+    this.manifest = {
+      attempts: 0,
+      events: 0,
+      deliveries: 0,
+      scheduled: 0,
+      from: new Date(this.time).toISOString(),
+      to: '',
+      tenants: [],
+      sample_events: [],
+    }
   }
 
   run(): SeedManifest {
@@ -162,7 +174,12 @@ class Seeder {
       })()
     }
     this.manifest.to = new Date(this.time).toISOString()
-    this.manifest.tenants = this.tenants.map(({ workspace_id, api_key, webhooks, attempts }) => ({ workspace_id, api_key, webhooks, attempts }))
+    this.manifest.tenants = this.tenants.map(({ workspace_id, api_key, webhooks, attempts }) => ({
+      workspace_id,
+      api_key,
+      webhooks,
+      attempts,
+    }))
     return this.manifest
   }
 
@@ -177,7 +194,14 @@ class Seeder {
       const patterns = Array.from({ length: this.options.webhooksPerTenant }, (_, w) => (w === 0 ? ['lock.*'] : ['*']))
       const webhooks = patterns.map((types) => {
         const id = uuid(this.random)
-        this.s.webhook.run(id, workspaceId, JSON.stringify(types), `whsec_${randomBytes(32).toString('base64')}`, at, at)
+        this.s.webhook.run(
+          id,
+          workspaceId,
+          JSON.stringify(types),
+          `whsec_${randomBytes(32).toString('base64')}`,
+          at,
+          at,
+        )
         return id
       })
       return { workspace_id: workspaceId, api_key: apiKey, webhooks, attempts: 0, weight: 1 / (i + 1), patterns }
@@ -191,10 +215,19 @@ class Seeder {
     const id = uuid(this.random)
     this.time += this.step * (0.5 + this.random())
     const createdAt = new Date(this.time).toISOString()
-    const body = JSON.stringify({ event_id: id, workspace_id: tenant.workspace_id, event_type: type, created_at: createdAt, occurred_at: createdAt })
-    const seq = Number(this.s.event.run(id, tenant.workspace_id, type, uuid(this.random), createdAt, body).lastInsertRowid)
+    const body = JSON.stringify({
+      event_id: id,
+      workspace_id: tenant.workspace_id,
+      event_type: type,
+      created_at: createdAt,
+      occurred_at: createdAt,
+    })
+    const seq = Number(
+      this.s.event.run(id, tenant.workspace_id, type, uuid(this.random), createdAt, body).lastInsertRowid,
+    )
     this.manifest.events++
-    if (this.manifest.events % 97 === 0 && this.manifest.sample_events.length < 1000) this.manifest.sample_events.push(id)
+    if (this.manifest.events % 97 === 0 && this.manifest.sample_events.length < 1000)
+      this.manifest.sample_events.push(id)
     tenant.webhooks.forEach((webhookId, w) => {
       if (this.manifest.attempts < this.options.attempts && matches(tenant.patterns[w] as string[], type)) {
         this.writeDelivery({ tenant, id, seq, type, time: this.time }, webhookId)
@@ -221,19 +254,50 @@ class Seeder {
     const last = attempts[attempts.length - 1] as Attempt
     const ok = last.code !== null && last.code < 300
     const status = ok ? 'delivered' : plan.scheduled ? 'pending' : 'failed'
-    const next = status === 'pending' ? new Date(this.options.now + (1 + this.random() * 9) * 3_600_000).toISOString() : null
+    const next =
+      status === 'pending' ? new Date(this.options.now + (1 + this.random() * 9) * 3_600_000).toISOString() : null
     const { tenant } = event
     const createdAt = new Date(event.time).toISOString()
     const retries = attempts.length - 1 + (status === 'pending' ? 1 : 0)
-    const info = this.s.delivery.run(event.seq, event.id, webhookId, tenant.workspace_id, event.type, status, attempts.length, retries, next, last.at, last.evidence, createdAt, createdAt)
+    const info = this.s.delivery.run(
+      event.seq,
+      event.id,
+      webhookId,
+      tenant.workspace_id,
+      event.type,
+      status,
+      attempts.length,
+      retries,
+      next,
+      last.at,
+      last.evidence,
+      createdAt,
+      createdAt,
+    )
     const deliverySeq = Number(info.lastInsertRowid)
     this.manifest.deliveries++
     if (next) this.manifest.scheduled++
     attempts.forEach((a, i) => {
       const success = a.code !== null && a.code < 300
-      this.s.attempt.run(a.id, deliverySeq, tenant.workspace_id, event.id, webhookId, event.type, i + 1, success ? 'success' : 'failed', a.at, 20 + Math.floor(this.random() * 200),
-        a.code, a.code === null ? null : '{"content-type":"text/plain"}', a.code === null ? null : success ? 'ok' : 'upstream unavailable',
-        a.code === null ? 'timed out after 15000 ms' : null, a.signature, a.willRetry ? 1 : 0, a.evidence)
+      this.s.attempt.run(
+        a.id,
+        deliverySeq,
+        tenant.workspace_id,
+        event.id,
+        webhookId,
+        event.type,
+        i + 1,
+        success ? 'success' : 'failed',
+        a.at,
+        20 + Math.floor(this.random() * 200),
+        a.code,
+        a.code === null ? null : '{"content-type":"text/plain"}',
+        a.code === null ? null : success ? 'ok' : 'upstream unavailable',
+        a.code === null ? 'timed out after 15000 ms' : null,
+        a.signature,
+        a.willRetry ? 1 : 0,
+        a.evidence,
+      )
     })
     this.manifest.attempts += attempts.length
     tenant.attempts += attempts.length
@@ -271,7 +335,9 @@ async function main(): Promise<void> {
   db.close()
   writeFileSync(join(dir, 'bench-manifest.json'), `${JSON.stringify(manifest, null, 2)}\n`, { mode: 0o600 })
   const seconds = (performance.now() - started) / 1000
-  console.log(`seeded ${manifest.attempts} attempts (${manifest.events} events, ${manifest.deliveries} deliveries, ${manifest.scheduled} scheduled) in ${seconds.toFixed(1)} s`)
+  console.log(
+    `seeded ${manifest.attempts} attempts (${manifest.events} events, ${manifest.deliveries} deliveries, ${manifest.scheduled} scheduled) in ${seconds.toFixed(1)} s`,
+  )
   console.log(`DATA_DIR=${dir}`)
 }
 

@@ -4,12 +4,7 @@ import { DEVICE_TO_SERVER, TOPIC_ROOT, deviceTopic, parseDeviceTopic } from '../
 export type Principal = { kind: 'service' } | { kind: 'device'; deviceId: string }
 
 export type Refusal =
-  | 'anonymous'
-  | 'client_id_mismatch'
-  | 'bad_credentials'
-  | 'foreign_topic'
-  | 'wildcard'
-  | 'not_allowed'
+  'anonymous' | 'client_id_mismatch' | 'bad_credentials' | 'foreign_topic' | 'wildcard' | 'not_allowed'
 
 const DEVICE_PUBLISHES: ReadonlySet<string> = new Set(DEVICE_TO_SERVER)
 const SERVICE_SUBSCRIPTIONS: ReadonlySet<string> = new Set(DEVICE_TO_SERVER.map((kind) => `${TOPIC_ROOT}/+/${kind}`))

@@ -9,19 +9,20 @@ const positiveMs = z.coerce.number().int().positive()
 const bool = z.stringbool()
 const optionalSecret = z.string().min(16).optional()
 
-const retrySchedule = z
-  .string()
-  .transform((text, ctx) => {
-    const parts = text.split(',').map((part) => Number(part.trim()))
-    if (parts.length === 0 || parts.some((n) => !Number.isFinite(n) || n < 0)) {
-      ctx.addIssue({ code: 'custom', message: 'expected comma-separated non-negative numbers of seconds' })
-      return z.NEVER
-    }
-    return parts
-  })
+const retrySchedule = z.string().transform((text, ctx) => {
+  const parts = text.split(',').map((part) => Number(part.trim()))
+  if (parts.length === 0 || parts.some((n) => !Number.isFinite(n) || n < 0)) {
+    ctx.addIssue({ code: 'custom', message: 'expected comma-separated non-negative numbers of seconds' })
+    return z.NEVER
+  }
+  return parts
+})
 
 const cidrList = z.string().transform((text, ctx) => {
-  const items = text.split(',').map((item) => item.trim()).filter(Boolean)
+  const items = text
+    .split(',')
+    .map((item) => item.trim())
+    .filter(Boolean)
   const bad = items.filter((item) => !/^[0-9a-fA-F:.]+\/\d{1,3}$/.test(item))
   if (bad.length > 0) {
     ctx.addIssue({ code: 'custom', message: `not CIDR notation: ${bad.join(', ')}` })
@@ -35,27 +36,61 @@ export const ConfigSchema = z.object({
   PORT: port.default(3000).describe('HTTP port; 0 picks a free port (the actual one is logged).'),
   MQTT_HOST: z.string().min(1).default('0.0.0.0').describe('Interface the embedded MQTT broker binds to.'),
   MQTT_PORT: port.default(1883).describe('TCP port of the embedded MQTT broker; 0 picks a free port.'),
-  EMBEDDED_BROKER: bool.default(true).describe('Run the embedded aedes broker. Set to false to use an external broker at MQTT_URL.'),
-  MQTT_URL: z.url().optional().describe('Broker the orchestrator connects to. Default: the embedded broker on loopback.'),
-  MQTT_PUBLIC_URL: z.url().optional().describe('Broker URL handed to devices in `mqtt_credentials`. Default: MQTT_URL, or mqtt://<host>:<MQTT_PORT>.'),
-  MQTT_SERVICE_USERNAME: z.string().min(1).default('latchkey-orchestrator').describe("Username of the orchestrator's own MQTT client."),
-  MQTT_SERVICE_PASSWORD: optionalSecret.describe('Password of the orchestrator\'s MQTT client. Generated per process when unset (embedded broker only).'),
+  EMBEDDED_BROKER: bool
+    .default(true)
+    .describe('Run the embedded aedes broker. Set to false to use an external broker at MQTT_URL.'),
+  MQTT_URL: z
+    .url()
+    .optional()
+    .describe('Broker the orchestrator connects to. Default: the embedded broker on loopback.'),
+  MQTT_PUBLIC_URL: z
+    .url()
+    .optional()
+    .describe('Broker URL handed to devices in `mqtt_credentials`. Default: MQTT_URL, or mqtt://<host>:<MQTT_PORT>.'),
+  MQTT_SERVICE_USERNAME: z
+    .string()
+    .min(1)
+    .default('latchkey-orchestrator')
+    .describe("Username of the orchestrator's own MQTT client."),
+  MQTT_SERVICE_PASSWORD: optionalSecret.describe(
+    "Password of the orchestrator's MQTT client. Generated per process when unset (embedded broker only).",
+  ),
   DATA_DIR: z.string().min(1).default('./data').describe('Directory of the SQLite database and bootstrap.json.'),
   ADMIN_API_KEY: z
     .string()
     .min(24)
     .regex(/^seam_/, 'must start with seam_ (the Seam SDK refuses other keys)')
-    .optional().describe('Admin API key. When unset, one is generated at first start, stored hashed and printed once.'),
-  JWT_SECRET: z.string().min(32).optional().describe('HS256 secret for tenant tokens. Generated and persisted at first start when unset.'),
+    .optional()
+    .describe('Admin API key. When unset, one is generated at first start, stored hashed and printed once.'),
+  JWT_SECRET: z
+    .string()
+    .min(32)
+    .optional()
+    .describe('HS256 secret for tenant tokens. Generated and persisted at first start when unset.'),
   ACTION_TIMEOUT_MS: positiveMs.default(8000).describe('Deadline of an action attempt, from its creation.'),
-  LOCK_RESPONSE_WAIT_MS: z.coerce.number().int().min(0).max(60_000).default(500).describe('How long a lock/unlock request without `sync` waits for the attempt to settle.'),
+  LOCK_RESPONSE_WAIT_MS: z.coerce
+    .number()
+    .int()
+    .min(0)
+    .max(60_000)
+    .default(500)
+    .describe('How long a lock/unlock request without `sync` waits for the attempt to settle.'),
   WEBHOOK_TIMEOUT_MS: positiveMs.default(15_000).describe('A webhook delivery succeeds on a 2xx within this time.'),
-  WEBHOOK_RETRY_SCHEDULE: retrySchedule.default([5, 300, 1800, 7200, 18000, 36000, 36000]).describe('Delays in seconds between retries after a failed delivery, comma-separated; ±20 % jitter is applied.'),
-  WEBHOOK_DISABLE_AFTER: positiveMs.default(100).describe('Consecutive failed attempts after which a webhook is disabled.'),
-  WEBHOOK_ALLOWED_CIDRS: cidrList.default([]).describe('Comma-separated CIDRs exempt from the SSRF guard, e.g. 127.0.0.0/8 for local receivers.'),
+  WEBHOOK_RETRY_SCHEDULE: retrySchedule
+    .default([5, 300, 1800, 7200, 18000, 36000, 36000])
+    .describe('Delays in seconds between retries after a failed delivery, comma-separated; ±20 % jitter is applied.'),
+  WEBHOOK_DISABLE_AFTER: positiveMs
+    .default(100)
+    .describe('Consecutive failed attempts after which a webhook is disabled.'),
+  WEBHOOK_ALLOWED_CIDRS: cidrList
+    .default([])
+    .describe('Comma-separated CIDRs exempt from the SSRF guard, e.g. 127.0.0.0/8 for local receivers.'),
   WEBHOOK_CONCURRENCY: positiveMs.default(256).describe('Concurrent webhook requests in all.'),
   WEBHOOK_CONCURRENCY_PER_WEBHOOK: positiveMs.default(16).describe('Concurrent requests to one webhook.'),
-  LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info').describe('Log level (pino).'),
+  LOG_LEVEL: z
+    .enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'])
+    .default('info')
+    .describe('Log level (pino).'),
 })
 
 export type Config = z.infer<typeof ConfigSchema>
@@ -84,7 +119,10 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     return config
   }
   throw new ConfigError(
-    parsed.error.issues.map((issue) => `${issue.path.join('.') || '(root)'}: ${issue.message} (got ${JSON.stringify(known[String(issue.path[0])])})`),
+    parsed.error.issues.map(
+      (issue) =>
+        `${issue.path.join('.') || '(root)'}: ${issue.message} (got ${JSON.stringify(known[String(issue.path[0])])})`,
+    ),
   )
 }
 

@@ -72,12 +72,18 @@ export async function startLatchkey(config: Config, options: StartOptions = {}):
   const closers: Array<() => Promise<void>> = []
   const close = async () => {
     // Each part closes even when an earlier one failed; failures are logged, not swallowed.
-    for (const closer of closers.reverse()) await closer().catch((error: unknown) => log.error({ err: error }, 'close failed'))
+    for (const closer of closers.reverse())
+      await closer().catch((error: unknown) => log.error({ err: error }, 'close failed'))
   }
 
   try {
     mkdirSync(config.DATA_DIR, { recursive: true })
-    const store = createSqliteStore({ filename: databasePath(config.DATA_DIR), newId, now, onEvents: (events) => bus.emit('eventsCommitted', events) })
+    const store = createSqliteStore({
+      filename: databasePath(config.DATA_DIR),
+      newId,
+      now,
+      onEvents: (events) => bus.emit('eventsCommitted', events),
+    })
     closers.push(() => store.close())
     await store.devices.markAllOffline()
 
@@ -108,7 +114,9 @@ export async function startLatchkey(config: Config, options: StartOptions = {}):
       closers.push(() => embedded.close())
     }
     const mqttUrl = config.MQTT_URL ?? `mqtt://127.0.0.1:${broker?.port ?? config.MQTT_PORT}`
-    const mqttPublicUrl = config.MQTT_PUBLIC_URL ?? (config.MQTT_URL ? mqttUrl : `mqtt://${hostForUrl(config.MQTT_HOST)}:${broker?.port ?? config.MQTT_PORT}`)
+    const mqttPublicUrl =
+      config.MQTT_PUBLIC_URL ??
+      (config.MQTT_URL ? mqttUrl : `mqtt://${hostForUrl(config.MQTT_HOST)}:${broker?.port ?? config.MQTT_PORT}`)
 
     const onError = (error: unknown, context: string) => log.error({ err: error, context }, 'background failure')
     // The attempt service sends through the MQTT client, which in turn feeds it device messages: late-bound.
@@ -120,13 +128,17 @@ export async function startLatchkey(config: Config, options: StartOptions = {}):
       metrics,
       newId,
       commands: {
-        send: (deviceId, command) => (link.client ? link.client.send(deviceId, command) : Promise.reject(new Error('MQTT client not connected'))),
+        send: (deviceId, command) =>
+          link.client ? link.client.send(deviceId, command) : Promise.reject(new Error('MQTT client not connected')),
       },
       actionTimeoutMs: config.ACTION_TIMEOUT_MS,
       lockResponseWaitMs: config.LOCK_RESPONSE_WAIT_MS,
       onError,
     })
-    const guard = createUrlGuard({ allowedCidrs: config.WEBHOOK_ALLOWED_CIDRS, ...(options.resolve ? { resolve: options.resolve } : {}) })
+    const guard = createUrlGuard({
+      allowedCidrs: config.WEBHOOK_ALLOWED_CIDRS,
+      ...(options.resolve ? { resolve: options.resolve } : {}),
+    })
     const webhooks = createWebhookService({ store, bus, guard, clock, newId })
     const events = createEventService({ store, clock })
     const dispatcher = createDispatcher({
@@ -135,7 +147,11 @@ export async function startLatchkey(config: Config, options: StartOptions = {}):
       clock,
       sender: createHttpSender({ timeoutMs: config.WEBHOOK_TIMEOUT_MS, clock, guard }),
       metrics,
-      policy: { scheduleSeconds: config.WEBHOOK_RETRY_SCHEDULE, disableAfter: config.WEBHOOK_DISABLE_AFTER, random: options.random ?? Math.random },
+      policy: {
+        scheduleSeconds: config.WEBHOOK_RETRY_SCHEDULE,
+        disableAfter: config.WEBHOOK_DISABLE_AFTER,
+        random: options.random ?? Math.random,
+      },
       limits: { total: config.WEBHOOK_CONCURRENCY, perWebhook: config.WEBHOOK_CONCURRENCY_PER_WEBHOOK },
       onError,
       warn: (detail, message) => log.warn(detail, message),

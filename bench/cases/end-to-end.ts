@@ -17,10 +17,16 @@ export function settledSuccess(text: string): boolean {
 }
 
 /** `cpuOf`: the processes whose CPU use is reported with each level (latchkey, the lock process). */
-export async function endToEndSync(options: BenchOptions, lk: LatchkeyChild, deviceIds: readonly string[], cpuOf: Record<string, number>): Promise<Levels> {
+export async function endToEndSync(
+  options: BenchOptions,
+  lk: LatchkeyChild,
+  deviceIds: readonly string[],
+  cpuOf: Record<string, number>,
+): Promise<Levels> {
   const levels: Levels = {}
   for (const concurrency of options.levels) {
-    if (concurrency > deviceIds.length) throw new Error(`${concurrency} in flight needs ${concurrency} locks, have ${deviceIds.length}`)
+    if (concurrency > deviceIds.length)
+      throw new Error(`${concurrency} in flight needs ${concurrency} locks, have ${deviceIds.length}`)
     levels[`c${concurrency}`] = await closedLoop({
       baseUrl: lk.httpUrl,
       concurrency,

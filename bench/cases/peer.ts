@@ -26,7 +26,12 @@ export interface PeerResult {
   ratio: number
 }
 
-export async function peer(options: BenchOptions, lk: LatchkeyChild, deviceIds: readonly string[], cpuOf: Record<string, number>): Promise<PeerResult> {
+export async function peer(
+  options: BenchOptions,
+  lk: LatchkeyChild,
+  deviceIds: readonly string[],
+  cpuOf: Record<string, number>,
+): Promise<PeerResult> {
   const load = (baseUrl: string, key: string, deviceFor: (slot: number) => string, server: Record<string, number>) =>
     closedLoop({
       baseUrl,
@@ -52,7 +57,12 @@ export async function peer(options: BenchOptions, lk: LatchkeyChild, deviceIds: 
 async function withFake<T>(use: (baseUrl: string, pid: number) => Promise<T>): Promise<T> {
   const port = await freePort()
   const bin = join(ROOT, 'node_modules', '@seamapi', 'fake-seam-connect', 'dist', 'server.js')
-  const child = spawnTracked(process.execPath, [bin, '--seed'], { PATH: process.env.PATH, HOME: process.env.HOME, NODE_ENV: 'production', PORT: String(port) })
+  const child = spawnTracked(process.execPath, [bin, '--seed'], {
+    PATH: process.env.PATH,
+    HOME: process.env.HOME,
+    NODE_ENV: 'production',
+    PORT: String(port),
+  })
   try {
     // The fake logs its URL once it listens (it binds every interface; we only ever talk to 127.0.0.1).
     await new Promise<void>((resolve, reject) => {

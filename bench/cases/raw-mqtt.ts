@@ -25,7 +25,15 @@ export async function rawMqtt(options: BenchOptions): Promise<RawMqttResult> {
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
   const url = `mqtt://127.0.0.1:${(server.address() as AddressInfo).port}`
   const window = options.e2eLocks
-  const acker = forkTs('bench/lock-process.ts', ['--acker', '--count', String(window), '--prefix', PREFIX, '--mqtt-url', url])
+  const acker = forkTs('bench/lock-process.ts', [
+    '--acker',
+    '--count',
+    String(window),
+    '--prefix',
+    PREFIX,
+    '--mqtt-url',
+    url,
+  ])
   let publisher: MqttClient | undefined
   try {
     await nextMessage(acker, 'loaded', 30_000)
@@ -51,10 +59,16 @@ export async function rawMqtt(options: BenchOptions): Promise<RawMqttResult> {
       new Promise<boolean>((resolve, reject) => {
         const id = `c${++seq}`
         waiting.set(id, () => resolve(true))
-        const command = JSON.stringify({ command_id: id, action: 'LOCK_DOOR', issued_at: new Date().toISOString(), expires_at: new Date().toISOString() })
+        const command = JSON.stringify({
+          command_id: id,
+          action: 'LOCK_DOOR',
+          issued_at: new Date().toISOString(),
+          expires_at: new Date().toISOString(),
+        })
         client.publish(`${PREFIX}/${slot}/cmd`, command, { qos: 1 }, (error) => error && reject(error))
       })
-    const run = (concurrency: number) => runClosedLoop({ concurrency, durationMs: options.durationMs, warmupMs: options.warmupMs, op: roundTrip })
+    const run = (concurrency: number) =>
+      runClosedLoop({ concurrency, durationMs: options.durationMs, warmupMs: options.warmupMs, op: roundTrip })
 
     const serial = await run(1)
     const pipelined = await run(window)
@@ -71,7 +85,12 @@ export async function rawMqtt(options: BenchOptions): Promise<RawMqttResult> {
 
 function connectPublisher(url: string): Promise<MqttClient> {
   return new Promise((resolve, reject) => {
-    const client = mqtt.connect(url, { protocolVersion: 4, clientId: 'bench-publisher', clean: true, reconnectPeriod: 0 })
+    const client = mqtt.connect(url, {
+      protocolVersion: 4,
+      clientId: 'bench-publisher',
+      clean: true,
+      reconnectPeriod: 0,
+    })
     client.once('error', reject)
     client.once('connect', () => {
       ;(client.stream as { setNoDelay?: (on: boolean) => void }).setNoDelay?.(true)

@@ -52,7 +52,10 @@ export async function connectionScale(options: BenchOptions): Promise<ScaleResul
     const limit = fdLimit()
     const room = limit - openFds(lk.pid) - FD_RESERVE
     const n = Math.min(options.scaleLocks, room)
-    const clampedBy = n < options.scaleLocks ? `open-file limit ${limit} (ulimit -n; the hard limit here, not raisable without CAP_SYS_RESOURCE)` : undefined
+    const clampedBy =
+      n < options.scaleLocks
+        ? `open-file limit ${limit} (ulimit -n; the hard limit here, not raisable without CAP_SYS_RESOURCE)`
+        : undefined
     const provisioned = await provision(lk, n, 64)
     const locks = await lockProcesses(provisioned.credentials, lk.mqttUrl, locksPerProcess)
     try {
@@ -60,7 +63,10 @@ export async function connectionScale(options: BenchOptions): Promise<ScaleResul
       const timeLimitMs = options.quick ? 60_000 : 300_000
       const t0 = performance.now()
       let startReport: { failures: number } | undefined
-      const started = locks.start().then((report) => (startReport = report), () => undefined)
+      const started = locks.start().then(
+        (report) => (startReport = report),
+        () => undefined,
+      )
       const progress: Array<[number, number, number]> = []
       let connected = 0
       let connectedAt: number | undefined
@@ -82,7 +88,10 @@ export async function connectionScale(options: BenchOptions): Promise<ScaleResul
         250,
       )
       // The counter moves when a message is taken up; /devices/list shows it committed.
-      const online = handledAt === undefined ? undefined : await pollUntil(async () => ((await countOnline(lk)) >= n ? true : undefined), 30_000, 250)
+      const online =
+        handledAt === undefined
+          ? undefined
+          : await pollUntil(async () => ((await countOnline(lk)) >= n ? true : undefined), 30_000, 250)
       const complete = online === true
       // Every lock is in: their processes' own reports are a moment away.
       if (complete) await Promise.race([started, sleep(10_000)])

@@ -28,16 +28,35 @@ interface WebhookReply {
   webhook: { webhook_id: string; secret: string }
 }
 
-async function createWebhook(agent: Agent, lk: LatchkeyChild, receiver: Receiver, path: string, eventTypes: string[]): Promise<string> {
-  const reply = await postJson<WebhookReply>(agent, lk.httpUrl, '/webhooks/create', { url: receiver.url(path), event_types: eventTypes }, lk.apiKey)
+async function createWebhook(
+  agent: Agent,
+  lk: LatchkeyChild,
+  receiver: Receiver,
+  path: string,
+  eventTypes: string[],
+): Promise<string> {
+  const reply = await postJson<WebhookReply>(
+    agent,
+    lk.httpUrl,
+    '/webhooks/create',
+    { url: receiver.url(path), event_types: eventTypes },
+    lk.apiKey,
+  )
   await receiver.addSecret(reply.webhook.secret)
   return reply.webhook.webhook_id
 }
 
-const SETTLED_TYPES = ['lock_door', 'unlock_door'].flatMap((a) => [`action_attempt.${a}.succeeded`, `action_attempt.${a}.failed`])
+const SETTLED_TYPES = ['lock_door', 'unlock_door'].flatMap((a) => [
+  `action_attempt.${a}.succeeded`,
+  `action_attempt.${a}.failed`,
+])
 
 /** (2b) `sync: false`, then wait for the attempt's settled event at the receiver; latency = create sent → received. */
-export async function createToWebhook(options: BenchOptions, lk: LatchkeyChild, deviceIds: readonly string[]): Promise<Levels> {
+export async function createToWebhook(
+  options: BenchOptions,
+  lk: LatchkeyChild,
+  deviceIds: readonly string[],
+): Promise<Levels> {
   const receiver = await Receiver.start()
   const agent = new Agent({ keepAlive: true, maxSockets: Math.max(...options.levels) })
   const levels: Levels = {}
@@ -51,7 +70,13 @@ export async function createToWebhook(options: BenchOptions, lk: LatchkeyChild, 
         op: async (slot, i) => {
           const t0 = epochNow()
           const path = i % 2 === 0 ? '/locks/unlock_door' : '/locks/lock_door'
-          const reply = await postJson<{ action_attempt: { action_attempt_id: string } }>(agent, lk.httpUrl, path, { device_id: deviceIds[slot], sync: false }, lk.apiKey)
+          const reply = await postJson<{ action_attempt: { action_attempt_id: string } }>(
+            agent,
+            lk.httpUrl,
+            path,
+            { device_id: deviceIds[slot], sync: false },
+            lk.apiKey,
+          )
           // The receiver's arrival time is the true end; the IPC notice that paces the loop lands a little later.
           return (await receiver.arrival(reply.action_attempt.action_attempt_id, 20_000)) - t0
         },
@@ -82,14 +107,21 @@ export interface FanoutResult {
  * held (SPEC §7); re-enabling releases them all at once and the receiver counts verified deliveries per second: the
  * dispatcher's throughput alone, not shared with the attempts that made the events.
  */
-export async function fanout(options: BenchOptions, lk: LatchkeyChild, deviceIds: readonly string[]): Promise<FanoutResult> {
+export async function fanout(
+  options: BenchOptions,
+  lk: LatchkeyChild,
+  deviceIds: readonly string[],
+): Promise<FanoutResult> {
   const receiver = await Receiver.start()
   const agent = new Agent({ keepAlive: true, maxSockets: 4 })
   const setEnabled = (ids: string[], enabled: boolean) =>
-    Promise.all(ids.map((webhook_id) => postJson(agent, lk.httpUrl, '/webhooks/update', { webhook_id, enabled }, lk.apiKey)))
+    Promise.all(
+      ids.map((webhook_id) => postJson(agent, lk.httpUrl, '/webhooks/update', { webhook_id, enabled }, lk.apiKey)),
+    )
   try {
     const ids: string[] = []
-    for (let k = 0; k < options.fanoutWebhooks; k++) ids.push(await createWebhook(agent, lk, receiver, `/hook/fanout-${k}`, ['*']))
+    for (let k = 0; k < options.fanoutWebhooks; k++)
+      ids.push(await createWebhook(agent, lk, receiver, `/hook/fanout-${k}`, ['*']))
     const mode = await setEnabled(ids, false).then(
       () => 'release' as const,
       () => 'live' as const,
@@ -101,7 +133,10 @@ export async function fanout(options: BenchOptions, lk: LatchkeyChild, deviceIds
       durationMs: options.durationMs,
       warmupMs: 0,
       headers: { authorization: `Bearer ${lk.apiKey}` },
-      request: (slot, i) => ({ path: i % 2 === 0 ? '/locks/unlock_door' : '/locks/lock_door', body: JSON.stringify({ device_id: deviceIds[slot], sync: true }) }),
+      request: (slot, i) => ({
+        path: i % 2 === 0 ? '/locks/unlock_door' : '/locks/lock_door',
+        body: JSON.stringify({ device_id: deviceIds[slot], sync: true }),
+      }),
       ok: settledSuccess,
     })
     const released = epochNow()

@@ -73,8 +73,12 @@ export function nextMessage<T extends ChildMessage>(child: ChildProcess, type: s
       if (m && m.type === 'error') finish(new Error(`child ${child.pid}: ${String(m.message)}`))
       else if (m && m.type === type) finish(undefined, m as T)
     }
-    const onExit = (code: number | null, signal: string | null) => finish(new Error(`child ${child.pid} exited (${code ?? signal}) before '${type}'`))
-    const timer = setTimeout(() => finish(new Error(`child ${child.pid}: no '${type}' within ${timeoutMs} ms`)), timeoutMs)
+    const onExit = (code: number | null, signal: string | null) =>
+      finish(new Error(`child ${child.pid} exited (${code ?? signal}) before '${type}'`))
+    const timer = setTimeout(
+      () => finish(new Error(`child ${child.pid}: no '${type}' within ${timeoutMs} ms`)),
+      timeoutMs,
+    )
     function finish(error?: Error, value?: T): void {
       clearTimeout(timer)
       child.off('message', onMessage)
@@ -87,7 +91,12 @@ export function nextMessage<T extends ChildMessage>(child: ChildProcess, type: s
   })
 }
 
-export async function request<T extends ChildMessage>(child: ChildProcess, message: ChildMessage, replyType: string, timeoutMs = 60_000): Promise<T> {
+export async function request<T extends ChildMessage>(
+  child: ChildProcess,
+  message: ChildMessage,
+  replyType: string,
+  timeoutMs = 60_000,
+): Promise<T> {
   const reply = nextMessage<T>(child, replyType, timeoutMs)
   child.send(message)
   return reply

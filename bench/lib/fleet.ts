@@ -16,7 +16,11 @@ interface CreateReply {
 }
 
 /** Creates `count` devices with at most `concurrency` requests in flight; returns their credentials. */
-export async function provision(lk: LatchkeyChild, count: number, concurrency: number): Promise<{ credentials: DeviceCredentials[]; ms: number }> {
+export async function provision(
+  lk: LatchkeyChild,
+  count: number,
+  concurrency: number,
+): Promise<{ credentials: DeviceCredentials[]; ms: number }> {
   const agent = new Agent({ keepAlive: true, maxSockets: concurrency })
   const t0 = performance.now()
   try {
@@ -24,8 +28,18 @@ export async function provision(lk: LatchkeyChild, count: number, concurrency: n
       Array.from({ length: count }, (_, i) => i),
       concurrency,
       async (i) => {
-        const reply = await postJson<CreateReply>(agent, lk.httpUrl, '/devices/create', { name: `bench-lock-${i + 1}` }, lk.apiKey)
-        return { device_id: reply.device.device_id, url: reply.mqtt_credentials.url, password: reply.mqtt_credentials.password }
+        const reply = await postJson<CreateReply>(
+          agent,
+          lk.httpUrl,
+          '/devices/create',
+          { name: `bench-lock-${i + 1}` },
+          lk.apiKey,
+        )
+        return {
+          device_id: reply.device.device_id,
+          url: reply.mqtt_credentials.url,
+          password: reply.mqtt_credentials.password,
+        }
       },
     )
     return { credentials, ms: performance.now() - t0 }
@@ -49,14 +63,20 @@ export interface LockProcesses {
  * Forks ceil(n / perProcess) lock processes, each a simulator Fleet reading its share of the credentials from a
  * file (mode 0600 in a private temp dir); resolves once every process has loaded its locks.
  */
-export async function lockProcesses(credentials: readonly DeviceCredentials[], mqttUrl: string, perProcess: number): Promise<LockProcesses> {
+export async function lockProcesses(
+  credentials: readonly DeviceCredentials[],
+  mqttUrl: string,
+  perProcess: number,
+): Promise<LockProcesses> {
   const dir = mkdtempSync(join(tmpdir(), 'latchkey-bench-locks-'))
   const children: ChildProcess[] = []
   try {
     for (let offset = 0; offset < credentials.length; offset += perProcess) {
       const file = join(dir, `creds-${offset}.json`)
       await writeCredentialsFile(file, credentials.slice(offset, offset + perProcess))
-      children.push(forkTs('bench/lock-process.ts', ['--creds', file, '--mqtt-url', mqttUrl], ['--max-old-space-size=4096']))
+      children.push(
+        forkTs('bench/lock-process.ts', ['--creds', file, '--mqtt-url', mqttUrl], ['--max-old-space-size=4096']),
+      )
     }
     await Promise.all(children.map((child) => nextMessage(child, 'loaded', 120_000)))
   } catch (error) {
@@ -70,7 +90,14 @@ export async function lockProcesses(credentials: readonly DeviceCredentials[], m
     async start() {
       const t0 = performance.now()
       const replies = await Promise.all(
-        children.map((child) => request<{ type: string; failures: number; firstFailure?: string }>(child, { type: 'start' }, 'started', 600_000)),
+        children.map((child) =>
+          request<{ type: string; failures: number; firstFailure?: string }>(
+            child,
+            { type: 'start' },
+            'started',
+            600_000,
+          ),
+        ),
       )
       const failures = replies.reduce((sum, r) => sum + r.failures, 0)
       const firstFailure = replies.find((r) => r.firstFailure)?.firstFailure
@@ -81,7 +108,9 @@ export async function lockProcesses(credentials: readonly DeviceCredentials[], m
       await Promise.all(children.map((child) => stopChild(child, 0)))
     },
     async stop() {
-      await Promise.all(children.map((child) => request(child, { type: 'stop' }, 'stopped', 120_000).catch(() => undefined)))
+      await Promise.all(
+        children.map((child) => request(child, { type: 'stop' }, 'stopped', 120_000).catch(() => undefined)),
+      )
       await Promise.all(children.map((child) => stopChild(child, 5_000)))
     },
   }
@@ -99,7 +128,13 @@ export async function countOnline(lk: LatchkeyChild): Promise<number> {
   let cursor: string | null = null
   try {
     do {
-      const page: ListReply = await postJson<ListReply>(agent, lk.httpUrl, '/devices/list', { limit: 1000, ...(cursor ? { page_cursor: cursor } : {}) }, lk.apiKey)
+      const page: ListReply = await postJson<ListReply>(
+        agent,
+        lk.httpUrl,
+        '/devices/list',
+        { limit: 1000, ...(cursor ? { page_cursor: cursor } : {}) },
+        lk.apiKey,
+      )
       online += page.devices.filter((d) => d.properties.online).length
       cursor = page.pagination.next_page_cursor
     } while (cursor)

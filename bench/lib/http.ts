@@ -14,7 +14,13 @@ export interface HttpReply {
 
 const REQUEST_TIMEOUT_MS = 30_000
 
-export function post(agent: Agent, baseUrl: string, path: string, body: string, headers: Record<string, string> = {}): Promise<HttpReply> {
+export function post(
+  agent: Agent,
+  baseUrl: string,
+  path: string,
+  body: string,
+  headers: Record<string, string> = {},
+): Promise<HttpReply> {
   const url = new URL(path, baseUrl)
   assertLoopback(url)
   return new Promise((resolve, reject) => {
@@ -32,16 +38,31 @@ export function post(agent: Agent, baseUrl: string, path: string, body: string, 
         res.on('error', reject)
       },
     )
-    req.setTimeout(REQUEST_TIMEOUT_MS, () => req.destroy(new Error(`POST ${url.pathname}: no answer within ${REQUEST_TIMEOUT_MS} ms`)))
+    req.setTimeout(REQUEST_TIMEOUT_MS, () =>
+      req.destroy(new Error(`POST ${url.pathname}: no answer within ${REQUEST_TIMEOUT_MS} ms`)),
+    )
     req.on('error', reject)
     req.end(body)
   })
 }
 
 /** POSTs JSON and parses the answer; throws on a non-2xx with the body in the message. */
-export async function postJson<T = Record<string, unknown>>(agent: Agent, baseUrl: string, path: string, body: unknown, key?: string): Promise<T> {
-  const reply = await post(agent, baseUrl, path, JSON.stringify(body ?? {}), key ? { authorization: `Bearer ${key}` } : {})
-  if (reply.status < 200 || reply.status > 299) throw new Error(`POST ${path}: HTTP ${reply.status}: ${reply.text.slice(0, 300)}`)
+export async function postJson<T = Record<string, unknown>>(
+  agent: Agent,
+  baseUrl: string,
+  path: string,
+  body: unknown,
+  key?: string,
+): Promise<T> {
+  const reply = await post(
+    agent,
+    baseUrl,
+    path,
+    JSON.stringify(body ?? {}),
+    key ? { authorization: `Bearer ${key}` } : {},
+  )
+  if (reply.status < 200 || reply.status > 299)
+    throw new Error(`POST ${path}: HTTP ${reply.status}: ${reply.text.slice(0, 300)}`)
   return JSON.parse(reply.text) as T
 }
 

@@ -54,7 +54,11 @@ export async function startLatchkeyChild(options: LatchkeyChildOptions = {}): Pr
   }
   const profiling = options.cpuProfDir ? ['--cpu-prof', `--cpu-prof-dir=${options.cpuProfDir}`] : []
   // Not the tsx CLI: it would run latchkey in a grandchild, and the pid we measure must be latchkey's own.
-  const child = spawnTracked(process.execPath, ['--max-old-space-size=4096', ...profiling, ...(options.nodeArgs ?? []), '--import', 'tsx', 'src/main.ts'], env)
+  const child = spawnTracked(
+    process.execPath,
+    ['--max-old-space-size=4096', ...profiling, ...(options.nodeArgs ?? []), '--import', 'tsx', 'src/main.ts'],
+    env,
+  )
   const problems: string[] = []
   let stderr = ''
   child.stderr?.on('data', (chunk: Buffer) => (stderr = (stderr + chunk.toString()).slice(-4000)))
@@ -62,7 +66,10 @@ export async function startLatchkeyChild(options: LatchkeyChildOptions = {}): Pr
   const urls = await new Promise<{ httpUrl: string; mqttUrl: string }>((resolve, reject) => {
     let httpUrl: string | undefined
     let mqttUrl: string | undefined
-    const timer = setTimeout(() => fail(new Error('latchkey did not log its addresses in time')), options.startTimeoutMs ?? 60_000)
+    const timer = setTimeout(
+      () => fail(new Error('latchkey did not log its addresses in time')),
+      options.startTimeoutMs ?? 60_000,
+    )
     const onExit = (code: number | null) => fail(new Error(`latchkey exited (${code}) during start-up: ${stderr}`))
     function fail(error: Error): void {
       clearTimeout(timer)
@@ -85,7 +92,10 @@ export async function startLatchkeyChild(options: LatchkeyChildOptions = {}): Pr
   })
   assertLoopback(new URL(urls.httpUrl))
   assertLoopback(new URL(urls.mqttUrl.replace(/^mqtt:/, 'http:')))
-  const credentials = JSON.parse(readFileSync(join(dataDir, 'bootstrap.json'), 'utf8')) as { api_key: string; workspace_id: string }
+  const credentials = JSON.parse(readFileSync(join(dataDir, 'bootstrap.json'), 'utf8')) as {
+    api_key: string
+    workspace_id: string
+  }
   return {
     child,
     pid: child.pid as number,
@@ -105,7 +115,10 @@ function parseLog(line: string): { level: number; msg: string } | undefined {
   if (!line.startsWith('{')) return undefined
   try {
     const value = JSON.parse(line) as { level?: unknown; msg?: unknown }
-    return { level: typeof value.level === 'number' ? value.level : 30, msg: typeof value.msg === 'string' ? value.msg : '' }
+    return {
+      level: typeof value.level === 'number' ? value.level : 30,
+      msg: typeof value.msg === 'string' ? value.msg : '',
+    }
   } catch {
     return undefined
   }

@@ -55,7 +55,12 @@ export function summarizeProfile(file: string, topN = 20): ProfileSummary {
   const top = [...selfUs.values()]
     .sort((a, b) => b.us - a.us)
     .slice(0, topN)
-    .map((e) => ({ function: e.fn, where: e.where, self_ms: round(e.us / 1000, 1), self_pct: round((100 * e.us) / Math.max(1, busyUs), 1) }))
+    .map((e) => ({
+      function: e.fn,
+      where: e.where,
+      self_ms: round(e.us / 1000, 1),
+      self_pct: round((100 * e.us) / Math.max(1, busyUs), 1),
+    }))
   return { file, busy_ms: round(busyUs / 1000, 0), idle_ms: round(idleUs / 1000, 0), top }
 }
 

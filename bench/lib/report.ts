@@ -55,19 +55,36 @@ export function serialCeiling(mqtt: RawMqttResult, http: RawHttpResult): SerialC
   const httpMs = http.fastify.c1?.latency.mean_ms ?? 0
   const webhookMs = http.webhook.serial.latency.mean_ms
   const sum = mqttMs + httpMs + webhookMs
-  return { mqtt_ms: mqttMs, http_ms: httpMs, webhook_ms: webhookMs, sum_ms: round(sum, 3), attempts_per_s: round(1000 / sum, 0) }
+  return {
+    mqtt_ms: mqttMs,
+    http_ms: httpMs,
+    webhook_ms: webhookMs,
+    sum_ms: round(sum, 3),
+    attempts_per_s: round(1000 / sum, 0),
+  }
 }
 
-const isSkipped = (value: unknown): value is Skipped => typeof value === 'object' && value !== null && 'skipped' in value
+const isSkipped = (value: unknown): value is Skipped =>
+  typeof value === 'object' && value !== null && 'skipped' in value
 
 export function targets(r: Results): Target[] {
   const out: Target[] = []
   const e2e = r.end_to_end
   if (e2e) {
     const ratio = e2e.ratio_to_serial_ceiling
-    out.push({ name: 'end-to-end (1 in flight) / serial ceiling', target: '≥ 70 %', value: ratio === null ? '-' : `${round(ratio * 100, 0)} %`, met: ratio === null ? null : ratio >= 0.7 })
+    out.push({
+      name: 'end-to-end (1 in flight) / serial ceiling',
+      target: '≥ 70 %',
+      value: ratio === null ? '-' : `${round(ratio * 100, 0)} %`,
+      met: ratio === null ? null : ratio >= 0.7,
+    })
     const p99 = e2e.sync.c100?.latency.p99_ms
-    out.push({ name: 'p99 create→settled, 100 in flight', target: '≤ 10 ms', value: p99 === undefined ? '-' : `${p99} ms`, met: p99 === undefined ? null : p99 <= 10 })
+    out.push({
+      name: 'p99 create→settled, 100 in flight',
+      target: '≤ 10 ms',
+      value: p99 === undefined ? '-' : `${p99} ms`,
+      met: p99 === undefined ? null : p99 <= 10,
+    })
   }
   if (r.scale) {
     const s = r.scale
@@ -83,16 +100,31 @@ export function targets(r: Results): Target[] {
   }
   if (r.fanout) {
     const f = r.fanout
-    out.push(isSkipped(f) ? { name: 'webhook fan-out', target: '≥ 5,000 deliveries/s', value: f.skipped, met: null } : { name: 'webhook fan-out', target: '≥ 5,000 deliveries/s', value: `${f.deliveries_per_s}/s`, met: f.deliveries_per_s >= 5000 })
+    out.push(
+      isSkipped(f)
+        ? { name: 'webhook fan-out', target: '≥ 5,000 deliveries/s', value: f.skipped, met: null }
+        : {
+            name: 'webhook fan-out',
+            target: '≥ 5,000 deliveries/s',
+            value: `${f.deliveries_per_s}/s`,
+            met: f.deliveries_per_s >= 5000,
+          },
+    )
   }
   if (r.peer) {
-    out.push({ name: 'lock_door req/s vs Seam fake', target: '≥ 2×', value: `${r.peer.ratio}×`, met: r.peer.ratio >= 2 })
+    out.push({
+      name: 'lock_door req/s vs Seam fake',
+      target: '≥ 2×',
+      value: `${r.peer.ratio}×`,
+      met: r.peer.ratio >= 2,
+    })
   }
   return out
 }
 
 const fmt = (n: number) => n.toLocaleString('en-US', { maximumFractionDigits: 2 })
-const lat = (l: LoopResult) => `p50 ${fmt(l.latency.p50_ms)} · p95 ${fmt(l.latency.p95_ms)} · p99 ${fmt(l.latency.p99_ms)} ms`
+const lat = (l: LoopResult) =>
+  `p50 ${fmt(l.latency.p50_ms)} · p95 ${fmt(l.latency.p95_ms)} · p99 ${fmt(l.latency.p99_ms)} ms`
 const cpu = (l: LoopResult, label: string) =>
   l.cpu_pct[label] === undefined
     ? ''
@@ -112,23 +144,44 @@ export function table(r: Results): string {
     rows.push(['1 raw: mqtt.js↔aedes QoS 1 round trip, serial', `${rate(mqtt.serial)} · ${lat(mqtt.serial)}`, '', ''])
     rows.push([`1 raw: same, ${mqtt.pipelined.concurrency} pipelined`, rate(mqtt.pipelined), '', ''])
     rows.push(['1 raw: same, PUBACK deferred one setImmediate', rate(mqtt.pipelined_deferred_puback), '', ''])
-    for (const [key, l] of Object.entries(http.fastify)) rows.push([`1 raw: fastify hello POST, ${key.slice(1)} in flight`, `${rate(l)} · ${lat(l)}`, '', ''])
-    rows.push(['1 raw: signed webhook POST, serial', `${rate(http.webhook.serial)} · ${lat(http.webhook.serial)}`, '', ''])
+    for (const [key, l] of Object.entries(http.fastify))
+      rows.push([`1 raw: fastify hello POST, ${key.slice(1)} in flight`, `${rate(l)} · ${lat(l)}`, '', ''])
+    rows.push([
+      '1 raw: signed webhook POST, serial',
+      `${rate(http.webhook.serial)} · ${lat(http.webhook.serial)}`,
+      '',
+      '',
+    ])
     rows.push(['1 raw: signed webhook POST, 100 in flight', rate(http.webhook.c100), '', ''])
-    rows.push(['1 serial ceiling (mean mqtt + http + webhook)', `${fmt(c.sum_ms)} ms → ${fmt(c.attempts_per_s)} attempts/s`, '', ''])
+    rows.push([
+      '1 serial ceiling (mean mqtt + http + webhook)',
+      `${fmt(c.sum_ms)} ms → ${fmt(c.attempts_per_s)} attempts/s`,
+      '',
+      '',
+    ])
   }
   if (r.end_to_end) {
     for (const [key, l] of Object.entries(r.end_to_end.sync)) {
-      rows.push([`2a lock/unlock sync:true, ${key.slice(1)} in flight`, `${rate(l)} · ${lat(l)}${cpu(l, 'latchkey')}`, ...(key === 'c100' ? mark('p99') : ['', ''])])
+      rows.push([
+        `2a lock/unlock sync:true, ${key.slice(1)} in flight`,
+        `${rate(l)} · ${lat(l)}${cpu(l, 'latchkey')}`,
+        ...(key === 'c100' ? mark('p99') : ['', '']),
+      ])
     }
     const ratio = r.end_to_end.ratio_to_serial_ceiling
-    rows.push(['2 end-to-end (1 in flight) / serial ceiling', ratio === null ? '-' : `${fmt(round(ratio * 100, 0))} %`, ...mark('end-to-end')])
+    rows.push([
+      '2 end-to-end (1 in flight) / serial ceiling',
+      ratio === null ? '-' : `${fmt(round(ratio * 100, 0))} %`,
+      ...mark('end-to-end'),
+    ])
     const w = r.end_to_end.create_to_webhook
     if (isSkipped(w)) rows.push(['2b create → webhook received', `skipped: ${w.skipped}`, '', ''])
     else {
-      for (const [key, l] of Object.entries(w)) rows.push([`2b create → webhook received, ${key.slice(1)} in flight`, `${rate(l)} · ${lat(l)}`, '', ''])
+      for (const [key, l] of Object.entries(w))
+        rows.push([`2b create → webhook received, ${key.slice(1)} in flight`, `${rate(l)} · ${lat(l)}`, '', ''])
       const r2 = r.end_to_end.create_to_webhook_ratio_to_serial_ceiling
-      if (r2 !== undefined && r2 !== null) rows.push(['2b create → webhook (1 in flight) / serial ceiling', `${fmt(round(r2 * 100, 0))} %`, '', ''])
+      if (r2 !== undefined && r2 !== null)
+        rows.push(['2b create → webhook (1 in flight) / serial ceiling', `${fmt(round(r2 * 100, 0))} %`, '', ''])
     }
   }
   if (r.scale) {
@@ -144,15 +197,32 @@ export function table(r: Results): string {
   }
   if (r.fanout) {
     const f = r.fanout
-    rows.push(['4 webhook fan-out', isSkipped(f) ? `skipped: ${f.skipped}` : `${fmt(f.deliveries_per_s)} deliveries/s to ${f.webhooks} webhooks (${f.mode}: ${fmt(f.deliveries)} verified in ${f.drain_s} s, ${f.bad_signatures} bad)`, ...mark('webhook fan-out')])
+    rows.push([
+      '4 webhook fan-out',
+      isSkipped(f)
+        ? `skipped: ${f.skipped}`
+        : `${fmt(f.deliveries_per_s)} deliveries/s to ${f.webhooks} webhooks (${f.mode}: ${fmt(f.deliveries)} verified in ${f.drain_s} s, ${f.bad_signatures} bad)`,
+      ...mark('webhook fan-out'),
+    ])
   }
   if (r.peer) {
     const p = r.peer
-    rows.push([`5 POST /locks/lock_door, ${p.concurrency} conns: latchkey`, `${rate(p.latchkey)} · ${lat(p.latchkey)}${cpu(p.latchkey, 'latchkey')}`, '', ''])
-    rows.push([`5 POST /locks/lock_door, ${p.concurrency} conns: Seam fake`, `${rate(p.fake)} · ${lat(p.fake)}${cpu(p.fake, 'fake')}`, '', ''])
+    rows.push([
+      `5 POST /locks/lock_door, ${p.concurrency} conns: latchkey`,
+      `${rate(p.latchkey)} · ${lat(p.latchkey)}${cpu(p.latchkey, 'latchkey')}`,
+      '',
+      '',
+    ])
+    rows.push([
+      `5 POST /locks/lock_door, ${p.concurrency} conns: Seam fake`,
+      `${rate(p.fake)} · ${lat(p.fake)}${cpu(p.fake, 'fake')}`,
+      '',
+      '',
+    ])
     rows.push(['5 latchkey / Seam fake', `${fmt(p.ratio)}×`, ...mark('lock_door')])
   }
-  for (const [name, message] of Object.entries(r.errors ?? {})) rows.push([`${name}`, `FAILED: ${message.slice(0, 120)}`, '', ''])
+  for (const [name, message] of Object.entries(r.errors ?? {}))
+    rows.push([`${name}`, `FAILED: ${message.slice(0, 120)}`, '', ''])
   const header = ['case', 'result', 'target', 'status']
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((row) => (row[i] ?? '').length)))
   const line = (cells: string[]) => `| ${cells.map((c, i) => c.padEnd(widths[i] ?? 0)).join(' | ')} |`

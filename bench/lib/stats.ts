@@ -38,7 +38,11 @@ export function sleep(ms: number): Promise<void> {
 }
 
 /** Polls `check` every `intervalMs` until it returns a value; undefined once `timeoutMs` has passed. */
-export async function pollUntil<T>(check: () => Promise<T | undefined>, timeoutMs: number, intervalMs: number): Promise<T | undefined> {
+export async function pollUntil<T>(
+  check: () => Promise<T | undefined>,
+  timeoutMs: number,
+  intervalMs: number,
+): Promise<T | undefined> {
   const end = performance.now() + timeoutMs
   for (;;) {
     const value = await check()

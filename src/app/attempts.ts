@@ -1,5 +1,13 @@
 import type { Ack, Command } from '../../devices/index.js'
-import { applyAck, createAttempt, expire, markSent, type ActionType, type AttemptRecord, type Transition } from '../domain/attempt.js'
+import {
+  applyAck,
+  createAttempt,
+  expire,
+  markSent,
+  type ActionType,
+  type AttemptRecord,
+  type Transition,
+} from '../domain/attempt.js'
 import { iso, type Clock } from '../domain/clock.js'
 import { LatchkeyError, notFound } from '../domain/errors.js'
 import { AttemptTimeouts, SettleWaiters } from './attempt-timeouts.js'
@@ -93,7 +101,12 @@ export function createAttemptService(deps: AttemptServiceDeps) {
     return awaitSettled(attempt, deps.lockResponseWaitMs)
   }
 
-  async function replay(workspaceId: string, key: string, requestHash: string, sync: boolean | undefined): Promise<AttemptRecord | undefined> {
+  async function replay(
+    workspaceId: string,
+    key: string,
+    requestHash: string,
+    sync: boolean | undefined,
+  ): Promise<AttemptRecord | undefined> {
     const existing = await store.attempts.findByIdempotencyKey(workspaceId, key)
     if (!existing) return undefined
     if (clock.now() - Date.parse(existing.created_at) > IDEMPOTENCY_WINDOW_MS) {
@@ -101,21 +114,36 @@ export function createAttemptService(deps: AttemptServiceDeps) {
       return undefined
     }
     if (existing.request_hash !== requestHash) {
-      throw new LatchkeyError('idempotency_key_reused', 'This Idempotency-Key was already used with a different request.')
+      throw new LatchkeyError(
+        'idempotency_key_reused',
+        'This Idempotency-Key was already used with a different request.',
+      )
     }
     return waitFor(existing, sync)
   }
 
   return {
-    async request(workspaceId: string, action: ActionType, input: LockRequest, idempotencyKey?: string): Promise<AttemptRecord> {
-      const requestHash = sha256(JSON.stringify([action, input.device_id, input.sync ?? null, input.timeout_ms ?? null]))
-      const replayIfKeyed = () => (idempotencyKey === undefined ? undefined : replay(workspaceId, idempotencyKey, requestHash, input.sync))
+    async request(
+      workspaceId: string,
+      action: ActionType,
+      input: LockRequest,
+      idempotencyKey?: string,
+    ): Promise<AttemptRecord> {
+      const requestHash = sha256(
+        JSON.stringify([action, input.device_id, input.sync ?? null, input.timeout_ms ?? null]),
+      )
+      const replayIfKeyed = () =>
+        idempotencyKey === undefined ? undefined : replay(workspaceId, idempotencyKey, requestHash, input.sync)
       const replayed = await replayIfKeyed()
       if (replayed) return replayed
       const device = await store.devices.get(workspaceId, input.device_id)
       if (!device) throw notFound('device_not_found', 'Device')
       const able = action === 'LOCK_DOOR' ? device.can_remotely_lock : device.can_remotely_unlock
-      if (!able) throw new LatchkeyError('action_not_supported', `This device cannot ${action === 'LOCK_DOOR' ? 'lock' : 'unlock'} remotely.`)
+      if (!able)
+        throw new LatchkeyError(
+          'action_not_supported',
+          `This device cannot ${action === 'LOCK_DOOR' ? 'lock' : 'unlock'} remotely.`,
+        )
 
       const createdMs = clock.now()
       const deadlineMs = createdMs + (input.timeout_ms ?? deps.actionTimeoutMs)
@@ -165,13 +193,17 @@ export function createAttemptService(deps: AttemptServiceDeps) {
 
     /** A device's ack; resolves once its effect is committed, so the caller may PUBACK it. */
     async handleAck(deviceId: string, ack: Ack): Promise<void> {
-      const transition = await store.attempts.transition(ack.command_id, (attempt) => applyAck(attempt, ack, now()), { deviceId, urgent: true })
+      const transition = await store.attempts.transition(ack.command_id, (attempt) => applyAck(attempt, ack, now()), {
+        deviceId,
+        urgent: true,
+      })
       if (!transition) {
         deps.metrics.inc('mqtt_messages_dropped_total', { reason: 'unknown_command' })
         return
       }
       const late = transition.history.some((entry) => entry.kind === 'late_ack')
-      if (!transition.changed || late) deps.metrics.inc('acks_ignored_total', { kind: transition.history[0]?.kind ?? 'none' })
+      if (!transition.changed || late)
+        deps.metrics.inc('acks_ignored_total', { kind: transition.history[0]?.kind ?? 'none' })
       settled(transition)
     },
 

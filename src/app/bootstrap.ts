@@ -14,7 +14,10 @@ export interface BootstrapCredentials {
  * The admin key in force: ADMIN_API_KEY when set; otherwise the hash stored at first start, or a new key made now
  * (returned so it can be shown once).
  */
-export async function resolveAdminKey(store: Store, configured: string | undefined): Promise<{ hash: string; generated?: string }> {
+export async function resolveAdminKey(
+  store: Store,
+  configured: string | undefined,
+): Promise<{ hash: string; generated?: string }> {
   if (configured) return { hash: sha256(configured) }
   const stored = await store.settings.get('admin_key_hash')
   if (stored) return { hash: stored }

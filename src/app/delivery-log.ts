@@ -2,7 +2,16 @@ import { LatchkeyError } from '../domain/errors.js'
 import type { LatchkeyEvent } from '../domain/events.js'
 import { matchesEventType } from '../domain/webhook.js'
 import { attemptPosition, decodeCursor, encodeCursor } from './log-cursor.js'
-import type { AttemptLogQuery, AttemptOutcome, DeliveryAttempt, DeliveryLogStore, DeliveryStore, TimeRange, WebhookStore, WorkspaceStore } from './store.js'
+import type {
+  AttemptLogQuery,
+  AttemptOutcome,
+  DeliveryAttempt,
+  DeliveryLogStore,
+  DeliveryStore,
+  TimeRange,
+  WebhookStore,
+  WorkspaceStore,
+} from './store.js'
 import type { TenantTokens } from './tenant-tokens.js'
 
 /**
@@ -21,7 +30,11 @@ export interface ManualAttempts {
 
 export interface DeliveryLogDeps {
   log: DeliveryLogStore
-  store: { workspaces: Pick<WorkspaceStore, 'get'>; webhooks: Pick<WebhookStore, 'get'>; deliveries: Pick<DeliveryStore, 'get'> }
+  store: {
+    workspaces: Pick<WorkspaceStore, 'get'>
+    webhooks: Pick<WebhookStore, 'get'>
+    deliveries: Pick<DeliveryStore, 'get'>
+  }
   manual: ManualAttempts
   tokens: TenantTokens
   onError: (error: unknown, context: string) => void
@@ -57,7 +70,10 @@ export function attemptEventKey(attempt: Pick<DeliveryAttempt, 'event_id' | 'web
   return `${attempt.event_id}/${attempt.webhook_id}`
 }
 
-const OUTCOMES: Record<'success' | 'failed', AttemptOutcome[]> = { success: ['delivered'], failed: ['retrying', 'failed'] }
+const OUTCOMES: Record<'success' | 'failed', AttemptOutcome[]> = {
+  success: ['delivered'],
+  failed: ['retrying', 'failed'],
+}
 
 const tenantNotFound = () => new LatchkeyError('workspace_not_found', 'tenant not found')
 const attemptNotFound = () => new LatchkeyError('delivery_not_found', 'attempt not found')
@@ -77,17 +93,20 @@ export function createDeliveryLog(deps: DeliveryLogDeps) {
   }
 
   async function assertTenant(scope: TenantScope, tenantId: string): Promise<void> {
-    if (scope.kind === 'tenant' ? scope.tenantId !== tenantId : !(await store.workspaces.get(tenantId))) throw tenantNotFound()
+    if (scope.kind === 'tenant' ? scope.tenantId !== tenantId : !(await store.workspaces.get(tenantId)))
+      throw tenantNotFound()
   }
 
   async function assertDestination(scope: TenantScope, tenantId: string, destinationId: string): Promise<void> {
     await assertTenant(scope, tenantId)
-    if (!(await store.webhooks.get(tenantId, destinationId))) throw new LatchkeyError('webhook_not_found', 'destination not found')
+    if (!(await store.webhooks.get(tenantId, destinationId)))
+      throw new LatchkeyError('webhook_not_found', 'destination not found')
   }
 
   /** One page, forwards after `next` or backwards before `prev`, with the cursors of its neighbours (null at the ends). */
   async function listAttempts(scope: TenantScope, input: AttemptListInput): Promise<AttemptPage> {
-    if (input.next !== undefined && input.prev !== undefined) throw new LatchkeyError('invalid_input', 'next and prev cannot be used together')
+    if (input.next !== undefined && input.prev !== undefined)
+      throw new LatchkeyError('invalid_input', 'next and prev cannot be used together')
     const cursor = input.next ?? input.prev
     const after = cursor === undefined ? undefined : decodeCursor(cursor)
     const backwards = input.prev !== undefined
@@ -127,12 +146,22 @@ export function createDeliveryLog(deps: DeliveryLogDeps) {
     listAttempts,
     getAttempt,
 
-    async listDestinationAttempts(scope: TenantScope, tenantId: string, destinationId: string, input: AttemptListInput): Promise<AttemptPage> {
+    async listDestinationAttempts(
+      scope: TenantScope,
+      tenantId: string,
+      destinationId: string,
+      input: AttemptListInput,
+    ): Promise<AttemptPage> {
       await assertDestination(scope, tenantId, destinationId)
       return listAttempts(scope, { ...input, tenantIds: [tenantId], destinationIds: [destinationId] })
     },
 
-    async getDestinationAttempt(scope: TenantScope, tenantId: string, destinationId: string, attemptId: string): Promise<DeliveryAttempt> {
+    async getDestinationAttempt(
+      scope: TenantScope,
+      tenantId: string,
+      destinationId: string,
+      attemptId: string,
+    ): Promise<DeliveryAttempt> {
       await assertDestination(scope, tenantId, destinationId)
       const attempt = await getAttempt(scope, attemptId, tenantId)
       if (attempt.webhook_id !== destinationId) throw attemptNotFound()
@@ -148,7 +177,10 @@ export function createDeliveryLog(deps: DeliveryLogDeps) {
         const event = events.get(attempt.event_id)
         const destination = destinations.get(attempt.webhook_id)
         if (!event) continue
-        const eligible = destination !== undefined && destination.enabled && matchesEventType(destination.event_types, attempt.event_type)
+        const eligible =
+          destination !== undefined &&
+          destination.enabled &&
+          matchesEventType(destination.event_types, attempt.event_type)
         out.set(attemptEventKey(attempt), { event, eligible_for_retry: eligible })
       }
       return out
@@ -161,7 +193,11 @@ export function createDeliveryLog(deps: DeliveryLogDeps) {
      */
     async retry(scope: TenantScope, eventId: string, destinationId: string): Promise<void> {
       const delivery = await store.deliveries.get(eventId, destinationId)
-      if (!delivery || delivery.attempt_count === 0 || (scope.kind === 'tenant' && delivery.workspace_id !== scope.tenantId)) {
+      if (
+        !delivery ||
+        delivery.attempt_count === 0 ||
+        (scope.kind === 'tenant' && delivery.workspace_id !== scope.tenantId)
+      ) {
         throw new LatchkeyError('event_not_found', 'event not found')
       }
       const webhook = await store.webhooks.get(delivery.workspace_id, destinationId)

@@ -83,12 +83,18 @@ function entryPosition(entry: DeliveryLogEntry) {
   return entry.kind === 'attempt' ? attemptPosition(entry.attempt) : scheduledPosition(entry.scheduled)
 }
 
-export function createDeliveryStatus(deps: { log: DeliveryLogStore; store: { workspaces: Pick<WorkspaceStore, 'get'> } }) {
+export function createDeliveryStatus(deps: {
+  log: DeliveryLogStore
+  store: { workspaces: Pick<WorkspaceStore, 'get'> }
+}) {
   const { log } = deps
 
   /** Another workspace's tenant answers exactly as a missing one (SPEC §2). */
   async function assertTenant(scope: KeyScope, tenantId: string): Promise<void> {
-    const visible = scope.kind === 'workspace' ? scope.workspaceId === tenantId : (await deps.store.workspaces.get(tenantId)) !== undefined
+    const visible =
+      scope.kind === 'workspace'
+        ? scope.workspaceId === tenantId
+        : (await deps.store.workspaces.get(tenantId)) !== undefined
     if (!visible) throw new LatchkeyError('workspace_not_found', `Tenant ${tenantId} not found.`)
   }
 
@@ -102,7 +108,11 @@ export function createDeliveryStatus(deps: { log: DeliveryLogStore; store: { wor
 
   return {
     /** Newest first; pending rows sort by the time their attempt is due. */
-    async list(scope: KeyScope, tenantId: string, input: DeliveryListInput): Promise<{ data: DeliveryView[]; next_cursor: string | null }> {
+    async list(
+      scope: KeyScope,
+      tenantId: string,
+      input: DeliveryListInput,
+    ): Promise<{ data: DeliveryView[]; next_cursor: string | null }> {
       const status = parseDeliveryStatus(input.status)
       await assertTenant(scope, tenantId)
       const entries = await log.listDeliveries({
@@ -115,13 +125,17 @@ export function createDeliveryStatus(deps: { log: DeliveryLogStore; store: { wor
       })
       const items = entries.slice(0, input.limit)
       const last = items[items.length - 1]
-      return { data: items.map(entryView), next_cursor: entries.length > input.limit && last ? encodeCursor(entryPosition(last)) : null }
+      return {
+        data: items.map(entryView),
+        next_cursor: entries.length > input.limit && last ? encodeCursor(entryPosition(last)) : null,
+      }
     },
 
     async get(scope: KeyScope, tenantId: string, id: string): Promise<DeliveryView> {
       await assertTenant(scope, tenantId)
       const attempt = PENDING_ID.test(id) ? undefined : await log.getAttempt(id)
-      const view = attempt && attempt.workspace_id === tenantId ? attemptView(attempt) : await findScheduled(tenantId, id)
+      const view =
+        attempt && attempt.workspace_id === tenantId ? attemptView(attempt) : await findScheduled(tenantId, id)
       if (!view) throw new LatchkeyError('delivery_not_found', `Delivery ${id} not found.`)
       return view
     },

@@ -65,7 +65,10 @@ export function createDeviceMessageHandler(deps: DeviceMessageDeps) {
     const event = parseJsonPayload(DeviceEventSchema, payload)
     if (!event) return drop('malformed_event')
     const dedupeKey = event.event_id === undefined ? undefined : `${deviceId}/${event.event_id}`
-    const device = await store.devices.change(deviceId, (current) => applyDeviceEvent(current, event, now()), { ...URGENT, dedupeKey })
+    const device = await store.devices.change(deviceId, (current) => applyDeviceEvent(current, event, now()), {
+      ...URGENT,
+      dedupeKey,
+    })
     if (!device) drop('unknown_device')
   }
 

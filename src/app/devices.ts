@@ -40,7 +40,13 @@ export function createDeviceService(deps: DeviceServiceDeps) {
   const { store } = deps
 
   function credentials(deviceId: string, password: string): MqttCredentials {
-    return { url: deps.mqttPublicUrl(), client_id: deviceId, username: deviceId, password, topic_root: deviceTopicRoot(deviceId) }
+    return {
+      url: deps.mqttPublicUrl(),
+      client_id: deviceId,
+      username: deviceId,
+      password,
+      topic_root: deviceTopicRoot(deviceId),
+    }
   }
 
   async function get(workspaceId: string, deviceId: string): Promise<DeviceRecord> {
@@ -67,7 +73,12 @@ export function createDeviceService(deps: DeviceServiceDeps) {
         props: initialProps(),
       }
       const secret = newDeviceSecret()
-      const event = { event_type: 'device.added' as const, workspace_id: workspaceId, device_id: device.device_id, occurred_at: now }
+      const event = {
+        event_type: 'device.added' as const,
+        workspace_id: workspaceId,
+        device_id: device.device_id,
+        occurred_at: now,
+      }
       await store.devices.create({ device, secretHash: sha256(secret), event })
       return { device, mqtt_credentials: credentials(device.device_id, secret) }
     },
@@ -81,7 +92,12 @@ export function createDeviceService(deps: DeviceServiceDeps) {
     /** Deletes a lock: pending attempts settle as `device_removed` and its MQTT session is closed. */
     async delete(workspaceId: string, deviceId: string): Promise<void> {
       const now = deps.now()
-      const event = { event_type: 'device.deleted' as const, workspace_id: workspaceId, device_id: deviceId, occurred_at: now }
+      const event = {
+        event_type: 'device.deleted' as const,
+        workspace_id: workspaceId,
+        device_id: deviceId,
+        occurred_at: now,
+      }
       const settled = await store.devices.delete(workspaceId, deviceId, event, (attempt) => removeDevice(attempt, now))
       if (!settled) throw notFound('device_not_found', 'Device')
       deps.sessions.disconnect(deviceId)
@@ -91,7 +107,8 @@ export function createDeviceService(deps: DeviceServiceDeps) {
     /** New secret; the old one stops working at once and the live session is closed. */
     async rotateCredentials(workspaceId: string, deviceId: string): Promise<MqttCredentials> {
       const secret = newDeviceSecret()
-      if (!(await store.devices.setSecretHash(workspaceId, deviceId, sha256(secret)))) throw notFound('device_not_found', 'Device')
+      if (!(await store.devices.setSecretHash(workspaceId, deviceId, sha256(secret))))
+        throw notFound('device_not_found', 'Device')
       deps.sessions.disconnect(deviceId)
       return credentials(deviceId, secret)
     },

@@ -9,7 +9,9 @@ import type { DeliveryAttempt, LogPosition, ScheduledAttempt } from './store.js'
 const ISO = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$/
 
 export function encodeCursor(position: LogPosition): string {
-  return Buffer.from(JSON.stringify({ t: position.time, s: position.seq, k: position.scheduled ? 1 : 0 })).toString('base64url')
+  return Buffer.from(JSON.stringify({ t: position.time, s: position.seq, k: position.scheduled ? 1 : 0 })).toString(
+    'base64url',
+  )
 }
 
 /** Throws `invalid_input` (no validation details: a 400, not a field error) for anything this server did not issue. */

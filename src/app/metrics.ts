@@ -26,7 +26,8 @@ export class Metrics {
       if (name !== family) lines.push(`# TYPE latchkey_${(family = name)} counter`)
       lines.push(`latchkey_${key} ${value}`)
     }
-    for (const [name, value] of Object.entries(gauges)) lines.push(`# TYPE latchkey_${name} gauge`, `latchkey_${name} ${value}`)
+    for (const [name, value] of Object.entries(gauges))
+      lines.push(`# TYPE latchkey_${name} gauge`, `latchkey_${name} ${value}`)
     return `${lines.join('\n')}\n`
   }
 }

@@ -96,11 +96,20 @@ export interface DeviceStore {
    * Deletes the device, settles its pending attempts through `settle` and records `event`, in one transaction.
    * Returns the settled attempts, or undefined when there was no such device.
    */
-  delete(workspaceId: string, deviceId: string, event: EventDraft, settle: (attempt: AttemptRecord) => Transition): Promise<AttemptRecord[] | undefined>
+  delete(
+    workspaceId: string,
+    deviceId: string,
+    event: EventDraft,
+    settle: (attempt: AttemptRecord) => Transition,
+  ): Promise<AttemptRecord[] | undefined>
   secretHash(deviceId: string): Promise<string | undefined>
   setSecretHash(workspaceId: string, deviceId: string, secretHash: string): Promise<boolean>
   /** Applies a device-reported change; returns the device as it is afterwards, or undefined if unknown. */
-  change(deviceId: string, decide: (device: DeviceRecord) => DeviceChange, options?: WriteOptions & { dedupeKey?: string }): Promise<DeviceRecord | undefined>
+  change(
+    deviceId: string,
+    decide: (device: DeviceRecord) => DeviceChange,
+    options?: WriteOptions & { dedupeKey?: string },
+  ): Promise<DeviceRecord | undefined>
   /** At start-up nobody is connected yet (SPEC §4). */
   markAllOffline(): Promise<void>
 }
@@ -127,7 +136,11 @@ export interface AttemptStore {
    * Loads the attempt, applies `decide`, and commits the new attempt, its history entry, its events and any
    * device property change together. `deviceId` restricts the match: an ack names its device.
    */
-  transition(attemptId: string, decide: (attempt: AttemptRecord) => Transition, options?: WriteOptions & { deviceId?: string }): Promise<Transition | undefined>
+  transition(
+    attemptId: string,
+    decide: (attempt: AttemptRecord) => Transition,
+    options?: WriteOptions & { deviceId?: string },
+  ): Promise<Transition | undefined>
   listPending(): Promise<AttemptRecord[]>
 }
 
@@ -168,7 +181,13 @@ export interface WebhookStore {
   /** Enabling releases the webhook's held deliveries (due at `at`); disabling holds its pending ones. One transaction. */
   update(workspaceId: string, webhookId: string, patch: WebhookPatch, at: string): Promise<WebhookChange | undefined>
   /** The current secret becomes the previous one, signing alongside until `previousExpiresAt`. */
-  rotateSecret(workspaceId: string, webhookId: string, secret: string, previousExpiresAt: string, at: string): Promise<Webhook | undefined>
+  rotateSecret(
+    workspaceId: string,
+    webhookId: string,
+    secret: string,
+    previousExpiresAt: string,
+    at: string,
+  ): Promise<Webhook | undefined>
   /** Soft delete: the row stays so the delivery history keeps its destination; pending deliveries are cancelled. */
   delete(workspaceId: string, webhookId: string, at: string): Promise<boolean>
 }
@@ -259,7 +278,10 @@ export interface DeliveryStore {
   listPending(webhookId: string, afterSeq: number, limit: number): Promise<DeliveryRef[]>
   loadForAttempt(seq: number): Promise<DeliveryPlan | undefined>
   /** Loads the delivery, lets `decide` rule, and commits the attempt and the decision together. */
-  recordAttempt(input: AttemptInput, decide: (ctx: DeliveryContext) => AttemptDecision): Promise<RecordedAttempt | undefined>
+  recordAttempt(
+    input: AttemptInput,
+    decide: (ctx: DeliveryContext) => AttemptDecision,
+  ): Promise<RecordedAttempt | undefined>
   get(eventId: string, webhookId: string): Promise<DeliveryRecord | undefined>
   /** Every attempt of one event to one webhook, in order. */
   attempts(eventId: string, webhookId: string): Promise<DeliveryAttempt[]>
@@ -321,7 +343,8 @@ export interface ScheduledAttempt {
   next_attempt_at: string
 }
 
-export type DeliveryLogEntry = { kind: 'attempt'; attempt: DeliveryAttempt } | { kind: 'scheduled'; scheduled: ScheduledAttempt }
+export type DeliveryLogEntry =
+  { kind: 'attempt'; attempt: DeliveryAttempt } | { kind: 'scheduled'; scheduled: ScheduledAttempt }
 
 /** What a delivery listing needs to know of a destination (webhook), deleted ones included. */
 export interface DestinationRef {

@@ -84,7 +84,15 @@ export function createWebhookService(deps: WebhookServiceDeps) {
     /** A new secret; the old one keeps signing alongside for 24 h, so receivers can switch without a gap. */
     async rotateSecret(workspaceId: string, webhookId: string): Promise<Webhook> {
       const nowMs = deps.clock.now()
-      return found(await store.webhooks.rotateSecret(workspaceId, webhookId, newWebhookSecret(), iso(nowMs + SECRET_OVERLAP_MS), iso(nowMs)))
+      return found(
+        await store.webhooks.rotateSecret(
+          workspaceId,
+          webhookId,
+          newWebhookSecret(),
+          iso(nowMs + SECRET_OVERLAP_MS),
+          iso(nowMs),
+        ),
+      )
     },
   }
 }

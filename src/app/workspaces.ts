@@ -16,7 +16,10 @@ export interface WorkspaceServiceDeps {
 export function createWorkspaceService(deps: WorkspaceServiceDeps) {
   const { store } = deps
 
-  async function issueKey(workspaceId: string, name: string | null): Promise<{ api_key: ApiKeyRecord & { token: string } }> {
+  async function issueKey(
+    workspaceId: string,
+    name: string | null,
+  ): Promise<{ api_key: ApiKeyRecord & { token: string } }> {
     const token = newApiKey()
     const record: ApiKeyRecord = { api_key_id: deps.newId(), workspace_id: workspaceId, name, created_at: deps.now() }
     await store.workspaces.createApiKey(record, sha256(token))
@@ -64,6 +67,7 @@ export type WorkspaceService = ReturnType<typeof createWorkspaceService>
 /** The workspace a caller acts on: its own, or for the admin the one named by `seam-workspace`. */
 export function workspaceOf(caller: Caller, requested: string | undefined): string {
   if (caller.kind === 'workspace') return caller.workspaceId
-  if (!requested) throw new LatchkeyError('invalid_input', 'the admin key must name a workspace in the seam-workspace header')
+  if (!requested)
+    throw new LatchkeyError('invalid_input', 'the admin key must name a workspace in the seam-workspace header')
   return requested
 }

@@ -43,14 +43,7 @@ export interface AttemptRecord extends ActionAttempt {
 }
 
 export type HistoryKind =
-  | 'created'
-  | 'sent'
-  | 'republished'
-  | 'accepted'
-  | 'succeeded'
-  | 'failed'
-  | 'duplicate_ack'
-  | 'late_ack'
+  'created' | 'sent' | 'republished' | 'accepted' | 'succeeded' | 'failed' | 'duplicate_ack' | 'late_ack'
 
 export interface HistoryEntry {
   kind: HistoryKind
@@ -110,7 +103,10 @@ export interface NewAttempt {
 }
 
 /** A new attempt; a lock that is offline at creation settles at once as `device_offline` (SPEC §4). */
-export function createAttempt(input: NewAttempt, deviceOnline: boolean): { attempt: AttemptRecord; history: HistoryEntry[]; events: EventDraft[] } {
+export function createAttempt(
+  input: NewAttempt,
+  deviceOnline: boolean,
+): { attempt: AttemptRecord; history: HistoryEntry[]; events: EventDraft[] } {
   const pending: AttemptRecord = {
     action_attempt_id: input.action_attempt_id,
     action_type: input.action_type,
@@ -142,7 +138,13 @@ function unchanged(attempt: AttemptRecord, entry?: HistoryEntry): Transition {
 export function markSent(attempt: AttemptRecord, at: string, republished = false): Transition {
   const history: HistoryEntry = { kind: republished ? 'republished' : 'sent', at }
   if (attempt.status !== 'pending' || (attempt.sent_at !== null && !republished)) return unchanged(attempt, history)
-  return { attempt: { ...attempt, sent_at: attempt.sent_at ?? at, updated_at: at }, changed: true, settled: false, history: [history], events: [] }
+  return {
+    attempt: { ...attempt, sent_at: attempt.sent_at ?? at, updated_at: at },
+    changed: true,
+    settled: false,
+    history: [history],
+    events: [],
+  }
 }
 
 /**
@@ -202,7 +204,12 @@ function settle(attempt: AttemptRecord, error: AttemptError | null, at: string):
     completed_at: at,
   }
   const verb = attempt.action_type === 'LOCK_DOOR' ? 'lock_door' : 'unlock_door'
-  const base = { workspace_id: attempt.workspace_id, device_id: attempt.device_id, action_attempt_id: attempt.action_attempt_id, occurred_at: at }
+  const base = {
+    workspace_id: attempt.workspace_id,
+    device_id: attempt.device_id,
+    action_attempt_id: attempt.action_attempt_id,
+    occurred_at: at,
+  }
   const events: EventDraft[] = [
     {
       ...base,

@@ -41,7 +41,15 @@ export function changesSomething(before: DeviceProps, after: DeviceProps): boole
 }
 
 export function initialProps(): DeviceProps {
-  return { online: false, locked: null, door_open: null, jammed: null, battery_level: null, firmware_version: null, last_seen_at: null }
+  return {
+    online: false,
+    locked: null,
+    door_open: null,
+    jammed: null,
+    battery_level: null,
+    firmware_version: null,
+    last_seen_at: null,
+  }
 }
 
 export interface DeviceChange {
@@ -49,7 +57,12 @@ export interface DeviceChange {
   events: EventDraft[]
 }
 
-function deviceEvent(device: DeviceRecord, event_type: EventDraft['event_type'], occurred_at: string, extra: Partial<EventDraft> = {}): EventDraft {
+function deviceEvent(
+  device: DeviceRecord,
+  event_type: EventDraft['event_type'],
+  occurred_at: string,
+  extra: Partial<EventDraft> = {},
+): EventDraft {
   return { event_type, workspace_id: device.workspace_id, device_id: device.device_id, occurred_at, ...extra }
 }
 

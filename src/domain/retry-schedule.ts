@@ -17,7 +17,11 @@ export function withJitter(ms: number, random: Random): number {
  * The delay before automatic retry number `retryIndex + 1`, or undefined once the schedule is exhausted.
  * `scheduleSeconds[0]` follows the first (immediate) try.
  */
-export function retryDelayMs(scheduleSeconds: readonly number[], retryIndex: number, random: Random): number | undefined {
+export function retryDelayMs(
+  scheduleSeconds: readonly number[],
+  retryIndex: number,
+  random: Random,
+): number | undefined {
   const seconds = scheduleSeconds[retryIndex]
   if (seconds === undefined) return undefined
   return withJitter(seconds * 1000, random)

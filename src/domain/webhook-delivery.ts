@@ -10,8 +10,7 @@ import type { WebhookDisabledReason } from './webhook.js'
 export type DeliveryStatus = 'pending' | 'delivered' | 'failed' | 'cancelled'
 
 export type AttemptResult =
-  | { kind: 'response'; code: number; retryAfter?: string | undefined }
-  | { kind: 'error'; message: string }
+  { kind: 'response'; code: number; retryAfter?: string | undefined } | { kind: 'error'; message: string }
 
 export interface DeliveryContext {
   status: DeliveryStatus
@@ -49,30 +48,61 @@ export function isSuccess(result: AttemptResult): boolean {
   return result.kind === 'response' && result.code >= 200 && result.code < 300
 }
 
-function disableReason(result: AttemptResult, ctx: DeliveryContext, failures: number, policy: RetryPolicy): WebhookDisabledReason | null {
+function disableReason(
+  result: AttemptResult,
+  ctx: DeliveryContext,
+  failures: number,
+  policy: RetryPolicy,
+): WebhookDisabledReason | null {
   if (!ctx.webhookEnabled || ctx.webhookDeleted) return null
   if (result.kind === 'response' && result.code === 410) return 'gone'
   return failures >= policy.disableAfter ? 'consecutive_failures' : null
 }
 
-export function decideAfterAttempt(result: AttemptResult, ctx: DeliveryContext, policy: RetryPolicy, nowMs: number): AttemptDecision {
+export function decideAfterAttempt(
+  result: AttemptResult,
+  ctx: DeliveryContext,
+  policy: RetryPolicy,
+  nowMs: number,
+): AttemptDecision {
   if (isSuccess(result)) return outcome('success', 'delivered', false, null, false, ctx.retriesScheduled, 0, null)
   const failures = ctx.consecutiveFailures + 1
   const disable = disableReason(result, ctx, failures, policy)
-  if (ctx.webhookDeleted) return outcome('failed', 'cancelled', false, null, false, ctx.retriesScheduled, failures, disable)
+  if (ctx.webhookDeleted)
+    return outcome('failed', 'cancelled', false, null, false, ctx.retriesScheduled, failures, disable)
   const enabledAfter = ctx.webhookEnabled && disable === null
   if (ctx.manual) {
     // A manual attempt leaves the automatic schedule as it was; a webhook it disables holds the delivery.
     const held = ctx.held || (!enabledAfter && ctx.status === 'pending')
     const next = held ? null : ctx.nextAttemptAtMs
-    return outcome('failed', ctx.status, held, next, ctx.status === 'pending' && !held, ctx.retriesScheduled, failures, disable)
+    return outcome(
+      'failed',
+      ctx.status,
+      held,
+      next,
+      ctx.status === 'pending' && !held,
+      ctx.retriesScheduled,
+      failures,
+      disable,
+    )
   }
   // Disabled (before or by this attempt): held, not dropped, until the webhook is enabled again.
   if (!enabledAfter) return outcome('failed', 'pending', true, null, false, ctx.retriesScheduled, failures, disable)
   const scheduled = retryDelayMs(policy.scheduleSeconds, ctx.retriesScheduled, policy.random)
-  if (scheduled === undefined) return outcome('failed', 'failed', false, null, false, ctx.retriesScheduled, failures, disable)
-  const wish = result.kind === 'response' && asksForPause(result.code) ? parseRetryAfterMs(result.retryAfter, nowMs) : undefined
-  return outcome('failed', 'pending', false, nowMs + honourRetryAfter(scheduled, wish), true, ctx.retriesScheduled + 1, failures, disable)
+  if (scheduled === undefined)
+    return outcome('failed', 'failed', false, null, false, ctx.retriesScheduled, failures, disable)
+  const wish =
+    result.kind === 'response' && asksForPause(result.code) ? parseRetryAfterMs(result.retryAfter, nowMs) : undefined
+  return outcome(
+    'failed',
+    'pending',
+    false,
+    nowMs + honourRetryAfter(scheduled, wish),
+    true,
+    ctx.retriesScheduled + 1,
+    failures,
+    disable,
+  )
 }
 
 // Positional on purpose: this runs once per delivery attempt, and object spreads measured slow on that path.

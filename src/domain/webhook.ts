@@ -43,7 +43,10 @@ export function isEventTypePattern(pattern: string): boolean {
 }
 
 /** The secrets that sign a delivery made at `nowMs`: the current one, then the previous one during the overlap. */
-export function signingSecrets(webhook: Pick<Webhook, 'secret' | 'previous_secret' | 'previous_secret_expires_at'>, nowMs: number): string[] {
+export function signingSecrets(
+  webhook: Pick<Webhook, 'secret' | 'previous_secret' | 'previous_secret_expires_at'>,
+  nowMs: number,
+): string[] {
   const { previous_secret: previous, previous_secret_expires_at: expires } = webhook
   if (previous === null || expires === null || nowMs >= Date.parse(expires)) return [webhook.secret]
   return [webhook.secret, previous]

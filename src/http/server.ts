@@ -48,7 +48,10 @@ export async function createHttpServer(deps: HttpDeps): Promise<FastifyInstance>
     reply.header('seam-request-id', request.id)
   })
   app.addHook('onResponse', async (request, reply) => {
-    deps.metrics.inc('http_requests_total', { route: request.routeOptions.url ?? 'unmatched', status: String(reply.statusCode) })
+    deps.metrics.inc('http_requests_total', {
+      route: request.routeOptions.url ?? 'unmatched',
+      status: String(reply.statusCode),
+    })
   })
   app.addHook('preValidation', async (request) => {
     if (request.body === undefined || request.body === null) request.body = {}
@@ -64,7 +67,9 @@ export async function createHttpServer(deps: HttpDeps): Promise<FastifyInstance>
   })
 
   app.get('/healthz', { schema: { hide: true } }, async () => ({ ok: true }))
-  app.get('/readyz', { schema: { hide: true } }, async (_request, reply) => reply.status(deps.ready() ? 200 : 503).send({ ok: deps.ready() }))
+  app.get('/readyz', { schema: { hide: true } }, async (_request, reply) =>
+    reply.status(deps.ready() ? 200 : 503).send({ ok: deps.ready() }),
+  )
   app.get('/metrics', { schema: { hide: true } }, async (_request, reply) =>
     reply.type('text/plain; version=0.0.4').send(deps.metrics.toPrometheus(deps.gauges())),
   )
@@ -72,7 +77,11 @@ export async function createHttpServer(deps: HttpDeps): Promise<FastifyInstance>
 
   app.setNotFoundHandler((request, reply) =>
     reply.status(404).send({
-      error: { type: 'not_found', message: `No route ${request.method} ${request.url.split('?')[0]}`, request_id: request.id },
+      error: {
+        type: 'not_found',
+        message: `No route ${request.method} ${request.url.split('?')[0]}`,
+        request_id: request.id,
+      },
       ok: false,
     }),
   )

@@ -73,7 +73,9 @@ export async function connectOrchestrator(options: OrchestratorClientOptions): P
     },
     send(deviceId: string, command: Command): Promise<void> {
       return new Promise((resolve, reject) => {
-        client.publish(deviceTopic(deviceId, 'commands'), JSON.stringify(command), { qos: 1 }, (error) => (error ? reject(error) : resolve()))
+        client.publish(deviceTopic(deviceId, 'commands'), JSON.stringify(command), { qos: 1 }, (error) =>
+          error ? reject(error) : resolve(),
+        )
       })
     },
     close: () => new Promise<void>((resolve) => client.end(false, {}, () => resolve())),

@@ -68,10 +68,13 @@ export function createDispatcher(deps: DispatcherDeps): Dispatcher {
     if (timer) clock.clearTimeout(timer.handle)
     timer = undefined
     if (next === undefined || closed) return
-    const handle = clock.setTimeout(() => {
-      timer = undefined
-      pump()
-    }, Math.max(0, next - clock.now()))
+    const handle = clock.setTimeout(
+      () => {
+        timer = undefined
+        pump()
+      },
+      Math.max(0, next - clock.now()),
+    )
     timer = { handle, at: next }
   }
 
@@ -117,7 +120,11 @@ export function createDispatcher(deps: DispatcherDeps): Dispatcher {
     const nowMs = clock.now()
     const timestamp = Math.floor(nowMs / 1000)
     const signature = signatureHeader(signingSecrets(plan.webhook, nowMs), plan.event_id, timestamp, plan.body)
-    const outcome = await deps.sender.send({ url: plan.webhook.url, headers: deliveryHeaders(plan.event_id, timestamp, signature), body: plan.body })
+    const outcome = await deps.sender.send({
+      url: plan.webhook.url,
+      headers: deliveryHeaders(plan.event_id, timestamp, signature),
+      body: plan.body,
+    })
     const input: AttemptInput = {
       delivery_seq: plan.seq,
       attempted_at: iso(nowMs),
@@ -138,7 +145,10 @@ export function createDispatcher(deps: DispatcherDeps): Dispatcher {
     if (!decision.disable) return
     queue.dropWebhook(attempt.webhook_id)
     deps.metrics.inc('webhooks_disabled_total', { reason: decision.disable })
-    deps.warn({ webhook_id: attempt.webhook_id, reason: decision.disable, attempt_id: attempt.attempt_id }, 'webhook disabled; its deliveries are held')
+    deps.warn(
+      { webhook_id: attempt.webhook_id, reason: decision.disable, attempt_id: attempt.attempt_id },
+      'webhook disabled; its deliveries are held',
+    )
   }
 
   /** One HTTP attempt of one delivery; returns when the delivery is due again, if it is. */
@@ -149,7 +159,9 @@ export function createDispatcher(deps: DispatcherDeps): Dispatcher {
     const { input, result } = await send(plan)
     // Shutting down: not recorded, so the delivery is still due and goes out again after the restart.
     if (closed) return undefined
-    const recorded = await deliveries.recordAttempt(input, (ctx) => decideAfterAttempt(result, ctx, deps.policy, clock.now()))
+    const recorded = await deliveries.recordAttempt(input, (ctx) =>
+      decideAfterAttempt(result, ctx, deps.policy, clock.now()),
+    )
     if (!recorded) return undefined
     observe(recorded)
     const { decision } = recorded
@@ -177,7 +189,9 @@ export function createDispatcher(deps: DispatcherDeps): Dispatcher {
       if (!plan || closed) return
       const { input, result } = await send(plan, true)
       if (closed) return
-      const recorded = await deliveries.recordAttempt(input, (ctx) => decideAfterAttempt(result, ctx, deps.policy, clock.now()))
+      const recorded = await deliveries.recordAttempt(input, (ctx) =>
+        decideAfterAttempt(result, ctx, deps.policy, clock.now()),
+      )
       if (recorded) observe(recorded)
     } catch (error) {
       deps.onError(error, 'manual webhook delivery')
@@ -186,7 +200,7 @@ export function createDispatcher(deps: DispatcherDeps): Dispatcher {
 
   /** Queues every pending delivery of a webhook, oldest event first. */
   async function load(webhookId: string): Promise<void> {
-    for (let after = 0; !closed; ) {
+    for (let after = 0; !closed;) {
       const page = await deliveries.listPending(webhookId, after, PAGE)
       for (const ref of page) schedule(ref)
       pump()

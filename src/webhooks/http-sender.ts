@@ -99,7 +99,10 @@ export function createHttpSender(options: { timeoutMs: number; clock: Clock; gua
     const started = performance.now()
     const abort = new AbortController()
     active.add(abort)
-    const timer = options.clock.setTimeout(() => abort.abort(new Error(`timed out after ${options.timeoutMs} ms`)), options.timeoutMs)
+    const timer = options.clock.setTimeout(
+      () => abort.abort(new Error(`timed out after ${options.timeoutMs} ms`)),
+      options.timeoutMs,
+    )
     let code: number | null = null
     let headers: Record<string, string | string[]> | null = null
     const chunks: Buffer[] = []
@@ -115,10 +118,23 @@ export function createHttpSender(options: { timeoutMs: number; clock: Clock; gua
       code = response.statusCode
       headers = response.headers as Record<string, string | string[]>
       await readCapped(response.body, chunks)
-      return { code, headers, body: Buffer.concat(chunks).toString('utf8'), error: null, durationMs: performance.now() - started }
+      return {
+        code,
+        headers,
+        body: Buffer.concat(chunks).toString('utf8'),
+        error: null,
+        durationMs: performance.now() - started,
+      }
     } catch (error) {
       // The outcome is the status line: a body still streaming at the deadline is kept as far as it came.
-      if (code !== null) return { code, headers, body: Buffer.concat(chunks).toString('utf8'), error: null, durationMs: performance.now() - started }
+      if (code !== null)
+        return {
+          code,
+          headers,
+          body: Buffer.concat(chunks).toString('utf8'),
+          error: null,
+          durationMs: performance.now() - started,
+        }
       const reason = abort.signal.aborted ? messageOf(abort.signal.reason) : messageOf(error)
       return { code: null, headers: null, body: null, error: reason, durationMs: performance.now() - started }
     } finally {
@@ -130,7 +146,8 @@ export function createHttpSender(options: { timeoutMs: number; clock: Clock; gua
   return {
     send(request) {
       const to = target(request.url)
-      if (typeof to === 'string') return Promise.resolve({ code: null, headers: null, body: null, error: to, durationMs: 0 })
+      if (typeof to === 'string')
+        return Promise.resolve({ code: null, headers: null, body: null, error: to, durationMs: 0 })
       return exchange(to, request)
     },
 

@@ -81,7 +81,10 @@ export function createAddressPolicy(allowedCidrs: readonly string[]): (address: 
       throw new Error(`WEBHOOK_ALLOWED_CIDRS: ${cidr} is not a valid CIDR`, { cause: error })
     }
   }
-  const reserved = RESERVED.map(([address, prefix, family, label]) => ({ list: subnetList(address, prefix, family), label }))
+  const reserved = RESERVED.map(([address, prefix, family, label]) => ({
+    list: subnetList(address, prefix, family),
+    label,
+  }))
   return (address) => {
     if (isIP(address) === 0) return 'not an IP address'
     const family = familyOf(address)
@@ -91,7 +94,9 @@ export function createAddressPolicy(allowedCidrs: readonly string[]): (address: 
 }
 
 const systemResolve: Resolve = (hostname) =>
-  new Promise((resolve, reject) => dnsLookup(hostname, { all: true }, (error, addresses) => (error ? reject(error) : resolve(addresses))))
+  new Promise((resolve, reject) =>
+    dnsLookup(hostname, { all: true }, (error, addresses) => (error ? reject(error) : resolve(addresses))),
+  )
 
 function bare(hostname: string): string {
   return hostname.startsWith('[') && hostname.endsWith(']') ? hostname.slice(1, -1) : hostname
@@ -117,15 +122,21 @@ export function createUrlGuard(options: { allowedCidrs: readonly string[]; resol
     return kind && `${host} is ${kind}; ${ALLOW_HINT}`
   }
 
-  const lookup = ((hostname: string, opts: { all?: boolean; family?: number | string }, callback: (...args: unknown[]) => void) => {
+  const lookup = ((
+    hostname: string,
+    opts: { all?: boolean; family?: number | string },
+    callback: (...args: unknown[]) => void,
+  ) => {
     resolve(hostname).then(
       (found) => {
-        const family = opts.family === 4 || opts.family === 'IPv4' ? 4 : opts.family === 6 || opts.family === 'IPv6' ? 6 : 0
+        const family =
+          opts.family === 4 || opts.family === 'IPv4' ? 4 : opts.family === 6 || opts.family === 'IPv6' ? 6 : 0
         const addresses = family === 0 ? found : found.filter((a) => a.family === family)
         const why = refusalOf(hostname, found)
         if (why) return callback(Object.assign(new Error(`refused: ${why}`), { code: 'ERR_WEBHOOK_ADDRESS_REFUSED' }))
         const first = addresses[0]
-        if (!first) return callback(Object.assign(new Error(`${hostname} has no IPv${family} address`), { code: 'ENOTFOUND' }))
+        if (!first)
+          return callback(Object.assign(new Error(`${hostname} has no IPv${family} address`), { code: 'ENOTFOUND' }))
         if (opts.all) callback(null, addresses)
         else callback(null, first.address, first.family)
       },
@@ -143,7 +154,8 @@ export function createUrlGuard(options: { allowedCidrs: readonly string[]; resol
       } catch {
         return 'not a valid URL'
       }
-      if (url.protocol !== 'http:' && url.protocol !== 'https:') return `only http and https URLs are allowed, not ${url.protocol.slice(0, -1)}`
+      if (url.protocol !== 'http:' && url.protocol !== 'https:')
+        return `only http and https URLs are allowed, not ${url.protocol.slice(0, -1)}`
       const host = bare(url.hostname)
       if (isIP(host) !== 0) return literalRefusal(host)
       try {

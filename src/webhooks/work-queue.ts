@@ -145,7 +145,8 @@ export class WorkQueue {
 
   /** Moves what has fallen due into the ready lanes. */
   promote(nowMs: number): void {
-    for (let top = this.later.peek(); top && top.dueAt <= nowMs; top = this.later.peek()) this.ready(this.later.pop() as Task)
+    for (let top = this.later.peek(); top && top.dueAt <= nowMs; top = this.later.peek())
+      this.ready(this.later.pop() as Task)
   }
 
   nextDueAt(): number | undefined {

@@ -23,7 +23,10 @@ type Json = any
 
 function runQuickBench(): Promise<{ code: number | null; output: string }> {
   return new Promise((resolve) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', 'bench/run.ts', '--quick', '--out', outDir], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] })
+    const child = spawn(process.execPath, ['--import', 'tsx', 'bench/run.ts', '--quick', '--out', outDir], {
+      cwd: ROOT,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    })
     bench = child
     let output = ''
     child.stdout.on('data', (chunk: Buffer) => (output += chunk.toString()))
@@ -65,7 +68,8 @@ describe('npm run bench -- --quick', () => {
     for (const k of ['c1', 'c10', 'c100']) expectLoop(r.raw.http.fastify[k], `raw.http.fastify.${k}`)
     expectLoop(r.raw.http.webhook.serial, 'raw.http.webhook.serial')
     expectLoop(r.raw.http.webhook.c100, 'raw.http.webhook.c100')
-    for (const k of ['mqtt_ms', 'http_ms', 'webhook_ms', 'sum_ms', 'attempts_per_s']) positive(r.raw.serial_ceiling[k], `raw.serial_ceiling.${k}`)
+    for (const k of ['mqtt_ms', 'http_ms', 'webhook_ms', 'sum_ms', 'attempts_per_s'])
+      positive(r.raw.serial_ceiling[k], `raw.serial_ceiling.${k}`)
 
     for (const k of ['c1', 'c10', 'c100']) {
       expectLoop(r.end_to_end.sync[k], `end_to_end.sync.${k}`)
@@ -77,7 +81,17 @@ describe('npm run bench -- --quick', () => {
     })
 
     expect(r.scale.complete).toBe(true)
-    for (const k of ['locks', 'connected', 'provision_s', 'connected_s', 'online_s', 'rss_mb', 'peak_rss_mb', 'lock_processes']) positive(r.scale[k], `scale.${k}`)
+    for (const k of [
+      'locks',
+      'connected',
+      'provision_s',
+      'connected_s',
+      'online_s',
+      'rss_mb',
+      'peak_rss_mb',
+      'lock_processes',
+    ])
+      positive(r.scale[k], `scale.${k}`)
     expect(r.scale.start_failures).toBe(0)
     expect(Array.isArray(r.scale.progress)).toBe(true)
 

@@ -19,7 +19,12 @@ export async function get(t: TestLatchkey, path: string, key: string | null = AD
   return { status: res.status, body: text ? JSON.parse(text) : undefined, headers: res.headers }
 }
 
-export async function post(t: TestLatchkey, path: string, body: unknown, key: string | null = ADMIN_KEY): Promise<ApiResponse> {
+export async function post(
+  t: TestLatchkey,
+  path: string,
+  body: unknown,
+  key: string | null = ADMIN_KEY,
+): Promise<ApiResponse> {
   const res = await fetch(`${t.lk.httpUrl}${path}`, {
     method: 'POST',
     headers: { 'content-type': 'application/json', ...(key ? { authorization: `Bearer ${key}` } : {}) },
@@ -87,12 +92,23 @@ export async function twoTenants(rig: Rig, env: Record<string, string> = {}): Pr
   const attempts: DeliveryAttempt[] = []
   for (const [eventId, webhookId, n] of pairs) attempts.push(...(await waitForAttempts(t, eventId, webhookId, n)))
   expect(attempts).toHaveLength(7)
-  return { t, clock, b, ok, flaky, hooks: { all, flaky: flakyHook, other }, events: { e1: d1.eventId, e2: d2.eventId, e3, eb: db.eventId }, attempts }
+  return {
+    t,
+    clock,
+    b,
+    ok,
+    flaky,
+    hooks: { all, flaky: flakyHook, other },
+    events: { e1: d1.eventId, e2: d2.eventId, e3, eb: db.eventId },
+    attempts,
+  }
 }
 
 /** Attempts newest first, as the lists order them: by time, then by insertion. */
 export function newestFirst(attempts: DeliveryAttempt[]): DeliveryAttempt[] {
-  return [...attempts].sort((x, y) => (x.attempted_at === y.attempted_at ? y.seq - x.seq : x.attempted_at < y.attempted_at ? 1 : -1))
+  return [...attempts].sort((x, y) =>
+    x.attempted_at === y.attempted_at ? y.seq - x.seq : x.attempted_at < y.attempted_at ? 1 : -1,
+  )
 }
 
 export function ids(attempts: Array<{ attempt_id: string } | { id?: string | undefined }>): string[] {

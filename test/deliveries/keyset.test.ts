@@ -6,7 +6,10 @@ type Key = [time: string, seq: number, scheduled: number]
 /** Whether row `r` comes strictly after cursor `c` in a list ordered by (time, seq, scheduled) in `dir`. */
 function after(r: Key, c: Key, dir: 'asc' | 'desc'): boolean {
   for (let i = 0; i < 3; i++) {
-    if (r[i] !== c[i]) return dir === 'asc' ? (r[i] as number | string) > (c[i] as number | string) : (r[i] as number | string) < (c[i] as number | string)
+    if (r[i] !== c[i])
+      return dir === 'asc'
+        ? (r[i] as number | string) > (c[i] as number | string)
+        : (r[i] as number | string) < (c[i] as number | string)
   }
   return false
 }
@@ -25,7 +28,11 @@ describe('keyset conditions', () => {
       for (const cursorKind of [0, 1]) {
         const cursor: Key = [times[1] as string, 5, cursorKind]
         for (const rowKind of [0, 1]) {
-          const sql = keyset('t', 'seq', rowKind === 1, dir, { time: cursor[0], seq: cursor[1], scheduled: cursorKind === 1 })
+          const sql = keyset('t', 'seq', rowKind === 1, dir, {
+            time: cursor[0],
+            seq: cursor[1],
+            scheduled: cursorKind === 1,
+          })
           const op = /\) (<=|>=|<|>) \(/.exec(sql?.text ?? '')?.[1] as string
           for (const time of times) {
             for (const seq of [4, 5, 6]) {

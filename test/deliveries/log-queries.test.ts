@@ -40,16 +40,30 @@ let scheduled: Scheduled[]
 
 beforeAll(() => {
   db = openDatabase(':memory:')
-  manifest = seedAttemptRows(db, { attempts: 2500, tenants: 3, webhooksPerTenant: 3, days: 10, now: Date.parse('2026-06-01T00:00:00Z'), seed: 3 })
-  rows = db.prepare('SELECT seq, attempt_id, workspace_id, webhook_id, event_id, event_type, status, will_retry, attempted_at FROM delivery_attempts').all() as Row[]
+  manifest = seedAttemptRows(db, {
+    attempts: 2500,
+    tenants: 3,
+    webhooksPerTenant: 3,
+    days: 10,
+    now: Date.parse('2026-06-01T00:00:00Z'),
+    seed: 3,
+  })
+  rows = db
+    .prepare(
+      'SELECT seq, attempt_id, workspace_id, webhook_id, event_id, event_type, status, will_retry, attempted_at FROM delivery_attempts',
+    )
+    .all() as Row[]
   scheduled = db
-    .prepare("SELECT seq, workspace_id, webhook_id, event_id, next_attempt_at FROM deliveries WHERE status = 'pending' AND held = 0 AND next_attempt_at IS NOT NULL")
+    .prepare(
+      "SELECT seq, workspace_id, webhook_id, event_id, next_attempt_at FROM deliveries WHERE status = 'pending' AND held = 0 AND next_attempt_at IS NOT NULL",
+    )
     .all() as Scheduled[]
 })
 
 afterAll(() => db.close())
 
-const outcomeOf = (r: Row): AttemptOutcome => (r.status === 'success' ? 'delivered' : r.will_retry ? 'retrying' : 'failed')
+const outcomeOf = (r: Row): AttemptOutcome =>
+  r.status === 'success' ? 'delivered' : r.will_retry ? 'retrying' : 'failed'
 const byTime = (a: { t: string; seq: number; k: number }, b: { t: string; seq: number; k: number }) =>
   a.t !== b.t ? (a.t < b.t ? -1 : 1) : a.seq !== b.seq ? a.seq - b.seq : a.k - b.k
 
@@ -62,8 +76,17 @@ function subset<T>(items: readonly T[], draw: () => number): T[] | undefined {
 function service() {
   const log = new SqliteDeliveryLog(db)
   const unused = {} as DeliveryLogDeps['store']
-  const outpost = createDeliveryLog({ log, store: unused, manual: { attemptManually: async () => {} }, tokens: { issue: async () => '', verify: async () => undefined }, onError: () => {} })
-  const v1 = createDeliveryStatus({ log, store: { workspaces: { get: async (id) => ({ workspace_id: id, name: '', created_at: '' }) } } })
+  const outpost = createDeliveryLog({
+    log,
+    store: unused,
+    manual: { attemptManually: async () => {} },
+    tokens: { issue: async () => '', verify: async () => undefined },
+    onError: () => {},
+  })
+  const v1 = createDeliveryStatus({
+    log,
+    store: { workspaces: { get: async (id) => ({ workspace_id: id, name: '', created_at: '' }) } },
+  })
   return { log, outpost, v1 }
 }
 
@@ -76,8 +99,17 @@ describe('delivery log listings', () => {
     // Ties are what keyset pagination gets wrong first: many attempts share their time here.
     expect(new Set(times).size).toBeLessThan(times.length * 0.8)
     for (let round = 0; round < 40; round++) {
-      const tenants = subset(manifest.tenants.map((t) => t.workspace_id), draw)
-      const destinations = draw() < 0.3 ? subset(manifest.tenants.flatMap((t) => t.webhooks), draw) : undefined
+      const tenants = subset(
+        manifest.tenants.map((t) => t.workspace_id),
+        draw,
+      )
+      const destinations =
+        draw() < 0.3
+          ? subset(
+              manifest.tenants.flatMap((t) => t.webhooks),
+              draw,
+            )
+          : undefined
       const topics = draw() < 0.3 ? subset(EVENT_TYPES, draw) : undefined
       const events = draw() < 0.1 ? [rows[Math.floor(draw() * rows.length)]?.event_id as string] : undefined
       const status = draw() < 0.3 ? (draw() < 0.5 ? 'success' : 'failed') : undefined
@@ -85,13 +117,29 @@ describe('delivery log listings', () => {
       const dir = draw() < 0.5 ? 'asc' : 'desc'
       const limit = 5 + Math.floor(draw() * 56)
       const want = rows
-        .filter((r) => (!tenants || tenants.includes(r.workspace_id)) && (!destinations || destinations.includes(r.webhook_id)))
-        .filter((r) => (!topics || topics.includes(r.event_type as (typeof topics)[number])) && (!events || events.includes(r.event_id)))
+        .filter(
+          (r) =>
+            (!tenants || tenants.includes(r.workspace_id)) && (!destinations || destinations.includes(r.webhook_id)),
+        )
+        .filter(
+          (r) =>
+            (!topics || topics.includes(r.event_type as (typeof topics)[number])) &&
+            (!events || events.includes(r.event_id)),
+        )
         .filter((r) => (!status || r.status === status) && (!gte || r.attempted_at >= gte))
         .map((r) => ({ t: r.attempted_at, seq: r.seq, k: 0, id: r.attempt_id }))
         .sort((a, b) => (dir === 'asc' ? byTime(a, b) : byTime(b, a)))
         .map((r) => r.id)
-      const input = { tenantIds: tenants, destinationIds: destinations, topics, eventIds: events, status, time: gte ? { gte } : undefined, dir, limit } as const
+      const input = {
+        tenantIds: tenants,
+        destinationIds: destinations,
+        topics,
+        eventIds: events,
+        status,
+        time: gte ? { gte } : undefined,
+        dir,
+        limit,
+      } as const
       const label = JSON.stringify(input)
 
       const seen: string[] = []
@@ -122,11 +170,21 @@ describe('delivery log listings', () => {
     for (const tenant of manifest.tenants) {
       for (const status of [undefined, 'delivered', 'retrying', 'failed', 'pending'] as const) {
         const destination = draw() < 0.4 ? tenant.webhooks[Math.floor(draw() * tenant.webhooks.length)] : undefined
-        const mine = rows.filter((r) => r.workspace_id === tenant.workspace_id && (!destination || r.webhook_id === destination))
-        const waiting = scheduled.filter((s) => s.workspace_id === tenant.workspace_id && (!destination || s.webhook_id === destination))
+        const mine = rows.filter(
+          (r) => r.workspace_id === tenant.workspace_id && (!destination || r.webhook_id === destination),
+        )
+        const waiting = scheduled.filter(
+          (s) => s.workspace_id === tenant.workspace_id && (!destination || s.webhook_id === destination),
+        )
         const want = [
-          ...(status === 'pending' ? [] : mine.filter((r) => !status || outcomeOf(r) === status).map((r) => ({ t: r.attempted_at, seq: r.seq, k: 0, id: r.attempt_id }))),
-          ...(status === undefined || status === 'pending' ? waiting.map((s) => ({ t: s.next_attempt_at, seq: s.seq, k: 1, id: `pending:${s.seq}` })) : []),
+          ...(status === 'pending'
+            ? []
+            : mine
+                .filter((r) => !status || outcomeOf(r) === status)
+                .map((r) => ({ t: r.attempted_at, seq: r.seq, k: 0, id: r.attempt_id }))),
+          ...(status === undefined || status === 'pending'
+            ? waiting.map((s) => ({ t: s.next_attempt_at, seq: s.seq, k: 1, id: `pending:${s.seq}` }))
+            : []),
         ]
           .sort((a, b) => byTime(b, a))
           .map((r) => r.id)
@@ -134,7 +192,12 @@ describe('delivery log listings', () => {
         const seen: DeliveryView[] = []
         let cursor: string | undefined
         do {
-          const page = await v1.list({ kind: 'admin' }, tenant.workspace_id, { status, destinationId: destination, limit, cursor })
+          const page = await v1.list({ kind: 'admin' }, tenant.workspace_id, {
+            status,
+            destinationId: destination,
+            limit,
+            cursor,
+          })
           seen.push(...page.data)
           cursor = page.next_cursor ?? undefined
         } while (cursor)
@@ -168,13 +231,31 @@ describe('delivery log listings', () => {
       [{ ...base, topics: ['lock.locked'], outcomes: ['failed'] }, 'delivery_attempts_by_topic'],
       [{ ...base, tenantIds: [t.workspace_id] }, 'delivery_attempts_by_tenant '],
       [{ ...base, tenantIds: [t.workspace_id], outcomes: ['retrying', 'failed'] }, 'delivery_attempts_by_tenant '],
-      [{ ...base, tenantIds: [t.workspace_id], destinationIds: [t.webhooks[1] as string] }, 'delivery_attempts_by_destination'],
-      [{ ...base, tenantIds: [t.workspace_id], topics: ['lock.locked', 'device.added'] }, 'delivery_attempts_by_tenant '],
-      [{ ...base, destinationIds: [t.webhooks[0] as string], topics: ['lock.locked'] }, 'delivery_attempts_by_destination'],
-      [{ ...base, tenantIds: [t.workspace_id], time: { gte: manifest.from, lt: manifest.to } }, 'attempted_at>? AND attempted_at<?'],
-      [{ ...base, dir: 'asc', tenantIds: [t.workspace_id], after: { time: manifest.from, seq: 10, scheduled: false } }, 'delivery_attempts_by_tenant '],
+      [
+        { ...base, tenantIds: [t.workspace_id], destinationIds: [t.webhooks[1] as string] },
+        'delivery_attempts_by_destination',
+      ],
+      [
+        { ...base, tenantIds: [t.workspace_id], topics: ['lock.locked', 'device.added'] },
+        'delivery_attempts_by_tenant ',
+      ],
+      [
+        { ...base, destinationIds: [t.webhooks[0] as string], topics: ['lock.locked'] },
+        'delivery_attempts_by_destination',
+      ],
+      [
+        { ...base, tenantIds: [t.workspace_id], time: { gte: manifest.from, lt: manifest.to } },
+        'attempted_at>? AND attempted_at<?',
+      ],
+      [
+        { ...base, dir: 'asc', tenantIds: [t.workspace_id], after: { time: manifest.from, seq: 10, scheduled: false } },
+        'delivery_attempts_by_tenant ',
+      ],
       [{ tenantId: t.workspace_id, limit: 21 }, 'deliveries_scheduled'],
-      [{ tenantId: t.workspace_id, limit: 21, status: 'failed', destinationId: t.webhooks[2] as string }, 'delivery_attempts_by_destination'],
+      [
+        { tenantId: t.workspace_id, limit: 21, status: 'failed', destinationId: t.webhooks[2] as string },
+        'delivery_attempts_by_destination',
+      ],
     ]
     for (const [query, index] of plans) {
       const plan = log.explain(query).join('\n')

@@ -14,12 +14,16 @@ describe('Outpost dialect on the wire', () => {
     const ids = (body: { models: Array<{ id: string }> }) => body.models.map((m) => m.id)
     const all = newestFirst(f.attempts).map((a) => a.attempt_id)
     expect(ids(await list(`tenant_id=${f.t.workspaceId},${f.b.workspaceId}`))).toEqual(all)
-    expect(ids(await list(`event_id=${f.events.e1}&event_id=${f.events.e3}`))).toEqual(ids(await list(`event_id=${f.events.e1},${f.events.e3}`)))
+    expect(ids(await list(`event_id=${f.events.e1}&event_id=${f.events.e3}`))).toEqual(
+      ids(await list(`event_id=${f.events.e1},${f.events.e3}`)),
+    )
     const sinceMidnight = ids(await list('time[gte]=2026-03-02'))
     expect(sinceMidnight.length).toBeGreaterThan(0)
     expect(sinceMidnight.length).toBeLessThan(all.length)
     expect(ids(await list('time_gte=2026-03-02T01:00:00%2B01:00'))).toEqual(sinceMidnight)
-    expect(ids(await list('time[lte]=2026-03-01T23:59:59Z'))).toEqual(ids(await list('time_lte=2026-03-01T23:59:59.000Z')))
+    expect(ids(await list('time[lte]=2026-03-01T23:59:59Z'))).toEqual(
+      ids(await list('time_lte=2026-03-01T23:59:59.000Z')),
+    )
     expect(ids(await list('direction=asc'))).toEqual([...all].reverse())
     const first = await list('limit=2&dir=asc')
     expect(first.pagination).toMatchObject({ order_by: 'time', dir: 'asc', limit: 2, prev: null })
@@ -37,11 +41,27 @@ describe('Outpost dialect on the wire', () => {
     const cases: Array<[string, number, unknown]> = [
       [`/api/v1/attempts?next=${next}&prev=${next}`, 400, { message: 'next and prev cannot be used together' }],
       ['/api/v1/attempts?next=bm90LWEtY3Vyc29y', 400, { message: 'invalid cursor' }],
-      ['/api/v1/attempts?dir=sideways', 422, { message: 'validation error', data: { 'query.dir': expect.any(String) } }],
-      ['/api/v1/attempts?status=delivered', 422, { message: 'validation error', data: { 'query.status': expect.any(String) } }],
-      ['/api/v1/attempts?time[gte]=yesterday', 422, { message: 'validation error', data: { 'query.time[gte]': 'invalid format, expected RFC3339 or YYYY-MM-DD' } }],
+      [
+        '/api/v1/attempts?dir=sideways',
+        422,
+        { message: 'validation error', data: { 'query.dir': expect.any(String) } },
+      ],
+      [
+        '/api/v1/attempts?status=delivered',
+        422,
+        { message: 'validation error', data: { 'query.status': expect.any(String) } },
+      ],
+      [
+        '/api/v1/attempts?time[gte]=yesterday',
+        422,
+        { message: 'validation error', data: { 'query.time[gte]': 'invalid format, expected RFC3339 or YYYY-MM-DD' } },
+      ],
       ['/api/v1/attempts?limit=0', 422, { message: 'validation error', data: { 'query.limit': expect.any(String) } }],
-      ['/api/v1/attempts?order_by=code', 422, { message: 'validation error', data: { 'query.order_by': expect.any(String) } }],
+      [
+        '/api/v1/attempts?order_by=code',
+        422,
+        { message: 'validation error', data: { 'query.order_by': expect.any(String) } },
+      ],
       ['/api/v1/nowhere', 404, { message: 'route GET /api/v1/nowhere not found' }],
     ]
     for (const [path, status, body] of cases) {
@@ -49,6 +69,9 @@ describe('Outpost dialect on the wire', () => {
       expect(res.status, path).toBe(status)
       expect(res.body, path).toEqual(body)
     }
-    expect(await get(f.t, '/api/v1/attempts?dir=sideways', null)).toMatchObject({ status: 401, body: { message: 'unauthorized' } })
+    expect(await get(f.t, '/api/v1/attempts?dir=sideways', null)).toMatchObject({
+      status: 401,
+      body: { message: 'unauthorized' },
+    })
   })
 })

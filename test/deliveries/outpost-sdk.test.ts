@@ -41,7 +41,9 @@ function expected(f: Fixture, keep: (a: DeliveryAttempt) => boolean): string[] {
 }
 
 describe('Outpost dialect through @hookdeck/outpost-sdk', () => {
-  it('lists attempts with every filter the SDK sends, newest first, shaped as the SDK validates them', async ({ rig }) => {
+  it('lists attempts with every filter the SDK sends, newest first, shaped as the SDK validates them', async ({
+    rig,
+  }) => {
     // Scenario: two tenants, three webhooks, 7 recorded attempts; each filter's result equals the same filter in JS.
     const f = await twoTenants(rig)
     const sdk = outpost(f.t)
@@ -65,8 +67,14 @@ describe('Outpost dialect through @hookdeck/outpost-sdk', () => {
       [{ tenantId: a, status: 'success' }, (x) => x.workspace_id === a && x.status === 'success'],
       [{ time: { gte: new Date('2026-03-02T00:00:00Z') } }, (x) => x.attempted_at >= '2026-03-02T00:00:00.000Z'],
       [{ time: { lt: new Date('2026-03-02T00:00:00Z') } }, (x) => x.attempted_at < '2026-03-02T00:00:00.000Z'],
-      [{ time: { gt: new Date('2026-03-01T23:59:50Z'), lte: new Date('2026-03-02T00:00:00Z') } }, (x) => x.attempted_at > '2026-03-01T23:59:50.000Z'],
-      [{ eventId: f.events.e1, destinationId: f.hooks.flaky, status: 'failed', tenantId: a }, (x) => x.event_id === f.events.e1 && x.webhook_id === f.hooks.flaky],
+      [
+        { time: { gt: new Date('2026-03-01T23:59:50Z'), lte: new Date('2026-03-02T00:00:00Z') } },
+        (x) => x.attempted_at > '2026-03-01T23:59:50.000Z',
+      ],
+      [
+        { eventId: f.events.e1, destinationId: f.hooks.flaky, status: 'failed', tenantId: a },
+        (x) => x.event_id === f.events.e1 && x.webhook_id === f.hooks.flaky,
+      ],
       [{ destinationType: 'webhook', tenantId: f.b.workspaceId }, (x) => x.workspace_id === f.b.workspaceId],
     ]
     for (const [request, keep] of cases) {
@@ -114,7 +122,11 @@ describe('Outpost dialect through @hookdeck/outpost-sdk', () => {
       const order = dir === 'desc' ? want : [...want].reverse()
       expect(idsOf(await forwards(sdk, { limit: 1, dir }))).toEqual(order)
 
-      const lastPage = await sdk.attempts.list({ limit: 1, dir, next: (await pageCursorBefore(sdk, dir, order.length - 1)) ?? '' })
+      const lastPage = await sdk.attempts.list({
+        limit: 1,
+        dir,
+        next: (await pageCursorBefore(sdk, dir, order.length - 1)) ?? '',
+      })
       expect(idsOf(lastPage.models)).toEqual([order[order.length - 1]])
       expect(lastPage.pagination?.next).toBeNull()
       const back: string[] = idsOf(lastPage.models)
@@ -142,20 +154,33 @@ describe('Outpost dialect through @hookdeck/outpost-sdk', () => {
     const f = await twoTenants(rig)
     const sdk = outpost(f.t)
     const a = f.t.workspaceId
-    const pinned = await sdk.destinations.listAttempts({ tenantId: a, destinationId: f.hooks.flaky, status: 'failed', limit: 2 })
+    const pinned = await sdk.destinations.listAttempts({
+      tenantId: a,
+      destinationId: f.hooks.flaky,
+      status: 'failed',
+      limit: 2,
+    })
     expect(idsOf(pinned.models)).toEqual(expected(f, (x) => x.webhook_id === f.hooks.flaky).slice(0, 2))
     expect(pinned.pagination?.next).toBeTruthy()
     const one = f.attempts.find((x) => x.webhook_id === f.hooks.all) as DeliveryAttempt
     expectSameAttempt(await sdk.destinations.getAttempt(a, f.hooks.all, one.attempt_id), one)
-    await expect(sdk.destinations.getAttempt(a, f.hooks.flaky, one.attempt_id)).rejects.toMatchObject({ statusCode: 404 })
-    await expect(sdk.destinations.listAttempts({ tenantId: a, destinationId: f.hooks.other })).rejects.toMatchObject({ statusCode: 404 })
-    await expect(sdk.attempts.get('dlv_00000000000000000000000000000000')).rejects.toMatchObject({ statusCode: 404, message: 'attempt not found' })
+    await expect(sdk.destinations.getAttempt(a, f.hooks.flaky, one.attempt_id)).rejects.toMatchObject({
+      statusCode: 404,
+    })
+    await expect(sdk.destinations.listAttempts({ tenantId: a, destinationId: f.hooks.other })).rejects.toMatchObject({
+      statusCode: 404,
+    })
+    await expect(sdk.attempts.get('dlv_00000000000000000000000000000000')).rejects.toMatchObject({
+      statusCode: 404,
+      message: 'attempt not found',
+    })
   })
 })
 
 /** The `next` cursor that leads to the page holding only item `index` (limit 1). */
 async function pageCursorBefore(sdk: Outpost, dir: 'asc' | 'desc', index: number): Promise<string | undefined> {
   let next: string | undefined
-  for (let i = 0; i < index; i++) next = (await sdk.attempts.list({ limit: 1, dir, ...(next ? { next } : {}) })).pagination?.next ?? undefined
+  for (let i = 0; i < index; i++)
+    next = (await sdk.attempts.list({ limit: 1, dir, ...(next ? { next } : {}) })).pagination?.next ?? undefined
   return next
 }

@@ -14,7 +14,9 @@ describe('tenant JWTs', () => {
     expect(issued.tenantId).toBe(a)
     const token = issued.token as string
     expect(decodeProtectedHeader(token)).toMatchObject({ alg: 'HS256' })
-    const { payload } = await jwtVerify(token, new TextEncoder().encode(JWT_SECRET), { currentDate: new Date(f.clock.now()) })
+    const { payload } = await jwtVerify(token, new TextEncoder().encode(JWT_SECRET), {
+      currentDate: new Date(f.clock.now()),
+    })
     expect(payload).toMatchObject({ sub: a, iss: 'latchkey', iat: f.clock.now() / 1000 })
     expect((payload.exp as number) - (payload.iat as number)).toBe(24 * 60 * 60)
 
@@ -41,7 +43,12 @@ describe('tenant JWTs', () => {
     const token = (await outpost(f.t).tenants.getToken(f.t.workspaceId)).token as string
     const now = Math.floor(f.clock.now() / 1000)
     const sign = (secret: string, claims: { sub: string; iss: string }) =>
-      new SignJWT({}).setProtectedHeader({ alg: 'HS256' }).setSubject(claims.sub).setIssuer(claims.iss).setIssuedAt(now).setExpirationTime(now + 3600)
+      new SignJWT({})
+        .setProtectedHeader({ alg: 'HS256' })
+        .setSubject(claims.sub)
+        .setIssuer(claims.iss)
+        .setIssuedAt(now)
+        .setExpirationTime(now + 3600)
         .sign(new TextEncoder().encode(secret))
     const [header, , signature] = token.split('.')
     const swapped = Buffer.from(JSON.stringify({ ...decodeJwt(token), sub: f.b.workspaceId })).toString('base64url')
@@ -61,7 +68,9 @@ describe('tenant JWTs', () => {
     }
     expect((await get(f.t, '/api/v1/attempts', null)).status).toBe(401)
     // A correctly signed token of our own making is accepted: the secret is the one configured.
-    expect((await get(f.t, '/api/v1/attempts', await sign(JWT_SECRET, { sub: f.b.workspaceId, iss: 'latchkey' }))).status).toBe(200)
+    expect(
+      (await get(f.t, '/api/v1/attempts', await sign(JWT_SECRET, { sub: f.b.workspaceId, iss: 'latchkey' }))).status,
+    ).toBe(200)
     expect((await get(f.t, `/api/v1/tenants/f0000000-0000-4000-8000-000000000000/token`, ADMIN_KEY)).status).toBe(404)
   })
 

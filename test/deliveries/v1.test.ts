@@ -28,7 +28,11 @@ async function everyPage(t: TestLatchkey, limit: number): Promise<Delivery[]> {
   const rows: Delivery[] = []
   let cursor: string | null = null
   do {
-    const res = await get(t, `/v1/tenants/${t.workspaceId}/deliveries?limit=${limit}${cursor ? `&cursor=${cursor}` : ''}`, t.apiKey)
+    const res = await get(
+      t,
+      `/v1/tenants/${t.workspaceId}/deliveries?limit=${limit}${cursor ? `&cursor=${cursor}` : ''}`,
+      t.apiKey,
+    )
     rows.push(...res.body.data)
     cursor = res.body.next_cursor
   } while (cursor)
@@ -75,7 +79,13 @@ describe('v1 dialect: /v1/tenants/{tid}/deliveries', () => {
       ].sort(),
     )
     const pending = early.find((r) => r.status === 'pending') as Delivery
-    expect(pending).toMatchObject({ attempted_at: null, error_message: null, evidence_id: null, response_code: null, event_id: locked })
+    expect(pending).toMatchObject({
+      attempted_at: null,
+      error_message: null,
+      evidence_id: null,
+      response_code: null,
+      event_id: locked,
+    })
     expect(early.slice(0, 2).map((r) => r.status)).toEqual(['pending', 'pending'])
     expect((await get(t, `/v1/tenants/${t.workspaceId}/deliveries/${pending.id}`, t.apiKey)).body).toEqual(pending)
 
@@ -148,7 +158,13 @@ describe('v1 dialect: /v1/tenants/{tid}/deliveries', () => {
       const res = await get(t, path, key)
       expect(res.status, path).toBe(status)
       expect(res.headers.get('content-type'), path).toMatch(/^application\/problem\+json/)
-      expect(res.body, path).toEqual({ type: 'about:blank', title: expect.any(String), status, detail, instance: res.headers.get('seam-request-id') })
+      expect(res.body, path).toEqual({
+        type: 'about:blank',
+        title: expect.any(String),
+        status,
+        detail,
+        instance: res.headers.get('seam-request-id'),
+      })
     }
     expect((await get(t, `${base}?limit=500`, t.apiKey)).status).toBe(200)
   })

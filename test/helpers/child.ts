@@ -46,7 +46,9 @@ export async function startChild(env: Record<string, string>): Promise<ChildLatc
       if (mqtt && httpUrl) resolve({ httpUrl, mqttUrl: mqtt })
     })
     child.stderr?.on('data', (chunk: Buffer) => output.push(chunk.toString()))
-    void exited.then(([code]) => reject(new Error(`latchkey exited with ${String(code)} before listening:\n${output.join('\n')}`)))
+    void exited.then(([code]) =>
+      reject(new Error(`latchkey exited with ${String(code)} before listening:\n${output.join('\n')}`)),
+    )
   })
   return {
     process: child,

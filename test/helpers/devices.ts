@@ -9,7 +9,12 @@ export interface CreatedDevice {
   password: string
 }
 
-export async function createDevice(t: TestLatchkey, name = 'front door', extra: Record<string, unknown> = {}, key?: string): Promise<CreatedDevice> {
+export async function createDevice(
+  t: TestLatchkey,
+  name = 'front door',
+  extra: Record<string, unknown> = {},
+  key?: string,
+): Promise<CreatedDevice> {
   const res = await t.call('/devices/create', { name, ...extra }, key)
   expect(res.status, JSON.stringify(res.body)).toBe(200)
   const creds = res.body.mqtt_credentials
@@ -17,7 +22,12 @@ export async function createDevice(t: TestLatchkey, name = 'front door', extra: 
 }
 
 /** Waits until the device's properties (read through the API) satisfy `check`. */
-export async function waitForProps(t: TestLatchkey, deviceId: string, check: (props: Record<string, unknown>) => boolean, key?: string): Promise<Record<string, unknown>> {
+export async function waitForProps(
+  t: TestLatchkey,
+  deviceId: string,
+  check: (props: Record<string, unknown>) => boolean,
+  key?: string,
+): Promise<Record<string, unknown>> {
   let last: Record<string, unknown> = {}
   await vi.waitFor(
     async () => {
@@ -31,9 +41,19 @@ export async function waitForProps(t: TestLatchkey, deviceId: string, check: (pr
 }
 
 /** A simulated lock for a freshly created device, connected and announced online. */
-export async function onlineLock(t: TestLatchkey, options: Partial<VirtualLockOptions> = {}, key?: string): Promise<{ lock: VirtualLock; device: CreatedDevice }> {
+export async function onlineLock(
+  t: TestLatchkey,
+  options: Partial<VirtualLockOptions> = {},
+  key?: string,
+): Promise<{ lock: VirtualLock; device: CreatedDevice }> {
   const device = await createDevice(t, 'simulated lock', {}, key)
-  const lock = new VirtualLock({ url: device.url, deviceId: device.deviceId, password: device.password, reconnectPeriodMs: 50, ...options })
+  const lock = new VirtualLock({
+    url: device.url,
+    deviceId: device.deviceId,
+    password: device.password,
+    reconnectPeriodMs: 50,
+    ...options,
+  })
   await lock.start()
   await waitForProps(t, device.deviceId, (p) => p.online === true, key)
   return { lock, device }

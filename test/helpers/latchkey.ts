@@ -56,7 +56,9 @@ export async function request(
 }
 
 /** A running latchkey on port 0 with a fresh SQLite file; `close` stops it and removes the data. */
-export async function startTestLatchkey(options: { env?: Record<string, string>; clock?: Clock; dataDir?: string; keep?: boolean } = {}): Promise<TestLatchkey> {
+export async function startTestLatchkey(
+  options: { env?: Record<string, string>; clock?: Clock; dataDir?: string; keep?: boolean } = {},
+): Promise<TestLatchkey> {
   const dataDir = options.dataDir ?? tempDataDir()
   const config = testConfig(dataDir, options.env)
   const lk = await startLatchkey(config, options.clock ? { clock: options.clock } : {})

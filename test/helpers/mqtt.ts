@@ -30,7 +30,9 @@ export function subscribe(client: MqttClient, topic: string): Promise<number> {
 }
 
 export function publish(client: MqttClient, topic: string, payload: string | Buffer, retain = false): Promise<void> {
-  return new Promise((resolve, reject) => client.publish(topic, payload, { qos: 1, retain }, (error) => (error ? reject(error) : resolve())))
+  return new Promise((resolve, reject) =>
+    client.publish(topic, payload, { qos: 1, retain }, (error) => (error ? reject(error) : resolve())),
+  )
 }
 
 export function closed(client: MqttClient): Promise<void> {

@@ -37,8 +37,11 @@ describe('action attempts', () => {
     const res = await t.call('/locks/lock_door', { device_id: device.deviceId, sync: true })
     const a = res.body.action_attempt
     expect(a).toMatchObject({ status: 'success', device_id: device.deviceId, workspace_id: t.workspaceId })
-    for (const field of ['created_at', 'updated_at', 'sent_at', 'accepted_at', 'completed_at']) expect(a[field], field).toEqual(expect.any(String))
-    await vi.waitFor(async () => expect(await history(a.action_attempt_id)).toEqual(['created', 'sent', 'accepted', 'succeeded']))
+    for (const field of ['created_at', 'updated_at', 'sent_at', 'accepted_at', 'completed_at'])
+      expect(a[field], field).toEqual(expect.any(String))
+    await vi.waitFor(async () =>
+      expect(await history(a.action_attempt_id)).toEqual(['created', 'sent', 'accepted', 'succeeded']),
+    )
   })
 
   it('lets the first settling ack win and records a duplicate without changing anything', async () => {
@@ -66,9 +69,19 @@ describe('action attempts', () => {
     // Scenario: a device acks a command id latchkey never issued.
     t = await startTestLatchkey()
     const device = await createDevice(t)
-    const client = await connectRaw(device.url, { clientId: device.deviceId, username: device.deviceId, password: device.password })
-    await publish(client, deviceTopic(device.deviceId, 'acks'), JSON.stringify({ command_id: '6f1c2a10-0000-4000-8000-000000000000', status: 'success' }))
-    await vi.waitFor(() => expect(t.lk.metrics.get('mqtt_messages_dropped_total', { reason: 'unknown_command' })).toBe(1))
+    const client = await connectRaw(device.url, {
+      clientId: device.deviceId,
+      username: device.deviceId,
+      password: device.password,
+    })
+    await publish(
+      client,
+      deviceTopic(device.deviceId, 'acks'),
+      JSON.stringify({ command_id: '6f1c2a10-0000-4000-8000-000000000000', status: 'success' }),
+    )
+    await vi.waitFor(() =>
+      expect(t.lk.metrics.get('mqtt_messages_dropped_total', { reason: 'unknown_command' })).toBe(1),
+    )
     await end(client)
   })
 
@@ -80,13 +93,23 @@ describe('action attempts', () => {
     const pending = (await t.call('/locks/unlock_door', { device_id: b.deviceId, sync: false })).body.action_attempt
     const forger = await connectRaw(a.url, { clientId: a.deviceId, username: a.deviceId, password: a.password })
     const gone = closed(forger)
-    forger.publish(deviceTopic(b.deviceId, 'acks'), JSON.stringify({ command_id: pending.action_attempt_id, status: 'success' }), { qos: 1 })
+    forger.publish(
+      deviceTopic(b.deviceId, 'acks'),
+      JSON.stringify({ command_id: pending.action_attempt_id, status: 'success' }),
+      { qos: 1 },
+    )
     await gone
     expect(t.lk.metrics.get('mqtt_refusals_total', { reason: 'foreign_topic' })).toBe(1)
     // An ack from A on its own topic naming B's attempt does not settle it either.
     const own = await connectRaw(a.url, { clientId: a.deviceId, username: a.deviceId, password: a.password })
-    await publish(own, deviceTopic(a.deviceId, 'acks'), JSON.stringify({ command_id: pending.action_attempt_id, status: 'success' }))
-    await vi.waitFor(() => expect(t.lk.metrics.get('mqtt_messages_dropped_total', { reason: 'unknown_command' })).toBe(1))
+    await publish(
+      own,
+      deviceTopic(a.deviceId, 'acks'),
+      JSON.stringify({ command_id: pending.action_attempt_id, status: 'success' }),
+    )
+    await vi.waitFor(() =>
+      expect(t.lk.metrics.get('mqtt_messages_dropped_total', { reason: 'unknown_command' })).toBe(1),
+    )
     expect((await attempt(pending.action_attempt_id)).status).toBe('pending')
     await end(own)
   })
@@ -122,7 +145,10 @@ describe('action attempts', () => {
     const { device } = await lock({ behaviour: { silent: 1 } })
     const pending = (await t.call('/locks/lock_door', { device_id: device.deviceId, sync: false })).body.action_attempt
     expect((await t.call('/devices/delete', { device_id: device.deviceId })).status).toBe(200)
-    expect(await attempt(pending.action_attempt_id)).toMatchObject({ status: 'error', error: { type: 'device_removed' } })
+    expect(await attempt(pending.action_attempt_id)).toMatchObject({
+      status: 'error',
+      error: { type: 'device_removed' },
+    })
   })
 
   it('expires a silent attempt when the injected clock passes its deadline', async () => {

@@ -34,27 +34,54 @@ describe('a crash in the middle of attempts', () => {
     const creds = async (name: string) => (await call(first.httpUrl, '/devices/create', { name })).body.mqtt_credentials
     const silentCreds = await creds('silent')
     const returningCreds = await creds('returning')
-    const silent = new VirtualLock({ url: silentCreds.url, deviceId: silentCreds.username, password: silentCreds.password, behaviour: { silent: 1 }, reconnectPeriodMs: 50 })
-    const dropping = new VirtualLock({ url: returningCreds.url, deviceId: returningCreds.username, password: returningCreds.password, behaviour: { silent: 1 }, reconnectPeriodMs: 0 })
+    const silent = new VirtualLock({
+      url: silentCreds.url,
+      deviceId: silentCreds.username,
+      password: silentCreds.password,
+      behaviour: { silent: 1 },
+      reconnectPeriodMs: 50,
+    })
+    const dropping = new VirtualLock({
+      url: returningCreds.url,
+      deviceId: returningCreds.username,
+      password: returningCreds.password,
+      behaviour: { silent: 1 },
+      reconnectPeriodMs: 0,
+    })
     locks.push(silent, dropping)
     await silent.start()
     await dropping.start()
     const online = async (base: string, id: string) =>
-      vi.waitFor(async () => expect((await call(base, '/devices/get', { device_id: id })).body.device.properties.online).toBe(true), { timeout: 10_000 })
+      vi.waitFor(
+        async () =>
+          expect((await call(base, '/devices/get', { device_id: id })).body.device.properties.online).toBe(true),
+        { timeout: 10_000 },
+      )
     await online(first.httpUrl, silentCreds.username)
     await online(first.httpUrl, returningCreds.username)
 
     const silentIds: string[] = []
     for (let i = 0; i < 5; i++) {
-      const res = await call(first.httpUrl, '/locks/lock_door', { device_id: silentCreds.username, sync: false, timeout_ms: i < 2 ? 1000 : 4000 })
+      const res = await call(first.httpUrl, '/locks/lock_door', {
+        device_id: silentCreds.username,
+        sync: false,
+        timeout_ms: i < 2 ? 1000 : 4000,
+      })
       silentIds.push(res.body.action_attempt.action_attempt_id)
     }
     const commanded = dropping.next('command')
-    const returning = (await call(first.httpUrl, '/locks/unlock_door', { device_id: returningCreds.username, sync: false, timeout_ms: 30_000 })).body.action_attempt
+    const returning = (
+      await call(first.httpUrl, '/locks/unlock_door', {
+        device_id: returningCreds.username,
+        sync: false,
+        timeout_ms: 30_000,
+      })
+    ).body.action_attempt
     await commanded
     // The broker's acknowledgement of the command is committed as `sent` before the crash, so the history is exact.
     await vi.waitFor(async () => {
-      const a = (await call(first.httpUrl, '/action_attempts/get', { action_attempt_id: returning.action_attempt_id })).body.action_attempt
+      const a = (await call(first.httpUrl, '/action_attempts/get', { action_attempt_id: returning.action_attempt_id }))
+        .body.action_attempt
       expect(a.sent_at).not.toBeNull()
     })
     dropping.kill()
@@ -62,14 +89,22 @@ describe('a crash in the middle of attempts', () => {
 
     // The lock comes back after the restart as a fresh boot: it remembers nothing and acks what it receives.
     const second = await start(env)
-    const rebooted = new VirtualLock({ url: returningCreds.url, deviceId: returningCreds.username, password: returningCreds.password, reconnectPeriodMs: 50 })
+    const rebooted = new VirtualLock({
+      url: returningCreds.url,
+      deviceId: returningCreds.username,
+      password: returningCreds.password,
+      reconnectPeriodMs: 50,
+    })
     locks.push(rebooted)
     await rebooted.start()
 
     const all = [...silentIds, returning.action_attempt_id]
     await vi.waitFor(
       async () => {
-        for (const id of all) expect((await call(second.httpUrl, '/action_attempts/get', { action_attempt_id: id })).body.action_attempt.status).not.toBe('pending')
+        for (const id of all)
+          expect(
+            (await call(second.httpUrl, '/action_attempts/get', { action_attempt_id: id })).body.action_attempt.status,
+          ).not.toBe('pending')
       },
       { timeout: 15_000, interval: 100 },
     )
@@ -77,19 +112,27 @@ describe('a crash in the middle of attempts', () => {
       const a = (await call(second.httpUrl, '/action_attempts/get', { action_attempt_id: id })).body.action_attempt
       expect(a.error.type).toBe('action_attempt_expired')
     }
-    const back = (await call(second.httpUrl, '/action_attempts/get', { action_attempt_id: returning.action_attempt_id })).body.action_attempt
+    const back = (
+      await call(second.httpUrl, '/action_attempts/get', { action_attempt_id: returning.action_attempt_id })
+    ).body.action_attempt
     expect(back.status).toBe('success')
     expect(rebooted.counters.commandsReceived).toBe(1)
-    const history = (await call(second.httpUrl, '/action_attempts/history', { action_attempt_id: returning.action_attempt_id })).body.history
+    const history = (
+      await call(second.httpUrl, '/action_attempts/history', { action_attempt_id: returning.action_attempt_id })
+    ).body.history
     expect(history.map((h: { kind: string }) => h.kind)).toEqual(['created', 'sent', 'republished', 'succeeded'])
 
     // None missing, none settled twice: one row each, and exactly one outcome event each.
     await second.kill('SIGTERM')
     const db = new Database(join(dataDir, 'latchkey.db'), { readonly: true })
-    const rows = db.prepare('SELECT action_attempt_id FROM action_attempts').all() as Array<{ action_attempt_id: string }>
+    const rows = db.prepare('SELECT action_attempt_id FROM action_attempts').all() as Array<{
+      action_attempt_id: string
+    }>
     expect(rows.map((r) => r.action_attempt_id).sort()).toEqual([...all].sort())
     const outcomes = db
-      .prepare("SELECT action_attempt_id, count(*) AS n FROM events WHERE event_type LIKE 'action_attempt.%' GROUP BY action_attempt_id")
+      .prepare(
+        "SELECT action_attempt_id, count(*) AS n FROM events WHERE event_type LIKE 'action_attempt.%' GROUP BY action_attempt_id",
+      )
       .all() as Array<{ action_attempt_id: string; n: number }>
     db.close()
     expect(outcomes.map((o) => o.action_attempt_id).sort()).toEqual([...all].sort())

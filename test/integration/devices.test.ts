@@ -35,7 +35,11 @@ describe('device registry', () => {
       errors: [{ error_code: 'device_offline' }],
       properties: { name: 'Back door', online: false },
     })
-    expect(creds).toMatchObject({ client_id: device.device_id, username: device.device_id, topic_root: `latchkey/v1/devices/${device.device_id}/` })
+    expect(creds).toMatchObject({
+      client_id: device.device_id,
+      username: device.device_id,
+      topic_root: `latchkey/v1/devices/${device.device_id}/`,
+    })
     expect(creds.url).toMatch(/^mqtt:\/\/127\.0\.0\.1:\d+$/)
     expect(Buffer.from(creds.password, 'base64url')).toHaveLength(32)
     const fetched = await t.call('/devices/get', { device_id: device.device_id })
@@ -44,7 +48,9 @@ describe('device registry', () => {
 
   it('follows online, state and the will of an abruptly dropped lock', async () => {
     // Scenario: a simulated lock connects (online, state), is killed (will → offline), comes back.
-    const { lock, device } = await onlineLock(t, { initialState: { locked: true, battery_level: 0.8, firmware_version: '1.2.3' } })
+    const { lock, device } = await onlineLock(t, {
+      initialState: { locked: true, battery_level: 0.8, firmware_version: '1.2.3' },
+    })
     locks.push(lock)
     const props = await waitForProps(t, device.deviceId, (p) => p.locked === true && p.battery_level === 0.8)
     expect(props).toMatchObject({ online: true, firmware_version: '1.2.3', battery: { level: 0.8, status: 'good' } })
@@ -67,7 +73,11 @@ describe('device registry', () => {
   it('drops malformed and oversize payloads, counts them, and stays healthy', async () => {
     // Scenario: garbage on every uplink topic → dropped and counted; a good state after it still lands.
     const device = await createDevice(t)
-    const client = await connectRaw(device.url, { clientId: device.deviceId, username: device.deviceId, password: device.password })
+    const client = await connectRaw(device.url, {
+      clientId: device.deviceId,
+      username: device.deviceId,
+      password: device.password,
+    })
     const garbage: Array<[Parameters<typeof deviceTopic>[1], string | Buffer]> = [
       ['state', 'not json'],
       ['state', JSON.stringify({ locked: 'yes' })],
@@ -106,7 +116,9 @@ describe('device registry', () => {
     const some = await t.call('/locks/list', { device_ids: [ids[1], ids[3]] })
     expect(some.body.locks.map((d: { device_id: string }) => d.device_id)).toEqual([ids[1], ids[3]])
 
-    expect((await t.call('/devices/update', { device_id: ids[0], name: 'renamed', custom_metadata: { floor: '2' } })).status).toBe(200)
+    expect(
+      (await t.call('/devices/update', { device_id: ids[0], name: 'renamed', custom_metadata: { floor: '2' } })).status,
+    ).toBe(200)
     const renamed = await t.call('/locks/get', { device_id: ids[0] })
     expect(renamed.body.device).toMatchObject({ display_name: 'renamed', custom_metadata: { floor: '2' } })
 
@@ -129,12 +141,16 @@ describe('device registry', () => {
     }
     expect(list.devices).toHaveLength(1)
     expect(list.pagination.has_next_page).toBe(true)
-    const next = (await (await fetch(list.pagination.next_page_url, { headers })).json()) as { devices: Array<{ display_name: string }> }
+    const next = (await (await fetch(list.pagination.next_page_url, { headers })).json()) as {
+      devices: Array<{ display_name: string }>
+    }
     expect(next.devices.map((d) => d.display_name)).toEqual(['second'])
     // next_page_url keeps the filters of the call it continues.
     const third = await createDevice(t, 'third')
     const filtered = await t.call('/devices/list', { device_ids: [device.deviceId, third.deviceId], limit: 1 })
-    const rest = (await (await fetch(filtered.body.pagination.next_page_url, { headers })).json()) as { devices: Array<{ device_id: string }> }
+    const rest = (await (await fetch(filtered.body.pagination.next_page_url, { headers })).json()) as {
+      devices: Array<{ device_id: string }>
+    }
     expect(rest.devices.map((d) => d.device_id)).toEqual([third.deviceId])
   })
 })

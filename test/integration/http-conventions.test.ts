@@ -34,7 +34,15 @@ describe('Connect API conventions', () => {
     // Scenario: B's key on A's device → 404 device_not_found for every route; A's device never in B's lists.
     const device = await createDevice(t)
     const asB = (path: string, body: unknown) => t.call(path, body, other.apiKey)
-    for (const path of ['/devices/get', '/locks/get', '/devices/delete', '/devices/rotate_credentials', '/devices/update', '/locks/lock_door', '/locks/unlock_door']) {
+    for (const path of [
+      '/devices/get',
+      '/locks/get',
+      '/devices/delete',
+      '/devices/rotate_credentials',
+      '/devices/update',
+      '/locks/lock_door',
+      '/locks/unlock_door',
+    ]) {
       const res = await asB(path, { device_id: device.deviceId })
       expect(res.status, path).toBe(404)
       expect(res.body.error.type, path).toBe('device_not_found')
@@ -43,7 +51,9 @@ describe('Connect API conventions', () => {
     expect((await asB('/locks/list', {})).body.locks).toEqual([])
     expect((await asB('/devices/list', { device_ids: [device.deviceId] })).body.devices).toEqual([])
     const attempt = await t.call('/locks/lock_door', { device_id: device.deviceId })
-    const foreign = await asB('/action_attempts/get', { action_attempt_id: attempt.body.action_attempt.action_attempt_id })
+    const foreign = await asB('/action_attempts/get', {
+      action_attempt_id: attempt.body.action_attempt.action_attempt_id,
+    })
     expect(foreign.status).toBe(404)
     expect(foreign.body.error.type).toBe('action_attempt_not_found')
     expect((await asB('/action_attempts/list', {})).body.action_attempts).toEqual([])
@@ -54,16 +64,27 @@ describe('Connect API conventions', () => {
   it('treats an empty body as {} whatever its content type', async () => {
     // Scenario: the SDK sends parameterless calls as an empty form-encoded body.
     for (const type of ['application/x-www-form-urlencoded', 'application/json', 'text/plain']) {
-      const res = await fetch(`${t.lk.httpUrl}/devices/list`, { method: 'POST', headers: { authorization: `Bearer ${t.apiKey}`, 'content-type': type }, body: '' })
+      const res = await fetch(`${t.lk.httpUrl}/devices/list`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${t.apiKey}`, 'content-type': type },
+        body: '',
+      })
       expect(res.status, type).toBe(200)
     }
-    const none = await fetch(`${t.lk.httpUrl}/devices/list`, { method: 'POST', headers: { authorization: `Bearer ${t.apiKey}` } })
+    const none = await fetch(`${t.lk.httpUrl}/devices/list`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${t.apiKey}` },
+    })
     expect(none.status).toBe(200)
   })
 
   it('rejects malformed JSON and invalid fields with invalid_input and validation_errors', async () => {
     // Scenario: bad JSON → 400; a wrong type → 400 naming the field.
-    const bad = await fetch(`${t.lk.httpUrl}/devices/create`, { method: 'POST', headers: { authorization: `Bearer ${t.apiKey}`, 'content-type': 'application/json' }, body: '{"name":' })
+    const bad = await fetch(`${t.lk.httpUrl}/devices/create`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${t.apiKey}`, 'content-type': 'application/json' },
+      body: '{"name":',
+    })
     expect(bad.status).toBe(400)
     expect(((await bad.json()) as { error: { type: string } }).error.type).toBe('invalid_input')
     const wrong = await t.call('/locks/lock_door', { device_id: 'x', timeout_ms: 5 })
@@ -75,7 +96,11 @@ describe('Connect API conventions', () => {
 
   it('puts seam-request-id on every response, unknown routes included', async () => {
     // Scenario: 200, 401 and 404 responses all carry the header.
-    for (const res of [await fetch(`${t.lk.httpUrl}/healthz`), await fetch(`${t.lk.httpUrl}/nope`), await fetch(`${t.lk.httpUrl}/devices/list`, { method: 'POST' })]) {
+    for (const res of [
+      await fetch(`${t.lk.httpUrl}/healthz`),
+      await fetch(`${t.lk.httpUrl}/nope`),
+      await fetch(`${t.lk.httpUrl}/devices/list`, { method: 'POST' }),
+    ]) {
       expect(res.headers.get('seam-request-id')).toMatch(/^[0-9a-f-]{36}$/)
     }
   })
@@ -88,7 +113,11 @@ describe('Connect API conventions', () => {
     const device = await createDevice(t)
     const res = await t.call('/locks/lock_door', { device_id: device.deviceId })
     expect(res.status).toBe(500)
-    expect(res.body.error).toEqual({ type: 'internal_server_error', message: 'Internal server error', request_id: expect.any(String) })
+    expect(res.body.error).toEqual({
+      type: 'internal_server_error',
+      message: 'Internal server error',
+      request_id: expect.any(String),
+    })
     expect(JSON.stringify(res.body)).not.toMatch(/attempt_history|SQLITE/i)
     expect((await fetch(`${t.lk.httpUrl}/healthz`)).status).toBe(200)
   })
@@ -98,13 +127,21 @@ describe('Connect API conventions', () => {
     expect((await t.call('/workspaces/list', {})).status).toBe(401)
     expect((await t.call('/workspaces/create', { name: 'x' })).status).toBe(401)
     const all = await t.call('/workspaces/list', {}, ADMIN_KEY)
-    expect(all.body.workspaces.map((w: { workspace_id: string }) => w.workspace_id).sort()).toEqual([t.workspaceId, other.workspaceId].sort())
+    expect(all.body.workspaces.map((w: { workspace_id: string }) => w.workspace_id).sort()).toEqual(
+      [t.workspaceId, other.workspaceId].sort(),
+    )
     const device = await createDevice(t)
-    const viaAdmin = await t.call('/devices/get', { device_id: device.deviceId }, ADMIN_KEY, { 'seam-workspace': t.workspaceId })
+    const viaAdmin = await t.call('/devices/get', { device_id: device.deviceId }, ADMIN_KEY, {
+      'seam-workspace': t.workspaceId,
+    })
     expect(viaAdmin.body.device.device_id).toBe(device.deviceId)
-    const wrongWs = await t.call('/devices/get', { device_id: device.deviceId }, ADMIN_KEY, { 'seam-workspace': other.workspaceId })
+    const wrongWs = await t.call('/devices/get', { device_id: device.deviceId }, ADMIN_KEY, {
+      'seam-workspace': other.workspaceId,
+    })
     expect(wrongWs.status).toBe(404)
-    const unknownWs = await t.call('/devices/create', { name: 'x' }, ADMIN_KEY, { 'seam-workspace': 'f0000000-0000-4000-8000-000000000000' })
+    const unknownWs = await t.call('/devices/create', { name: 'x' }, ADMIN_KEY, {
+      'seam-workspace': 'f0000000-0000-4000-8000-000000000000',
+    })
     expect(unknownWs.status).toBe(404)
     expect(unknownWs.body.error.type).toBe('workspace_not_found')
     const noWs = await t.call('/devices/get', { device_id: device.deviceId }, ADMIN_KEY)
@@ -128,10 +165,15 @@ describe('Connect API conventions', () => {
     // Scenario: /healthz 200, /readyz 200 once connected, /openapi.json lists the Connect routes with their bodies.
     expect((await fetch(`${t.lk.httpUrl}/healthz`)).status).toBe(200)
     expect((await fetch(`${t.lk.httpUrl}/readyz`)).status).toBe(200)
-    const doc = (await (await fetch(`${t.lk.httpUrl}/openapi.json`)).json()) as { openapi: string; paths: Record<string, Record<string, { requestBody?: unknown }>> }
+    const doc = (await (await fetch(`${t.lk.httpUrl}/openapi.json`)).json()) as {
+      openapi: string
+      paths: Record<string, Record<string, { requestBody?: unknown }>>
+    }
     expect(doc.openapi).toMatch(/^3\./)
     expect(doc.paths['/locks/lock_door']?.post?.requestBody).toBeDefined()
-    expect(Object.keys(doc.paths)).toEqual(expect.arrayContaining(['/devices/create', '/devices/list', '/action_attempts/get', '/workspaces/create']))
+    expect(Object.keys(doc.paths)).toEqual(
+      expect.arrayContaining(['/devices/create', '/devices/list', '/action_attempts/get', '/workspaces/create']),
+    )
     expect(JSON.stringify(doc.paths['/locks/lock_door'])).toContain('timeout_ms')
   })
 })

@@ -21,7 +21,12 @@ afterEach(async () => {
 })
 
 async function device(d: CreatedDevice, overrides: { clientId?: string; username?: string; password?: string } = {}) {
-  const client = await connectRaw(d.url, { clientId: d.deviceId, username: d.deviceId, password: d.password, ...overrides })
+  const client = await connectRaw(d.url, {
+    clientId: d.deviceId,
+    username: d.deviceId,
+    password: d.password,
+    ...overrides,
+  })
   clients.push(client)
   return client
 }
@@ -40,8 +45,16 @@ describe('MQTT authentication', () => {
   it.each([
     ['a wrong password', () => ({ password: 'not-the-secret' }), 'bad_credentials'],
     ['a client id that is not the username', () => ({ clientId: b.deviceId }), 'client_id_mismatch'],
-    ['no credentials at all', () => ({ username: undefined as unknown as string, password: undefined as unknown as string }), 'anonymous'],
-    ['an unknown device', () => ({ clientId: '9b2f7a8e-0000-4000-8000-000000000000', username: '9b2f7a8e-0000-4000-8000-000000000000' }), 'bad_credentials'],
+    [
+      'no credentials at all',
+      () => ({ username: undefined as unknown as string, password: undefined as unknown as string }),
+      'anonymous',
+    ],
+    [
+      'an unknown device',
+      () => ({ clientId: '9b2f7a8e-0000-4000-8000-000000000000', username: '9b2f7a8e-0000-4000-8000-000000000000' }),
+      'bad_credentials',
+    ],
     ["another device's secret", () => ({ password: b.password }), 'bad_credentials'],
   ])('refuses %s', async (_name, overrides, reason) => {
     // Scenario: each bad connect gets a CONNACK refusal and is counted with its reason.

@@ -1,4 +1,9 @@
-import { SeamActionAttemptFailedError, SeamHttp, SeamHttpInvalidInputError, SeamHttpUnauthorizedError } from '@seamapi/http/connect'
+import {
+  SeamActionAttemptFailedError,
+  SeamHttp,
+  SeamHttpInvalidInputError,
+  SeamHttpUnauthorizedError,
+} from '@seamapi/http/connect'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
 import type { VirtualLock } from '../../simulator/index.js'
 import { createDevice, onlineLock } from '../helpers/devices.js'
@@ -35,7 +40,10 @@ describe('the @seamapi/http SDK against latchkey', () => {
     const { device } = await lock({ initialState: { locked: true, battery_level: 0.7 } })
     await createDevice(t, 'never connected')
     const got = await seam.devices.get({ device_id: device.deviceId })
-    expect(got).toMatchObject({ device_id: device.deviceId, properties: { online: true, locked: true, battery_level: 0.7 } })
+    expect(got).toMatchObject({
+      device_id: device.deviceId,
+      properties: { online: true, locked: true, battery_level: 0.7 },
+    })
     const listed = await seam.devices.list()
     expect(listed.map((d: { display_name: string }) => d.display_name)).toEqual(['simulated lock', 'never connected'])
     const asLock = await seam.locks.get({ device_id: device.deviceId })
@@ -48,7 +56,10 @@ describe('the @seamapi/http SDK against latchkey', () => {
     const stranger = new SeamHttp({ apiKey: 'seam_0notakeynotakeynotakeynotakey', endpoint: t.lk.httpUrl })
     await expect(stranger.devices.list()).rejects.toBeInstanceOf(SeamHttpUnauthorizedError)
     await expect(seam.devices.get({} as { device_id: string })).rejects.toBeInstanceOf(SeamHttpInvalidInputError)
-    await expect(seam.devices.get({ device_id: 'f0000000-0000-4000-8000-000000000000' })).rejects.toMatchObject({ code: 'device_not_found', statusCode: 404 })
+    await expect(seam.devices.get({ device_id: 'f0000000-0000-4000-8000-000000000000' })).rejects.toMatchObject({
+      code: 'device_not_found',
+      statusCode: 404,
+    })
   })
 
   it('locks a door and returns the settled attempt without polling', async () => {
@@ -56,7 +67,12 @@ describe('the @seamapi/http SDK against latchkey', () => {
     const { device } = await lock()
     const before = polls()
     const attempt = await seam.locks.lockDoor({ device_id: device.deviceId })
-    expect(attempt).toMatchObject({ status: 'success', action_type: 'LOCK_DOOR', result: { was_confirmed_by_device: true }, error: null })
+    expect(attempt).toMatchObject({
+      status: 'success',
+      action_type: 'LOCK_DOOR',
+      result: { was_confirmed_by_device: true },
+      error: null,
+    })
     expect(polls()).toBe(before)
     expect((await seam.locks.get({ device_id: device.deviceId })).properties.locked).toBe(true)
   })
@@ -80,7 +96,9 @@ describe('the @seamapi/http SDK against latchkey', () => {
   it('settles a silent lock as action_attempt_expired at its deadline', async () => {
     // Scenario: the lock never acks; timeout_ms 1000 → the SDK's first poll sees the expired attempt.
     const { device } = await lock({ behaviour: { silent: 1 } })
-    const failure = await seam.locks.lockDoor({ device_id: device.deviceId, timeout_ms: 1000 } as { device_id: string }).catch((error: unknown) => error)
+    const failure = await seam.locks
+      .lockDoor({ device_id: device.deviceId, timeout_ms: 1000 } as { device_id: string })
+      .catch((error: unknown) => error)
     expect(failure).toBeInstanceOf(SeamActionAttemptFailedError)
     expect(codeOf(failure)).toBe('action_attempt_expired')
   })
@@ -105,15 +123,23 @@ describe('the @seamapi/http SDK against latchkey', () => {
     // Scenario: three attempts → get each, list by device newest first, page with limit 1.
     const { device } = await lock()
     const ids: string[] = []
-    for (const action of ['lockDoor', 'unlockDoor', 'lockDoor'] as const) ids.push((await seam.locks[action]({ device_id: device.deviceId })).action_attempt_id)
+    for (const action of ['lockDoor', 'unlockDoor', 'lockDoor'] as const)
+      ids.push((await seam.locks[action]({ device_id: device.deviceId })).action_attempt_id)
     const one = await seam.actionAttempts.get({ action_attempt_id: ids[1] as string })
     expect(one).toMatchObject({ action_attempt_id: ids[1], status: 'success', action_type: 'UNLOCK_DOOR' })
     const listed = await seam.actionAttempts.list({ action_attempt_ids: ids })
     expect(listed.map((a: { action_attempt_id: string }) => a.action_attempt_id).sort()).toEqual([...ids].sort())
     const byDevice = await t.call('/action_attempts/list', { device_id: device.deviceId, limit: 1 })
     expect(byDevice.body.action_attempts[0].action_attempt_id).toBe(ids[2])
-    const next = await t.call('/action_attempts/list', { device_id: device.deviceId, limit: 2, page_cursor: byDevice.body.pagination.next_page_cursor })
-    expect(next.body.action_attempts.map((a: { action_attempt_id: string }) => a.action_attempt_id)).toEqual([ids[1], ids[0]])
+    const next = await t.call('/action_attempts/list', {
+      device_id: device.deviceId,
+      limit: 2,
+      page_cursor: byDevice.body.pagination.next_page_cursor,
+    })
+    expect(next.body.action_attempts.map((a: { action_attempt_id: string }) => a.action_attempt_id)).toEqual([
+      ids[1],
+      ids[0],
+    ])
     expect(next.body.pagination.has_next_page).toBe(false)
   })
 })

@@ -40,7 +40,9 @@ describe('start-up', () => {
       expect((await request(second.httpUrl, '/devices/list', {}, creds?.api_key ?? '')).status).toBe(200)
       // The database holds hashes, never the keys themselves.
       const db = new Database(join(dataDir, 'latchkey.db'), { readonly: true })
-      const dump = JSON.stringify(db.prepare('SELECT * FROM api_keys').all()) + JSON.stringify(db.prepare('SELECT * FROM settings').all())
+      const dump =
+        JSON.stringify(db.prepare('SELECT * FROM api_keys').all()) +
+        JSON.stringify(db.prepare('SELECT * FROM settings').all())
       db.close()
       expect(dump).not.toContain(creds?.api_key)
       expect(dump).not.toContain(creds?.admin_api_key)
@@ -72,7 +74,11 @@ describe('start-up', () => {
     const file = join(dataDir, 'old.db')
     const old = openDatabase(file, MIGRATIONS.slice(0, 1))
     expect(schemaVersion(old)).toBe(1)
-    old.prepare("INSERT INTO workspaces (workspace_id, name, created_at) VALUES ('w1', 'old', '2025-01-01T00:00:00.000Z')").run()
+    old
+      .prepare(
+        "INSERT INTO workspaces (workspace_id, name, created_at) VALUES ('w1', 'old', '2025-01-01T00:00:00.000Z')",
+      )
+      .run()
     old.close()
     const current = openDatabase(file)
     expect(schemaVersion(current)).toBe(MIGRATIONS.length)

@@ -21,7 +21,12 @@ describe('behaviour knobs', () => {
     // Scenario: no knobs at all.
     const b = parseBehaviour({})
     expect(b).toMatchObject({ ackLatencyMs: 0, sendAccepted: false, jam: 0, silent: 0, manualEventsPerMinute: 0 })
-    expect(planCommand(b, 'LOCK_DOOR', () => 0)).toEqual({ outcome: { kind: 'success' }, late: false, duplicate: false, latencyMs: 0 })
+    expect(planCommand(b, 'LOCK_DOOR', () => 0)).toEqual({
+      outcome: { kind: 'success' },
+      late: false,
+      duplicate: false,
+      latencyMs: 0,
+    })
   })
 
   test.for<[BehaviourInput, RegExp]>([
@@ -43,7 +48,10 @@ describe('behaviour knobs', () => {
     // Scenario: every error knob at 0.5 and a random source returning 0.9, 0.1: busy (second in order) wins.
     const b = parseBehaviour({ unsupported: 0.5, busy: 0.5, lowBattery: 0.5, jam: 0.5, doorOpen: 0.5 })
     expect(planCommand(b, 'LOCK_DOOR', sequence(0.9, 0.1)).outcome).toEqual({ kind: 'error', type: 'device_busy' })
-    expect(planCommand(b, 'LOCK_DOOR', sequence(0.9, 0.9, 0.9, 0.9, 0.1)).outcome).toEqual({ kind: 'error', type: 'door_open' })
+    expect(planCommand(b, 'LOCK_DOOR', sequence(0.9, 0.9, 0.9, 0.9, 0.1)).outcome).toEqual({
+      kind: 'error',
+      type: 'door_open',
+    })
   })
 
   test('door open never refuses an unlock', () => {

@@ -23,9 +23,11 @@ describe('simulate CLI arguments', () => {
   test('reads an API source and every knob', () => {
     // Scenario: the full command line of the brief maps onto the behaviour schema.
     const c = config(
-      ('--api http://127.0.0.1:3000 --key seam_x --count 10 --latency 10-50 --jam 0.05 --door-open 0.01 ' +
+      (
+        '--api http://127.0.0.1:3000 --key seam_x --count 10 --latency 10-50 --jam 0.05 --door-open 0.01 ' +
         '--low-battery 0 --busy 0.1 --silent 0.2 --duplicate 0.3 --late 0.4 --flap-every 60000 --flap-down 2000 ' +
-        '--manual-per-minute 1 --battery-drain 0.001 --save creds.json --mqtt-url mqtt://127.0.0.1:1883 --accepted').split(' '),
+        '--manual-per-minute 1 --battery-drain 0.001 --save creds.json --mqtt-url mqtt://127.0.0.1:1883 --accepted'
+      ).split(' '),
     )
     expect(c.source).toEqual({
       kind: 'api',
@@ -86,11 +88,18 @@ describe('simulate CLI process', () => {
     try {
       const ids = [randomUUID(), randomUUID()]
       const path = join(dir, 'creds.json')
-      await writeCredentialsFile(path, ids.map((device_id) => ({ device_id, url: 'mqtt://unused:1', password: 'pw' })))
-      const child = spawn(process.execPath, ['--import', 'tsx', 'simulator/cli.ts', '--from', path, '--mqtt-url', mqtt.url], {
-        cwd: repoRoot,
-        stdio: ['ignore', 'pipe', 'pipe'],
-      })
+      await writeCredentialsFile(
+        path,
+        ids.map((device_id) => ({ device_id, url: 'mqtt://unused:1', password: 'pw' })),
+      )
+      const child = spawn(
+        process.execPath,
+        ['--import', 'tsx', 'simulator/cli.ts', '--from', path, '--mqtt-url', mqtt.url],
+        {
+          cwd: repoRoot,
+          stdio: ['ignore', 'pipe', 'pipe'],
+        },
+      )
       let output = ''
       child.stdout.on('data', (chunk: Buffer) => (output += chunk.toString()))
       child.stderr.on('data', (chunk: Buffer) => (output += chunk.toString()))

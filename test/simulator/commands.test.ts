@@ -69,7 +69,10 @@ describe('VirtualLock commands', () => {
 
   it('drains its battery per command until it refuses with low_battery', async ({ mqtt }) => {
     // Scenario: drain 0.5 from 0.5: the first command empties the battery, the second is refused.
-    const lock = await mqtt.startLock({ behaviour: { batteryDrainPerCommand: 0.5 }, initialState: { battery_level: 0.5 } })
+    const lock = await mqtt.startLock({
+      behaviour: { batteryDrainPerCommand: 0.5 },
+      initialState: { battery_level: 0.5 },
+    })
     const first = buildCommand()
     await mqtt.send(lock.deviceId, first)
     const [ok] = await mqtt.waitForAcks(lock.deviceId, first.command_id)

@@ -7,7 +7,13 @@ import { join } from 'node:path'
 import { randomUUID } from 'node:crypto'
 import { afterEach, describe, expect, test } from 'vitest'
 import { deviceTopic } from '../../devices/index.js'
-import { Fleet, formatStatusLine, provisionDevices, readCredentialsFile, type DeviceCredentials } from '../../simulator/index.js'
+import {
+  Fleet,
+  formatStatusLine,
+  provisionDevices,
+  readCredentialsFile,
+  type DeviceCredentials,
+} from '../../simulator/index.js'
 import { buildCommand, it } from './helpers.js'
 
 /** A stand-in for `POST /devices/create` (SPEC §5) that records what it was sent. */
@@ -28,7 +34,13 @@ async function fakeConnectApi(mqttUrl = 'mqtt://broker.internal:1883') {
       setImmediate(() => {
         inFlight -= 1
         res.setHeader('content-type', 'application/json')
-        res.end(JSON.stringify({ device: { device_id: deviceId }, mqtt_credentials: { ...credentials, topic_root: 'x/' }, ok: true }))
+        res.end(
+          JSON.stringify({
+            device: { device_id: deviceId },
+            mqtt_credentials: { ...credentials, topic_root: 'x/' },
+            ok: true,
+          }),
+        )
       })
     })
   })
@@ -103,13 +115,19 @@ describe('fleet on a broker', () => {
       password: 'pw',
     }))
     const jammer = credentials[0]?.device_id
-    const fleet = new Fleet({ credentials, connectConcurrency: 2, behaviourFor: (id) => (id === jammer ? { jam: 1 } : undefined) })
+    const fleet = new Fleet({
+      credentials,
+      connectConcurrency: 2,
+      behaviourFor: (id) => (id === jammer ? { jam: 1 } : undefined),
+    })
     cleanups.push(() => fleet.stop())
     expect(await fleet.start()).toEqual([])
     expect(fleet.statusLine()).toBe('locks 4/4 online | commands 0 | acks success 0 error 0 silent 0 | dup 0')
     for (const { device_id } of credentials) await mqtt.send(device_id, buildCommand())
     await expect.poll(() => fleet.counters().acksSent.success + fleet.counters().acksSent.error).toBe(4)
-    expect(fleet.statusLine()).toBe('locks 4/4 online | commands 4 | acks success 3 error 1 (lock_jammed 1) silent 0 | dup 0')
+    expect(fleet.statusLine()).toBe(
+      'locks 4/4 online | commands 4 | acks success 3 error 1 (lock_jammed 1) silent 0 | dup 0',
+    )
     expect(fleet.lock(jammer ?? '')?.state.jammed).toBe(true)
     await fleet.stop()
     for (const { device_id } of credentials) {

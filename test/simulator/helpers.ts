@@ -59,7 +59,13 @@ export class Harness {
 
   /** A lock on this broker with a fresh device id (no auth here, any password). */
   lock(options: Partial<VirtualLockOptions> = {}): VirtualLock {
-    const lock = new VirtualLock({ url: this.url, deviceId: randomUUID(), password: 'secret', reconnectPeriodMs: 20, ...options })
+    const lock = new VirtualLock({
+      url: this.url,
+      deviceId: randomUUID(),
+      password: 'secret',
+      reconnectPeriodMs: 20,
+      ...options,
+    })
     this.locks.push(lock)
     return lock
   }
@@ -109,7 +115,9 @@ export class Harness {
   /** Waits until `count` acks of the command have arrived and returns them. */
   async waitForAcks(deviceId: string, commandId: string, count = 1): Promise<Ack[]> {
     let seen = 0
-    await this.waitFor((m) => m.topic === deviceTopic(deviceId, 'acks') && m.payload.includes(commandId) && ++seen >= count)
+    await this.waitFor(
+      (m) => m.topic === deviceTopic(deviceId, 'acks') && m.payload.includes(commandId) && ++seen >= count,
+    )
     return this.acks(deviceId, commandId)
   }
 

@@ -8,14 +8,19 @@ describe('VirtualLock connection', () => {
     const lock = await mqtt.startLock({ initialState: { locked: false, battery_level: 0.8 } })
     const late = await mqtt.client()
     const retained: Array<{ topic: string; payload: string; retain: boolean }> = []
-    late.on('message', (topic, payload, packet) => retained.push({ topic, payload: payload.toString(), retain: packet.retain }))
+    late.on('message', (topic, payload, packet) =>
+      retained.push({ topic, payload: payload.toString(), retain: packet.retain }),
+    )
     await late.subscribeAsync(`${deviceTopic(lock.deviceId, 'status').replace(/status$/, '+')}`, { qos: 1 })
     await expect.poll(() => retained.length).toBe(2)
     const status = retained.find((m) => m.topic === deviceTopic(lock.deviceId, 'status'))
     const state = retained.find((m) => m.topic === deviceTopic(lock.deviceId, 'state'))
     expect(status).toEqual({ topic: deviceTopic(lock.deviceId, 'status'), payload: 'online', retain: true })
     expect(state?.retain).toBe(true)
-    expect(DeviceStateSchema.parse(JSON.parse(state?.payload ?? ''))).toMatchObject({ locked: false, battery_level: 0.8 })
+    expect(DeviceStateSchema.parse(JSON.parse(state?.payload ?? ''))).toMatchObject({
+      locked: false,
+      battery_level: 0.8,
+    })
     expect(lock.connected).toBe(true)
   })
 
@@ -25,7 +30,9 @@ describe('VirtualLock connection', () => {
     const disconnected = lock.next('disconnected')
     lock.kill()
     await disconnected
-    const offline = await mqtt.waitFor((m) => m.topic === deviceTopic(lock.deviceId, 'status') && m.payload === 'offline')
+    const offline = await mqtt.waitFor(
+      (m) => m.topic === deviceTopic(lock.deviceId, 'status') && m.payload === 'offline',
+    )
     expect(offline.payload).toBe('offline')
     expect(lock.connected).toBe(false)
   })
@@ -41,7 +48,8 @@ describe('VirtualLock connection', () => {
   it('rejects start() with a clear error when the broker refuses the credentials', async () => {
     // Scenario: a broker accepting only the right password; start() with a wrong one fails instead of retrying.
     const strict = await Harness.start({
-      authenticate: (_client, username, password, done) => done(null, username === undefined || password?.toString() === 'right'),
+      authenticate: (_client, username, password, done) =>
+        done(null, username === undefined || password?.toString() === 'right'),
     })
     try {
       await expect(strict.lock({ password: 'wrong' }).start()).rejects.toThrow(/broker refused the connection/)
@@ -94,7 +102,10 @@ describe('VirtualLock manual actions', () => {
     const lock = await mqtt.startLock()
     await lock.manualUnlock('keycode')
     const event = await mqtt.waitFor((m) => m.topic === deviceTopic(lock.deviceId, 'events'))
-    expect(DeviceEventSchema.parse(JSON.parse(event.payload))).toMatchObject({ type: 'lock.unlocked', method: 'keycode' })
+    expect(DeviceEventSchema.parse(JSON.parse(event.payload))).toMatchObject({
+      type: 'lock.unlocked',
+      method: 'keycode',
+    })
     const states = mqtt.on(lock.deviceId, 'state').map((m) => DeviceStateSchema.parse(JSON.parse(m.payload)))
     expect(states.at(-1)?.locked).toBe(false)
     expect(lock.state.locked).toBe(false)

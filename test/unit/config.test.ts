@@ -16,7 +16,14 @@ describe('configuration', () => {
   it('applies the documented defaults to an empty environment', () => {
     // Scenario: no variables at all → embedded defaults of SPEC §1.
     const config = loadConfig({})
-    expect(config).toMatchObject({ PORT: 3000, MQTT_PORT: 1883, DATA_DIR: './data', EMBEDDED_BROKER: true, ACTION_TIMEOUT_MS: 8000, LOCK_RESPONSE_WAIT_MS: 500 })
+    expect(config).toMatchObject({
+      PORT: 3000,
+      MQTT_PORT: 1883,
+      DATA_DIR: './data',
+      EMBEDDED_BROKER: true,
+      ACTION_TIMEOUT_MS: 8000,
+      LOCK_RESPONSE_WAIT_MS: 500,
+    })
     expect(config.WEBHOOK_RETRY_SCHEDULE).toEqual([5, 300, 1800, 7200, 18000, 36000, 36000])
   })
 
@@ -35,7 +42,11 @@ describe('configuration', () => {
       MQTT_URL: 'not a url',
     }
     const problems = problemsOf(bad)
-    for (const name of Object.keys(bad)) expect(problems.some((p) => p.startsWith(`${name}:`)), name).toBe(true)
+    for (const name of Object.keys(bad))
+      expect(
+        problems.some((p) => p.startsWith(`${name}:`)),
+        name,
+      ).toBe(true)
     expect(new Set(problems.map((p) => p.split(':')[0]))).toEqual(new Set(Object.keys(bad)))
   })
 

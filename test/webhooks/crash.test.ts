@@ -69,7 +69,9 @@ async function freePort(): Promise<number> {
 }
 
 describe('crash and restart', () => {
-  it('delivers everything committed before a SIGKILL after the restart, deduplicable by webhook-id', async ({ rig }) => {
+  it('delivers everything committed before a SIGKILL after the restart, deduplicable by webhook-id', async ({
+    rig,
+  }) => {
     // Scenario: five events committed; one receiver answers 503, another is not listening yet; SIGKILL; both receivers
     // become healthy; restart on the same data → every event arrives at both, signed, same webhook-id as before.
     const dataDir = tempDataDir()
@@ -82,10 +84,13 @@ describe('crash and restart', () => {
     rig.defer(() => kill(first, 'SIGKILL'))
     const { api_key: apiKey } = JSON.parse(readFileSync(`${dataDir}/bootstrap.json`, 'utf8')) as { api_key: string }
     const call = (url: string, path: string, body: unknown) => request(url, path, body, apiKey)
-    const flakyHook = (await call(first.httpUrl, '/webhooks/create', { url: flaky.url, event_types: ['device.added'] })).body.webhook
+    const flakyHook = (await call(first.httpUrl, '/webhooks/create', { url: flaky.url, event_types: ['device.added'] }))
+      .body.webhook
     const lateUrl = `http://127.0.0.1:${latePort}/hook`
-    const lateHook = (await call(first.httpUrl, '/webhooks/create', { url: lateUrl, event_types: ['device.added'] })).body.webhook
-    for (let i = 0; i < 5; i++) expect((await call(first.httpUrl, '/devices/create', { name: `door ${i}` })).status).toBe(200)
+    const lateHook = (await call(first.httpUrl, '/webhooks/create', { url: lateUrl, event_types: ['device.added'] }))
+      .body.webhook
+    for (let i = 0; i < 5; i++)
+      expect((await call(first.httpUrl, '/devices/create', { name: `door ${i}` })).status).toBe(200)
     const listed = await call(first.httpUrl, '/events/list', { event_type: 'device.added' })
     const eventIds = listed.body.events.map((e: { event_id: string }) => e.event_id).sort()
     expect(eventIds).toHaveLength(5)

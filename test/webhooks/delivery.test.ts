@@ -2,7 +2,9 @@ import { describe, expect } from 'vitest'
 import { createWebhook, it, refusedByBoth, verifyBoth, waitForAttempts } from './helpers.js'
 
 describe('signed webhook delivery', () => {
-  it('delivers a lock run to a webhook, signed for standardwebhooks and @seamapi/webhook, the body exactly the stored event', async ({ rig }) => {
+  it('delivers a lock run to a webhook, signed for standardwebhooks and @seamapi/webhook, the body exactly the stored event', async ({
+    rig,
+  }) => {
     // Scenario: a webhook for all events; a simulated lock connects and is locked → every event arrives signed.
     const t = await rig.latchkey()
     const receiver = await rig.receiver()
@@ -16,7 +18,9 @@ describe('signed webhook delivery', () => {
     await receiver.until((r) => r.some((x) => x.event?.event_type === 'lock.locked'))
 
     const types = receiver.received.map((r) => r.event.event_type)
-    expect(types).toEqual(expect.arrayContaining(['device.added', 'device.connected', 'action_attempt.lock_door.succeeded', 'lock.locked']))
+    expect(types).toEqual(
+      expect.arrayContaining(['device.added', 'device.connected', 'action_attempt.lock_door.succeeded', 'lock.locked']),
+    )
     for (const request of receiver.received) {
       expect(verifyBoth(webhook.secret, request)).toEqual(request.event)
       const { headers } = request
@@ -31,7 +35,12 @@ describe('signed webhook delivery', () => {
       expect(request.body).toBe(JSON.stringify(stored.body.event))
     }
     const succeeded = receiver.received.find((r) => r.event.event_type === 'action_attempt.lock_door.succeeded')
-    expect(succeeded?.event).toMatchObject({ action_attempt_id: attemptId, device_id: deviceId, action_type: 'LOCK_DOOR', status: 'success' })
+    expect(succeeded?.event).toMatchObject({
+      action_attempt_id: attemptId,
+      device_id: deviceId,
+      action_type: 'LOCK_DOOR',
+      status: 'success',
+    })
     const remote = receiver.received.find((r) => r.event.event_type === 'lock.locked')
     expect(remote?.event).toMatchObject({ method: 'remote', action_attempt_id: attemptId })
 
@@ -39,7 +48,9 @@ describe('signed webhook delivery', () => {
     const request = receiver.received[0]
     if (!request) throw new Error('nothing received')
     expect(refusedByBoth(`whsec_${Buffer.alloc(32, 7).toString('base64')}`, request)).toBe(true)
-    expect(refusedByBoth(webhook.secret, { ...request, body: request.body.replace('"event_type"', '"event_typf"') })).toBe(true)
+    expect(
+      refusedByBoth(webhook.secret, { ...request, body: request.body.replace('"event_type"', '"event_typf"') }),
+    ).toBe(true)
 
     // Every attempt is recorded with what was sent and what came back.
     const [attempt] = await waitForAttempts(t, request.id, webhook.webhook_id, 1)

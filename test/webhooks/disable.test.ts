@@ -27,11 +27,17 @@ describe('disable and hold', () => {
     expect(attempt).toMatchObject({ status: 'failed', response_code: 410, will_retry: false })
     const got = await t.call('/webhooks/get', { webhook_id: webhook.webhook_id })
     expect(got.body.webhook).toMatchObject({ enabled: false, disabled_reason: 'gone' })
-    expect(await t.lk.store.deliveries.get(first as string, webhook.webhook_id)).toMatchObject({ status: 'pending', held: true })
+    expect(await t.lk.store.deliveries.get(first as string, webhook.webhook_id)).toMatchObject({
+      status: 'pending',
+      held: true,
+    })
 
     await addDevices(t, 1)
     const events = await addedEvents(t)
-    expect(await t.lk.store.deliveries.get(events[1] as string, webhook.webhook_id)).toMatchObject({ status: 'pending', held: true })
+    expect(await t.lk.store.deliveries.get(events[1] as string, webhook.webhook_id)).toMatchObject({
+      status: 'pending',
+      held: true,
+    })
     expect(receiver.received).toHaveLength(1)
 
     gone = false
@@ -44,10 +50,15 @@ describe('disable and hold', () => {
       [1, 'failed'],
       [2, 'success'],
     ])
-    expect((await t.call('/webhooks/get', { webhook_id: webhook.webhook_id })).body.webhook).toMatchObject({ enabled: true, disabled_reason: null })
+    expect((await t.call('/webhooks/get', { webhook_id: webhook.webhook_id })).body.webhook).toMatchObject({
+      enabled: true,
+      disabled_reason: null,
+    })
   })
 
-  it('disables after N consecutive failures, holds later events, and releases them all in event order', async ({ rig }) => {
+  it('disables after N consecutive failures, holds later events, and releases them all in event order', async ({
+    rig,
+  }) => {
     // Scenario: WEBHOOK_DISABLE_AFTER=3, a receiver failing 3 times → disabled; 2 more events held; enable → 5 in order.
     const t = await rig.latchkey({
       clock: new FakeClock(Date.now()),
@@ -76,7 +87,8 @@ describe('disable and hold', () => {
     await receiver.count(before + 5)
     expect(receiver.received.slice(before).map((r) => r.id)).toEqual(events)
     // The receiver answered; the last records commit right after.
-    for (const id of events) await expect.poll(async () => (await t.lk.store.deliveries.get(id, webhook.webhook_id))?.status).toBe('delivered')
+    for (const id of events)
+      await expect.poll(async () => (await t.lk.store.deliveries.get(id, webhook.webhook_id))?.status).toBe('delivered')
   })
 
   it('holds deliveries while its owner has it disabled and releases them when enabled', async ({ rig }) => {
@@ -85,7 +97,10 @@ describe('disable and hold', () => {
     const receiver = await rig.receiver()
     const webhook = await createWebhook(t, receiver.url, ['device.added'])
     await t.call('/webhooks/update', { webhook_id: webhook.webhook_id, enabled: false })
-    expect((await t.call('/webhooks/get', { webhook_id: webhook.webhook_id })).body.webhook).toMatchObject({ enabled: false, disabled_reason: 'manual' })
+    expect((await t.call('/webhooks/get', { webhook_id: webhook.webhook_id })).body.webhook).toMatchObject({
+      enabled: false,
+      disabled_reason: 'manual',
+    })
     await addDevices(t, 2)
     const events = await addedEvents(t)
     for (const id of events) expect((await t.lk.store.deliveries.get(id, webhook.webhook_id))?.held).toBe(true)

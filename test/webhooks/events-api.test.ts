@@ -17,11 +17,17 @@ describe('/events/list and /events/get', () => {
     expect(recent.status).toBe(200)
     expect(recent.body.events.map((e: { created_at: string }) => e.created_at)).toEqual(['2026-03-02T13:00:00.000Z'])
     const all = await t.call('/events/list', { since: '2026-03-01' })
-    expect(all.body.events.map((e: { created_at: string }) => e.created_at)).toEqual(['2026-03-02T13:00:00.000Z', '2026-03-01T12:00:00.000Z'])
+    expect(all.body.events.map((e: { created_at: string }) => e.created_at)).toEqual([
+      '2026-03-02T13:00:00.000Z',
+      '2026-03-01T12:00:00.000Z',
+    ])
     const between = await t.call('/events/list', { between: ['2026-03-01T11:00:00Z', '2026-03-01T13:00:00+00:00'] })
     expect(between.body.events).toHaveLength(1)
     expect(between.body.events[0].created_at).toBe('2026-03-01T12:00:00.000Z')
-    const both = await t.call('/events/list', { since: '2026-03-01', between: ['2026-03-01T11:00:00Z', '2026-03-01T13:00:00Z'] })
+    const both = await t.call('/events/list', {
+      since: '2026-03-01',
+      between: ['2026-03-01T11:00:00Z', '2026-03-01T13:00:00Z'],
+    })
     expect(both.status).toBe(400)
     expect(both.body.error.type).toBe('invalid_input')
   })
@@ -35,14 +41,33 @@ describe('/events/list and /events/get', () => {
     const attemptId = locked.body.action_attempt.action_attempt_id
 
     const byAttempt = await t.call('/events/list', { action_attempt_id: attemptId })
-    expect(byAttempt.body.events.map((e: { event_type: string }) => e.event_type).sort()).toEqual(['action_attempt.lock_door.succeeded', 'lock.locked'])
-    const settled = byAttempt.body.events.find((e: { event_type: string }) => e.event_type === 'action_attempt.lock_door.succeeded')
+    expect(byAttempt.body.events.map((e: { event_type: string }) => e.event_type).sort()).toEqual([
+      'action_attempt.lock_door.succeeded',
+      'lock.locked',
+    ])
+    const settled = byAttempt.body.events.find(
+      (e: { event_type: string }) => e.event_type === 'action_attempt.lock_door.succeeded',
+    )
     expect(Object.keys(settled).sort()).toEqual(
-      ['action_attempt_id', 'action_type', 'created_at', 'device_id', 'event_description', 'event_id', 'event_type', 'occurred_at', 'status', 'workspace_id'].sort(),
+      [
+        'action_attempt_id',
+        'action_type',
+        'created_at',
+        'device_id',
+        'event_description',
+        'event_id',
+        'event_type',
+        'occurred_at',
+        'status',
+        'workspace_id',
+      ].sort(),
     )
     const ofB = await t.call('/events/list', { device_id: b.deviceId })
     expect(new Set(ofB.body.events.map((e: { device_id: string }) => e.device_id))).toEqual(new Set([b.deviceId]))
-    expect(ofB.body.events.map((e: { event_type: string }) => e.event_type).sort()).toEqual(['device.added', 'device.connected'])
+    expect(ofB.body.events.map((e: { event_type: string }) => e.event_type).sort()).toEqual([
+      'device.added',
+      'device.connected',
+    ])
     const both = await t.call('/events/list', { device_ids: [a.deviceId, b.deviceId], event_types: ['device.added'] })
     expect(both.body.events).toHaveLength(2)
 
@@ -58,11 +83,18 @@ describe('/events/list and /events/get', () => {
     expect(seen).toEqual(everything.body.events.map((e: { event_id: string }) => e.event_id))
     expect(new Set(seen).size).toBe(seen.length)
 
-    const viaGet = await fetch(`${t.lk.httpUrl}/events/list?event_type=lock.locked`, { headers: { authorization: `Bearer ${t.apiKey}` } })
+    const viaGet = await fetch(`${t.lk.httpUrl}/events/list?event_type=lock.locked`, {
+      headers: { authorization: `Bearer ${t.apiKey}` },
+    })
     const body = (await viaGet.json()) as { events: Array<{ event_id: string }> }
     expect(body.events).toHaveLength(1)
     const one = await t.call('/events/get', { event_id: body.events[0]?.event_id })
-    expect(one.body.event).toMatchObject({ event_type: 'lock.locked', method: 'remote', action_attempt_id: attemptId, device_id: a.deviceId })
+    expect(one.body.event).toMatchObject({
+      event_type: 'lock.locked',
+      method: 'remote',
+      action_attempt_id: attemptId,
+      device_id: a.deviceId,
+    })
     const missing = await t.call('/events/get', { event_id: 'f0000000-0000-4000-8000-000000000000' })
     expect(missing.status).toBe(404)
     expect(missing.body.error.type).toBe('event_not_found')

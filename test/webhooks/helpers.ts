@@ -149,7 +149,9 @@ export class Rig {
     this.closers.push(close)
   }
 
-  async latchkey(options: { env?: Record<string, string>; clock?: Clock; dataDir?: string; keep?: boolean } = {}): Promise<TestLatchkey> {
+  async latchkey(
+    options: { env?: Record<string, string>; clock?: Clock; dataDir?: string; keep?: boolean } = {},
+  ): Promise<TestLatchkey> {
     const t = await startTestLatchkey({ ...options, env: { WEBHOOK_ALLOWED_CIDRS: '127.0.0.0/8', ...options.env } })
     this.defer(() => t.close())
     return t
@@ -161,7 +163,11 @@ export class Rig {
     return receiver
   }
 
-  async lock(t: TestLatchkey, options: Partial<VirtualLockOptions> = {}, key?: string): Promise<{ lock: VirtualLock; deviceId: string }> {
+  async lock(
+    t: TestLatchkey,
+    options: Partial<VirtualLockOptions> = {},
+    key?: string,
+  ): Promise<{ lock: VirtualLock; deviceId: string }> {
     const made = await onlineLock(t, options, key)
     this.defer(() => made.lock.stop())
     return { lock: made.lock, deviceId: made.device.deviceId }
@@ -206,7 +212,12 @@ export function attemptsOf(t: TestLatchkey, eventId: string, webhookId: string):
 }
 
 /** Waits until the delivery of `eventId` to `webhookId` has `n` recorded attempts. */
-export async function waitForAttempts(t: TestLatchkey, eventId: string, webhookId: string, n: number): Promise<DeliveryAttempt[]> {
+export async function waitForAttempts(
+  t: TestLatchkey,
+  eventId: string,
+  webhookId: string,
+  n: number,
+): Promise<DeliveryAttempt[]> {
   let attempts: DeliveryAttempt[] = []
   await vi.waitFor(
     async () => {

@@ -8,7 +8,9 @@ import type { Clock } from '../../src/domain/clock.js'
 import { FakeClock } from '../helpers/fake-clock.js'
 
 /** A raw TCP server that answers each request with the bytes `answer` returns; records the requests. */
-async function rawServer(answer: (request: string, socket: Socket, n: number) => void): Promise<{ url: string; requests: string[]; connections: number; server: TcpServer }> {
+async function rawServer(
+  answer: (request: string, socket: Socket, n: number) => void,
+): Promise<{ url: string; requests: string[]; connections: number; server: TcpServer }> {
   const state = { url: '', requests: [] as string[], connections: 0, server: createTcpServer() }
   state.server.on('connection', (socket) => {
     state.connections++
@@ -63,7 +65,9 @@ describe('webhook HTTP client', () => {
     const [head, body] = (s.requests[9] as string).split('\r\n\r\n')
     const lines = (head as string).split('\r\n')
     expect(lines[0]).toBe('POST /in?x=1 HTTP/1.1')
-    expect(lines.map((l) => l.toLowerCase())).toEqual(expect.arrayContaining([`host: ${host}`, 'webhook-id: evt_9', 'content-length: 14']))
+    expect(lines.map((l) => l.toLowerCase())).toEqual(
+      expect.arrayContaining([`host: ${host}`, 'webhook-id: evt_9', 'content-length: 14']),
+    )
     expect(body).toBe('{"n":9,"é":1}')
   })
 
@@ -85,7 +89,10 @@ describe('webhook HTTP client', () => {
     expect(refused).toMatchObject({ code: null, error: expect.stringMatching(/ECONNREFUSED/) })
 
     const rude = await server((_r, socket) => socket.destroy())
-    expect(await sender().send({ url: rude.url, headers: {}, body: '{}' })).toMatchObject({ code: null, error: expect.any(String) })
+    expect(await sender().send({ url: rude.url, headers: {}, body: '{}' })).toMatchObject({
+      code: null,
+      error: expect.any(String),
+    })
 
     const clock = new FakeClock()
     const silent = await server(() => {})
@@ -98,6 +105,10 @@ describe('webhook HTTP client', () => {
   it('keeps the status of a response whose body does not finish in time', async () => {
     // Scenario: 200 with Content-Length 100 but 3 bytes sent → at the (real, 300 ms) timeout: code 200, the 3 bytes.
     const s = await server((_r, socket) => socket.write('HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nabc'))
-    expect(await sender(300, systemClock).send({ url: s.url, headers: {}, body: '{}' })).toMatchObject({ code: 200, body: 'abc', error: null })
+    expect(await sender(300, systemClock).send({ url: s.url, headers: {}, body: '{}' })).toMatchObject({
+      code: 200,
+      body: 'abc',
+      error: null,
+    })
   })
 })

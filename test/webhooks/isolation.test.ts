@@ -12,7 +12,10 @@ describe('isolation', () => {
     // Scenario: A has a hanging and a healthy webhook, B a healthy one; every healthy delivery arrives while the
     // hanging one holds only its own 2 slots; its timeout (on the fake clock) then frees them.
     const clock = new FakeClock(Date.now())
-    const t = await rig.latchkey({ clock, env: { WEBHOOK_CONCURRENCY_PER_WEBHOOK: '2', WEBHOOK_CONCURRENCY: '8', WEBHOOK_TIMEOUT_MS: '15000' } })
+    const t = await rig.latchkey({
+      clock,
+      env: { WEBHOOK_CONCURRENCY_PER_WEBHOOK: '2', WEBHOOK_CONCURRENCY: '8', WEBHOOK_TIMEOUT_MS: '15000' },
+    })
     const b = await rig.workspace(t)
     const hanging = await rig.receiver(() => 'hang')
     const healthy = await rig.receiver()
@@ -35,7 +38,12 @@ describe('isolation', () => {
     await hanging.count(4)
     const first = hanging.received[0]
     const [attempt] = await waitForAttempts(t, first?.id as string, stuck.webhook_id, 1)
-    expect(attempt).toMatchObject({ status: 'failed', response_code: null, error_message: 'timed out after 15000 ms', will_retry: true })
+    expect(attempt).toMatchObject({
+      status: 'failed',
+      response_code: null,
+      error_message: 'timed out after 15000 ms',
+      will_retry: true,
+    })
   })
 
   it("never sends A's events to B's webhooks, and B cannot read A's events or webhooks", async ({ rig }) => {
@@ -56,7 +64,9 @@ describe('isolation', () => {
     const eventId = mine.received[0]?.id
     const asB = (path: string, body: unknown) => t.call(path, body, b.apiKey)
     expect((await asB('/events/get', { event_id: eventId })).body.error).toMatchObject({ type: 'event_not_found' })
-    expect((await asB('/events/list', {})).body.events.map((e: { workspace_id: string }) => e.workspace_id)).toEqual([b.workspaceId])
+    expect((await asB('/events/list', {})).body.events.map((e: { workspace_id: string }) => e.workspace_id)).toEqual([
+      b.workspaceId,
+    ])
     const missing = (await asB('/webhooks/get', { webhook_id: 'f0000000-0000-4000-8000-000000000000' })).body
     for (const [path, body] of [
       ['/webhooks/get', { webhook_id: webhook.webhook_id }],
@@ -89,7 +99,10 @@ describe('isolation', () => {
     expect((await t.call('/webhooks/get', { webhook_id: webhook.webhook_id })).status).toBe(404)
     clock.advance(60_000)
     await addDevices(t, 1)
-    expect(await t.lk.store.deliveries.get(eventId, webhook.webhook_id)).toMatchObject({ status: 'cancelled', next_attempt_at: null })
+    expect(await t.lk.store.deliveries.get(eventId, webhook.webhook_id)).toMatchObject({
+      status: 'cancelled',
+      next_attempt_at: null,
+    })
     expect(await waitForAttempts(t, eventId, webhook.webhook_id, 1)).toHaveLength(1)
     expect(receiver.received).toHaveLength(1)
   })

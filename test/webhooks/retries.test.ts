@@ -29,7 +29,9 @@ function ids(receiver: Receiver): string[] {
 }
 
 describe('retries', () => {
-  it('retries a 500 on the jittered schedule with the same webhook-id and a fresh timestamp, then gives up', async ({ rig }) => {
+  it('retries a 500 on the jittered schedule with the same webhook-id and a fresh timestamp, then gives up', async ({
+    rig,
+  }) => {
     // Scenario: the receiver answers 500 three times; schedule 5 s, 10 s → attempts at 0, ~5 s, ~15 s, then failed.
     const clock = wholeSecondClock()
     const t = await rig.latchkey({ clock, env: { WEBHOOK_RETRY_SCHEDULE: '5,10' } })
@@ -38,7 +40,13 @@ describe('retries', () => {
     const eventId = await addDevice(t)
 
     const [first] = await waitForAttempts(t, eventId, webhook.webhook_id, 1)
-    expect(first).toMatchObject({ attempt_number: 1, status: 'failed', response_code: 500, response_body: 'boom', will_retry: true })
+    expect(first).toMatchObject({
+      attempt_number: 1,
+      status: 'failed',
+      response_code: 500,
+      response_body: 'boom',
+      will_retry: true,
+    })
     let delivery = await t.lk.store.deliveries.get(eventId, webhook.webhook_id)
     const firstDelay = delayOf([first as { attempted_at: string }], delivery?.next_attempt_at ?? null)
     expect(firstDelay).toBeGreaterThanOrEqual(4000)
@@ -84,7 +92,9 @@ describe('retries', () => {
     }
   })
 
-  it('honours Retry-After on 429 and 503 within [scheduled, 2 × scheduled] and ignores it otherwise', async ({ rig }) => {
+  it('honours Retry-After on 429 and 503 within [scheduled, 2 × scheduled] and ignores it otherwise', async ({
+    rig,
+  }) => {
     // Scenario: one event to four receivers that ask for different pauses; the recorded next attempt shows the clamp.
     const clock = wholeSecondClock()
     const t = await rig.latchkey({ clock, env: { WEBHOOK_RETRY_SCHEDULE: '5' } })

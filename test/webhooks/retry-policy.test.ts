@@ -1,11 +1,20 @@
 import { describe, expect, it } from 'vitest'
 import { honourRetryAfter, parseRetryAfterMs, retryDelayMs, withJitter } from '../../src/domain/retry-schedule.js'
 import { matchesEventType, signingSecrets } from '../../src/domain/webhook.js'
-import { decideAfterAttempt, type AttemptResult, type DeliveryContext, type RetryPolicy } from '../../src/domain/webhook-delivery.js'
+import {
+  decideAfterAttempt,
+  type AttemptResult,
+  type DeliveryContext,
+  type RetryPolicy,
+} from '../../src/domain/webhook-delivery.js'
 
 const NOW = Date.parse('2026-01-01T00:00:00.000Z')
 const SCHEDULE = [5, 300, 1800, 7200, 18000, 36000, 36000]
-const policy = (random = 0.5, disableAfter = 100): RetryPolicy => ({ scheduleSeconds: SCHEDULE, disableAfter, random: () => random })
+const policy = (random = 0.5, disableAfter = 100): RetryPolicy => ({
+  scheduleSeconds: SCHEDULE,
+  disableAfter,
+  random: () => random,
+})
 const ctx = (over: Partial<DeliveryContext> = {}): DeliveryContext => ({
   status: 'pending',
   held: false,
@@ -73,18 +82,91 @@ describe('retry schedule', () => {
 
 describe('after an attempt', () => {
   it.each<[string, AttemptResult, Partial<DeliveryContext>, number, Record<string, unknown>]>([
-    ['2xx delivers and resets the streak', code(204), { consecutiveFailures: 7 }, 100, { status: 'success', delivery: 'delivered', willRetry: false, consecutiveFailures: 0, disable: null }],
-    ['500 schedules the next retry', code(500), {}, 100, { status: 'failed', delivery: 'pending', nextAttemptAtMs: NOW + 5000, willRetry: true, retriesScheduled: 1, consecutiveFailures: 1 }],
-    ['a network error is a failure', network, { retriesScheduled: 1 }, 100, { delivery: 'pending', nextAttemptAtMs: NOW + 300_000, willRetry: true, retriesScheduled: 2 }],
+    [
+      '2xx delivers and resets the streak',
+      code(204),
+      { consecutiveFailures: 7 },
+      100,
+      { status: 'success', delivery: 'delivered', willRetry: false, consecutiveFailures: 0, disable: null },
+    ],
+    [
+      '500 schedules the next retry',
+      code(500),
+      {},
+      100,
+      {
+        status: 'failed',
+        delivery: 'pending',
+        nextAttemptAtMs: NOW + 5000,
+        willRetry: true,
+        retriesScheduled: 1,
+        consecutiveFailures: 1,
+      },
+    ],
+    [
+      'a network error is a failure',
+      network,
+      { retriesScheduled: 1 },
+      100,
+      { delivery: 'pending', nextAttemptAtMs: NOW + 300_000, willRetry: true, retriesScheduled: 2 },
+    ],
     ['503 with Retry-After is honoured', code(503, '3600'), {}, 100, { nextAttemptAtMs: NOW + 10_000 }],
-    ['410 disables and holds', code(410), {}, 100, { delivery: 'pending', held: true, willRetry: false, nextAttemptAtMs: null, disable: 'gone' }],
-    ['the Nth failure in a row disables', code(500), { consecutiveFailures: 2 }, 3, { held: true, willRetry: false, disable: 'consecutive_failures', consecutiveFailures: 3 }],
-    ['a failure on a webhook disabled meanwhile holds', code(500), { webhookEnabled: false }, 100, { held: true, willRetry: false, disable: null }],
-    ['a success on a disabled webhook still delivers', code(200), { webhookEnabled: false }, 100, { delivery: 'delivered', held: false }],
-    ['an exhausted schedule fails the delivery', code(500), { retriesScheduled: 7 }, 100, { delivery: 'failed', willRetry: false, nextAttemptAtMs: null }],
-    ['a deleted webhook cancels', code(500), { webhookDeleted: true }, 100, { delivery: 'cancelled', willRetry: false, disable: null }],
-    ['a manual failure keeps the schedule', code(500), { manual: true, nextAttemptAtMs: NOW + 99 }, 100, { delivery: 'pending', nextAttemptAtMs: NOW + 99, willRetry: true, retriesScheduled: 0 }],
-    ['a manual failure of a failed delivery retries nothing', code(500), { manual: true, status: 'failed', nextAttemptAtMs: null }, 100, { delivery: 'failed', willRetry: false }],
+    [
+      '410 disables and holds',
+      code(410),
+      {},
+      100,
+      { delivery: 'pending', held: true, willRetry: false, nextAttemptAtMs: null, disable: 'gone' },
+    ],
+    [
+      'the Nth failure in a row disables',
+      code(500),
+      { consecutiveFailures: 2 },
+      3,
+      { held: true, willRetry: false, disable: 'consecutive_failures', consecutiveFailures: 3 },
+    ],
+    [
+      'a failure on a webhook disabled meanwhile holds',
+      code(500),
+      { webhookEnabled: false },
+      100,
+      { held: true, willRetry: false, disable: null },
+    ],
+    [
+      'a success on a disabled webhook still delivers',
+      code(200),
+      { webhookEnabled: false },
+      100,
+      { delivery: 'delivered', held: false },
+    ],
+    [
+      'an exhausted schedule fails the delivery',
+      code(500),
+      { retriesScheduled: 7 },
+      100,
+      { delivery: 'failed', willRetry: false, nextAttemptAtMs: null },
+    ],
+    [
+      'a deleted webhook cancels',
+      code(500),
+      { webhookDeleted: true },
+      100,
+      { delivery: 'cancelled', willRetry: false, disable: null },
+    ],
+    [
+      'a manual failure keeps the schedule',
+      code(500),
+      { manual: true, nextAttemptAtMs: NOW + 99 },
+      100,
+      { delivery: 'pending', nextAttemptAtMs: NOW + 99, willRetry: true, retriesScheduled: 0 },
+    ],
+    [
+      'a manual failure of a failed delivery retries nothing',
+      code(500),
+      { manual: true, status: 'failed', nextAttemptAtMs: null },
+      100,
+      { delivery: 'failed', willRetry: false },
+    ],
   ])('%s', (_name, result, context, disableAfter, expected) => {
     // Scenario: the pure decision the store commits with each attempt (SPEC §7).
     expect(decideAfterAttempt(result, ctx(context), policy(0.5, disableAfter), NOW)).toMatchObject(expected)
@@ -105,7 +187,11 @@ describe('matching and signing secrets', () => {
 
   it('signs with the previous secret only until it expires', () => {
     // Scenario: a rotation 24 h overlap.
-    const webhook = { secret: 'whsec_new', previous_secret: 'whsec_old', previous_secret_expires_at: new Date(NOW + 1000).toISOString() }
+    const webhook = {
+      secret: 'whsec_new',
+      previous_secret: 'whsec_old',
+      previous_secret_expires_at: new Date(NOW + 1000).toISOString(),
+    }
     expect(signingSecrets(webhook, NOW)).toEqual(['whsec_new', 'whsec_old'])
     expect(signingSecrets(webhook, NOW + 1000)).toEqual(['whsec_new'])
   })

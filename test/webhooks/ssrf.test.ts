@@ -79,7 +79,9 @@ describe('SSRF address policy', () => {
         return found
       },
     })
-    expect(await guard.refusal('https://mixed.example/hook')).toMatch(/mixed\.example resolves to 10\.0\.0\.7, a private address/)
+    expect(await guard.refusal('https://mixed.example/hook')).toMatch(
+      /mixed\.example resolves to 10\.0\.0\.7, a private address/,
+    )
     expect(await guard.refusal('https://public.example/hook')).toBeUndefined()
     expect(await guard.refusal('ftp://public.example/hook')).toMatch(/only http and https/)
     expect(await guard.refusal('https://nowhere.example/hook')).toMatch(/cannot resolve nowhere\.example \(ENOTFOUND\)/)
@@ -93,7 +95,14 @@ describe('SSRF guard in the API and the dispatcher', () => {
   it('refuses loopback webhook URLs at creation when the allow-list is off', async ({ rig }) => {
     // Scenario: WEBHOOK_ALLOWED_CIDRS unset → every loopback spelling is a 400 invalid_input that says why.
     const t = await rig.latchkey({ env: { WEBHOOK_ALLOWED_CIDRS: '' } })
-    for (const url of ['http://127.0.0.1:9/hook', 'http://localhost:9/hook', 'http://[::1]:9/hook', 'http://[::ffff:7f00:1]:9/', 'http://0x7f.1:9/', 'http://0.0.0.0:9/']) {
+    for (const url of [
+      'http://127.0.0.1:9/hook',
+      'http://localhost:9/hook',
+      'http://[::1]:9/hook',
+      'http://[::ffff:7f00:1]:9/',
+      'http://0x7f.1:9/',
+      'http://0.0.0.0:9/',
+    ]) {
       const res = await t.call('/webhooks/create', { url })
       expect(res.status, url).toBe(400)
       expect(res.body.error.type).toBe('invalid_input')
@@ -132,7 +141,9 @@ describe('SSRF guard in the API and the dispatcher', () => {
     expect(receiver.received).toHaveLength(0)
   })
 
-  it('refuses a name that resolved to an allowed address at creation and to loopback at delivery (DNS rebinding)', async ({ rig }) => {
+  it('refuses a name that resolved to an allowed address at creation and to loopback at delivery (DNS rebinding)', async ({
+    rig,
+  }) => {
     // Scenario: hooks.example resolves to 192.0.2.10 (allowed by the list) at creation, to 127.0.0.1 afterwards.
     let answer = '192.0.2.10'
     const dataDir = tempDataDir()
@@ -141,13 +152,20 @@ describe('SSRF guard in the API and the dispatcher', () => {
     })
     rig.defer(() => lk.close())
     const key = lk.bootstrap?.api_key ?? ''
-    const created = await request(lk.httpUrl, '/webhooks/create', { url: 'http://hooks.example:9/hook', event_types: ['device.added'] }, key)
+    const created = await request(
+      lk.httpUrl,
+      '/webhooks/create',
+      { url: 'http://hooks.example:9/hook', event_types: ['device.added'] },
+      key,
+    )
     expect(created.status).toBe(200)
     answer = '127.0.0.1'
     await request(lk.httpUrl, '/devices/create', { name: 'rebound' }, key)
     const events = await request(lk.httpUrl, '/events/list', { event_type: 'device.added' }, key)
     const attempts = () => lk.store.deliveries.attempts(events.body.events[0].event_id, created.body.webhook.webhook_id)
     await expect.poll(async () => (await attempts()).length).toBe(1)
-    expect((await attempts())[0]?.error_message).toBe('refused: hooks.example resolves to 127.0.0.1, a loopback address; allow it with WEBHOOK_ALLOWED_CIDRS')
+    expect((await attempts())[0]?.error_message).toBe(
+      'refused: hooks.example resolves to 127.0.0.1, a loopback address; allow it with WEBHOOK_ALLOWED_CIDRS',
+    )
   })
 })

@@ -13,7 +13,8 @@ describe('work queue', () => {
   it('serves webhooks round-robin within the per-webhook and total bounds', () => {
     // Scenario: 4 tasks for A and 2 for B, 2 slots per webhook, 3 in all → A, B, A; then A waits for its slots.
     const queue = new WorkQueue({ total: 3, perWebhook: 2 })
-    for (const t of [task(1, 'a'), task(2, 'a'), task(3, 'a'), task(4, 'a'), task(5, 'b'), task(6, 'b')]) queue.add(t, 0)
+    for (const t of [task(1, 'a'), task(2, 'a'), task(3, 'a'), task(4, 'a'), task(5, 'b'), task(6, 'b')])
+      queue.add(t, 0)
     const first = takeAll(queue)
     expect(first.map((t) => t.seq)).toEqual([1, 5, 2])
     queue.done(first[0] as Task)

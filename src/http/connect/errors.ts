@@ -2,7 +2,6 @@ import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify'
 import { LatchkeyError } from '../../domain/errors.js'
 import { ERROR_STATUS } from '../error-status.js'
 
-
 type ValidationErrors = Record<string, { _errors: string[] }>
 
 export function validationErrors(issues: Array<{ path: string; message: string }>): ValidationErrors {
@@ -19,7 +18,10 @@ export function toLatchkeyError(error: unknown): LatchkeyError {
   if (error instanceof LatchkeyError) return error
   const fastifyError = error as Partial<FastifyError>
   if (fastifyError.validation) {
-    const issues = fastifyError.validation.map((v) => ({ path: v.instancePath.replace(/^\//, '').replaceAll('/', '.'), message: v.message ?? 'invalid' }))
+    const issues = fastifyError.validation.map((v) => ({
+      path: v.instancePath.replace(/^\//, '').replaceAll('/', '.'),
+      message: v.message ?? 'invalid',
+    }))
     const first = issues[0]
     return new LatchkeyError('invalid_input', first ? `${first.path || 'body'}: ${first.message}` : 'invalid input', {
       validation_errors: validationErrors(issues),

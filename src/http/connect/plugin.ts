@@ -30,9 +30,14 @@ export async function connectApi(app: FastifyInstance, deps: ConnectApiDeps): Pr
   app.addHook('onRequest', async (request) => {
     const token = bearerToken(request.headers.authorization)
     const caller = token ? await deps.workspaces.authenticate(token) : undefined
-    if (!caller) throw new LatchkeyError('unauthorized', 'Unauthorized: a valid API key is required (Authorization: Bearer seam_…)')
+    if (!caller)
+      throw new LatchkeyError(
+        'unauthorized',
+        'Unauthorized: a valid API key is required (Authorization: Bearer seam_…)',
+      )
     const access = (request.routeOptions.config as { access?: Access }).access
-    if (access === 'admin' && caller.kind !== 'admin') throw new LatchkeyError('unauthorized', 'This route requires the admin API key')
+    if (access === 'admin' && caller.kind !== 'admin')
+      throw new LatchkeyError('unauthorized', 'This route requires the admin API key')
     // The admin names the workspace it acts on; a name that is no workspace answers as a missing one.
     const named = request.headers['seam-workspace']
     if (caller.kind === 'admin' && typeof named === 'string') await deps.workspaces.get(named)

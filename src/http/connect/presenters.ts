@@ -20,7 +20,16 @@ export function presentDevice(device: DeviceRecord) {
     can_remotely_lock: device.can_remotely_lock,
     can_remotely_unlock: device.can_remotely_unlock,
     custom_metadata: device.custom_metadata,
-    errors: p.online ? [] : [{ error_code: 'device_offline', message: 'Device is offline', is_device_error: true, created_at: p.last_seen_at ?? device.created_at }],
+    errors: p.online
+      ? []
+      : [
+          {
+            error_code: 'device_offline',
+            message: 'Device is offline',
+            is_device_error: true,
+            created_at: p.last_seen_at ?? device.created_at,
+          },
+        ],
     warnings: [],
     properties: {
       name: device.display_name,
@@ -28,7 +37,8 @@ export function presentDevice(device: DeviceRecord) {
       locked: p.locked ?? false,
       door_open: p.door_open ?? undefined,
       battery_level: p.battery_level ?? undefined,
-      battery: p.battery_level === null ? undefined : { level: p.battery_level, status: batteryStatus(p.battery_level) },
+      battery:
+        p.battery_level === null ? undefined : { level: p.battery_level, status: batteryStatus(p.battery_level) },
       jammed: p.jammed ?? false,
       firmware_version: p.firmware_version ?? undefined,
       last_seen_at: p.last_seen_at ?? undefined,

@@ -45,7 +45,8 @@ function coerceQuery(schema: z.ZodObject, query: Record<string, unknown>): Recor
     const field = schema.shape[key] as z.ZodType | undefined
     const type = field ? baseType(field) : 'unknown'
     const first = Array.isArray(value) ? value[0] : value
-    if (type === 'array' || type === 'tuple') out[key] = (Array.isArray(value) ? value : String(value).split(',')).filter((v) => v !== '')
+    if (type === 'array' || type === 'tuple')
+      out[key] = (Array.isArray(value) ? value : String(value).split(',')).filter((v) => v !== '')
     else if (type === 'number') out[key] = Number(first)
     else if (type === 'boolean') out[key] = first === 'true' ? true : first === 'false' ? false : first
     else if (type === 'object' && typeof first === 'string') out[key] = safeJson(first)
@@ -84,7 +85,10 @@ export function connectRoute<S extends z.ZodObject>(app: FastifyInstance, spec: 
       schema: { summary: spec.summary, ...(method === 'GET' ? {} : { body: spec.input }) },
       config: { access: spec.access },
       handler: async (request, reply) => {
-        const input = method === 'GET' ? parseInput(spec.input, coerceQuery(spec.input, request.query as Record<string, unknown>)) : (request.body as z.output<S>)
+        const input =
+          method === 'GET'
+            ? parseInput(spec.input, coerceQuery(spec.input, request.query as Record<string, unknown>))
+            : (request.body as z.output<S>)
         const caller = request.caller as Caller
         const header = request.headers['seam-workspace']
         const ctx: ConnectContext = {

@@ -31,9 +31,11 @@ function toOutpostError(error: unknown): { status: number; body: OutpostErrorBod
     return { status, body: { message: error.message } }
   }
   const fastifyError = error as Partial<FastifyError>
-  if (fastifyError.validation) return { status: 422, body: { message: 'validation error', data: fieldErrors(fastifyError) } }
+  if (fastifyError.validation)
+    return { status: 422, body: { message: 'validation error', data: fieldErrors(fastifyError) } }
   const status = fastifyError.statusCode
-  if (status !== undefined && status >= 400 && status < 500) return { status, body: { message: fastifyError.message ?? 'bad request' } }
+  if (status !== undefined && status >= 400 && status < 500)
+    return { status, body: { message: fastifyError.message ?? 'bad request' } }
   return { status: 500, body: { message: 'internal server error' } }
 }
 

@@ -25,7 +25,13 @@ declare module 'fastify' {
  */
 export async function outpostApi(app: FastifyInstance, deps: OutpostApiDeps): Promise<void> {
   app.setErrorHandler((error, request, reply) => sendOutpostError(error, request, reply))
-  app.setNotFoundHandler((request, reply) => sendOutpostError(new LatchkeyError('delivery_not_found', `route ${request.method} ${request.url.split('?')[0]} not found`), request, reply))
+  app.setNotFoundHandler((request, reply) =>
+    sendOutpostError(
+      new LatchkeyError('delivery_not_found', `route ${request.method} ${request.url.split('?')[0]} not found`),
+      request,
+      reply,
+    ),
+  )
 
   async function scopeOf(token: string): Promise<TenantScope | undefined> {
     // A token shaped like a JWT is verified as one and never looked up as a key (SPEC §2).

@@ -66,7 +66,13 @@ export function presentAttempt(attempt: DeliveryAttempt, include: Includes, even
   }
 }
 
-export function presentPage(page: AttemptPage, include: Includes, events: Map<string, AttemptEvent>, dir: 'asc' | 'desc', limit: number) {
+export function presentPage(
+  page: AttemptPage,
+  include: Includes,
+  events: Map<string, AttemptEvent>,
+  dir: 'asc' | 'desc',
+  limit: number,
+) {
   return {
     models: page.items.map((attempt) => presentAttempt(attempt, include, events)),
     pagination: { order_by: 'time', dir, limit, next: page.next, prev: page.prev },

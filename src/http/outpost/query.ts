@@ -16,7 +16,9 @@ const List = z
   .union([z.string(), z.array(z.string())])
   .optional()
   .transform((value) => {
-    const parts = (Array.isArray(value) ? value : value === undefined ? [] : [value]).flatMap((v) => v.split(',')).map((v) => v.trim())
+    const parts = (Array.isArray(value) ? value : value === undefined ? [] : [value])
+      .flatMap((v) => v.split(','))
+      .map((v) => v.trim())
     const kept = parts.filter((v) => v !== '')
     return kept.length > 0 ? kept : undefined
   })
@@ -27,7 +29,9 @@ const DAY = z.iso.date()
 /** RFC 3339 (any offset) or YYYY-MM-DD (midnight UTC), normalised to the ISO form attempts are stored with. */
 const Instant = z
   .string()
-  .refine((value) => RFC3339.safeParse(value).success || DAY.safeParse(value).success, { message: 'invalid format, expected RFC3339 or YYYY-MM-DD' })
+  .refine((value) => RFC3339.safeParse(value).success || DAY.safeParse(value).success, {
+    message: 'invalid format, expected RFC3339 or YYYY-MM-DD',
+  })
   .transform((value) => new Date(value).toISOString())
 
 const Dir = z.enum(['asc', 'desc'])
@@ -44,7 +48,12 @@ export const PageQuery = z.object({
   'time[lt]': Instant.optional(),
   time_gte: Instant.optional().describe('older spelling of time[gte]'),
   time_lte: Instant.optional().describe('older spelling of time[lte]'),
-  limit: z.coerce.number().int().min(1).optional().describe(`default ${DEFAULT_LIMIT}; larger than ${MAX_LIMIT} is capped`),
+  limit: z.coerce
+    .number()
+    .int()
+    .min(1)
+    .optional()
+    .describe(`default ${DEFAULT_LIMIT}; larger than ${MAX_LIMIT} is capped`),
   next: z.string().optional(),
   prev: z.string().optional(),
   next_cursor: z.string().optional().describe('older spelling of next'),
@@ -73,7 +82,11 @@ export interface Includes {
 /** Unknown include values are ignored, as Outpost ignores them. */
 export function includes(values: string[] | undefined): Includes {
   const set = new Set(values)
-  return { event: set.has('event') || set.has('event.data'), eventData: set.has('event.data'), responseData: set.has('response_data') }
+  return {
+    event: set.has('event') || set.has('event.data'),
+    eventData: set.has('event.data'),
+    responseData: set.has('response_data'),
+  }
 }
 
 function timeRange(query: PageQueryInput): TimeRange | undefined {

@@ -26,7 +26,11 @@ export function registerOutpostRoutes(app: FastifyInstance, log: DeliveryLog): v
     return include.event ? log.events(attempts) : new Map()
   }
 
-  async function sendPage(input: AttemptListInput, include: Includes, list: (input: AttemptListInput) => ReturnType<DeliveryLog['listAttempts']>) {
+  async function sendPage(
+    input: AttemptListInput,
+    include: Includes,
+    list: (input: AttemptListInput) => ReturnType<DeliveryLog['listAttempts']>,
+  ) {
     const page = await list(input)
     return presentPage(page, include, await eventsFor(page.items, include), input.dir, input.limit)
   }
@@ -36,8 +40,15 @@ export function registerOutpostRoutes(app: FastifyInstance, log: DeliveryLog): v
   }
 
   api.get('/attempts', {
-    schema: { tags: Tags, summary: 'List delivery attempts, newest first by default; the admin key sees every tenant.', querystring: ListQuery },
-    handler: async (request) => sendPage(listInput(request.query), includes(request.query.include), (input) => log.listAttempts(scopeOf(request), input)),
+    schema: {
+      tags: Tags,
+      summary: 'List delivery attempts, newest first by default; the admin key sees every tenant.',
+      querystring: ListQuery,
+    },
+    handler: async (request) =>
+      sendPage(listInput(request.query), includes(request.query.include), (input) =>
+        log.listAttempts(scopeOf(request), input),
+      ),
   })
 
   api.get('/attempts/:attempt_id', {
@@ -54,10 +65,16 @@ export function registerOutpostRoutes(app: FastifyInstance, log: DeliveryLog): v
   })
 
   api.get('/tenants/:tenant_id/destinations/:destination_id/attempts', {
-    schema: { tags: Tags, summary: "List one destination's delivery attempts.", params: DestinationPath, querystring: PageQuery },
+    schema: {
+      tags: Tags,
+      summary: "List one destination's delivery attempts.",
+      params: DestinationPath,
+      querystring: PageQuery,
+    },
     handler: async (request) => {
       const { tenant_id, destination_id } = request.params
-      const list = (input: AttemptListInput) => log.listDestinationAttempts(scopeOf(request), tenant_id, destination_id, input)
+      const list = (input: AttemptListInput) =>
+        log.listDestinationAttempts(scopeOf(request), tenant_id, destination_id, input)
       return sendPage(pageInput(request.query), includes(request.query.include), list)
     },
   })
@@ -89,8 +106,15 @@ export function registerOutpostRoutes(app: FastifyInstance, log: DeliveryLog): v
   })
 
   api.get('/tenants/:tenant_id/token', {
-    schema: { tags: Tags, summary: 'Issue a tenant JWT (HS256, 24 h) that sees only its tenant (admin key only).', params: TenantPath },
+    schema: {
+      tags: Tags,
+      summary: 'Issue a tenant JWT (HS256, 24 h) that sees only its tenant (admin key only).',
+      params: TenantPath,
+    },
     config: { access: 'admin' satisfies Access },
-    handler: async (request) => ({ token: await log.token(request.params.tenant_id), tenant_id: request.params.tenant_id }),
+    handler: async (request) => ({
+      token: await log.token(request.params.tenant_id),
+      tenant_id: request.params.tenant_id,
+    }),
   })
 }

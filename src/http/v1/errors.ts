@@ -19,10 +19,14 @@ function toProblem(error: unknown): { status: number; detail: string } {
   const first = fastifyError.validation?.[0]
   if (first) {
     const path = first.instancePath.replace(/^\//, '').replaceAll('/', '.')
-    return { status: 400, detail: `${path || fastifyError.validationContext || 'request'}: ${first.message ?? 'invalid'}` }
+    return {
+      status: 400,
+      detail: `${path || fastifyError.validationContext || 'request'}: ${first.message ?? 'invalid'}`,
+    }
   }
   const status = fastifyError.statusCode
-  if (status !== undefined && status >= 400 && status < 500) return { status, detail: fastifyError.message ?? 'Bad request.' }
+  if (status !== undefined && status >= 400 && status < 500)
+    return { status, detail: fastifyError.message ?? 'Bad request.' }
   return { status: 500, detail: 'Internal server error.' }
 }
 

@@ -28,7 +28,12 @@ const ListQuery = z.object({
   status: z.string().optional().describe('delivered | failed | retrying | pending'),
   destination_id: z.string().min(1).optional(),
   event_id: z.string().min(1).optional(),
-  limit: z.coerce.number().int().min(1).optional().describe(`default ${DEFAULT_LIMIT}; larger than ${MAX_LIMIT} is capped`),
+  limit: z.coerce
+    .number()
+    .int()
+    .min(1)
+    .optional()
+    .describe(`default ${DEFAULT_LIMIT}; larger than ${MAX_LIMIT} is capped`),
   cursor: z.string().min(1).optional(),
   next_cursor: z.string().min(1).optional().describe('the same as cursor'),
 })
@@ -44,19 +49,31 @@ function scopeOf(request: FastifyRequest): KeyScope {
  */
 export async function v1Api(app: FastifyInstance, deps: V1ApiDeps): Promise<void> {
   app.setErrorHandler((error, request, reply) => sendProblem(error, request, reply))
-  app.setNotFoundHandler((request, reply) => sendProblem(new LatchkeyError('delivery_not_found', `No route ${request.method} ${request.url.split('?')[0]}.`), request, reply))
+  app.setNotFoundHandler((request, reply) =>
+    sendProblem(
+      new LatchkeyError('delivery_not_found', `No route ${request.method} ${request.url.split('?')[0]}.`),
+      request,
+      reply,
+    ),
+  )
 
   app.addHook('onRequest', async (request) => {
     const token = bearerToken(request.headers.authorization)
     // Tenant JWTs belong to the Outpost dialect; this one takes API keys only.
     const caller = token && !looksLikeJwt(token) ? await deps.workspaces.authenticate(token) : undefined
     if (!caller) throw new LatchkeyError('unauthorized', 'A valid API key is required (Authorization: Bearer seam_…).')
-    request.keyScope = caller.kind === 'admin' ? { kind: 'admin' } : { kind: 'workspace', workspaceId: caller.workspaceId }
+    request.keyScope =
+      caller.kind === 'admin' ? { kind: 'admin' } : { kind: 'workspace', workspaceId: caller.workspaceId }
   })
 
   const api = app.withTypeProvider<ZodTypeProvider>()
   api.get('/tenants/:tenant_id/deliveries', {
-    schema: { tags: Tags, summary: "List a tenant's delivery attempts and scheduled attempts, newest first.", params: TenantPath, querystring: ListQuery },
+    schema: {
+      tags: Tags,
+      summary: "List a tenant's delivery attempts and scheduled attempts, newest first.",
+      params: TenantPath,
+      querystring: ListQuery,
+    },
     handler: async (request) => {
       const { status, destination_id, event_id, limit, cursor, next_cursor } = request.query
       return deps.deliveryStatus.list(scopeOf(request), request.params.tenant_id, {
@@ -70,7 +87,12 @@ export async function v1Api(app: FastifyInstance, deps: V1ApiDeps): Promise<void
   })
 
   api.get('/tenants/:tenant_id/deliveries/:delivery_id', {
-    schema: { tags: Tags, summary: 'Get one delivery attempt or scheduled attempt.', params: TenantPath.extend({ delivery_id: z.string().min(1) }) },
-    handler: async (request) => deps.deliveryStatus.get(scopeOf(request), request.params.tenant_id, request.params.delivery_id),
+    schema: {
+      tags: Tags,
+      summary: 'Get one delivery attempt or scheduled attempt.',
+      params: TenantPath.extend({ delivery_id: z.string().min(1) }),
+    },
+    handler: async (request) =>
+      deps.deliveryStatus.get(scopeOf(request), request.params.tenant_id, request.params.delivery_id),
   })
 }

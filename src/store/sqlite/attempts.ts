@@ -69,11 +69,21 @@ export class SqliteAttempts implements AttemptStore {
       ),
       history: db.prepare('INSERT INTO attempt_history (action_attempt_id, at, kind, detail) VALUES (?, ?, ?, ?)'),
       byId: db.prepare<[string], AttemptRow>(`SELECT ${COLUMNS} FROM action_attempts WHERE action_attempt_id = ?`),
-      byWorkspace: db.prepare<[string, string], AttemptRow>(`SELECT ${COLUMNS} FROM action_attempts WHERE action_attempt_id = ? AND workspace_id = ?`),
-      byKey: db.prepare<[string, string], AttemptRow>(`SELECT ${COLUMNS} FROM action_attempts WHERE workspace_id = ? AND idempotency_key = ?`),
-      releaseKey: db.prepare('UPDATE action_attempts SET idempotency_key = NULL WHERE workspace_id = ? AND idempotency_key = ?'),
-      pending: db.prepare<[], AttemptRow>(`SELECT ${COLUMNS} FROM action_attempts WHERE status = 'pending' ORDER BY seq`),
-      pendingForDevice: db.prepare<[string], AttemptRow>(`SELECT ${COLUMNS} FROM action_attempts WHERE status = 'pending' AND device_id = ? ORDER BY seq`),
+      byWorkspace: db.prepare<[string, string], AttemptRow>(
+        `SELECT ${COLUMNS} FROM action_attempts WHERE action_attempt_id = ? AND workspace_id = ?`,
+      ),
+      byKey: db.prepare<[string, string], AttemptRow>(
+        `SELECT ${COLUMNS} FROM action_attempts WHERE workspace_id = ? AND idempotency_key = ?`,
+      ),
+      releaseKey: db.prepare(
+        'UPDATE action_attempts SET idempotency_key = NULL WHERE workspace_id = ? AND idempotency_key = ?',
+      ),
+      pending: db.prepare<[], AttemptRow>(
+        `SELECT ${COLUMNS} FROM action_attempts WHERE status = 'pending' ORDER BY seq`,
+      ),
+      pendingForDevice: db.prepare<[string], AttemptRow>(
+        `SELECT ${COLUMNS} FROM action_attempts WHERE status = 'pending' AND device_id = ? ORDER BY seq`,
+      ),
       historyOf: db.prepare<[string], { at: string; kind: string; detail: string | null }>(
         'SELECT at, kind, detail FROM attempt_history WHERE action_attempt_id = ? ORDER BY rowid',
       ),
@@ -117,7 +127,9 @@ export class SqliteAttempts implements AttemptStore {
       params.push(after)
     }
     const rows = this.ctx.db
-      .prepare<unknown[], AttemptRow>(`SELECT ${COLUMNS} FROM action_attempts WHERE ${where.join(' AND ')} ORDER BY seq DESC LIMIT ?`)
+      .prepare<unknown[], AttemptRow>(
+        `SELECT ${COLUMNS} FROM action_attempts WHERE ${where.join(' AND ')} ORDER BY seq DESC LIMIT ?`,
+      )
       .all(...params, query.limit + 1)
     return toPage(rows, query.limit, fromRow)
   }
@@ -139,7 +151,11 @@ export class SqliteAttempts implements AttemptStore {
     await this.ctx.writes.run(() => this.stmts.releaseKey.run(workspaceId, key))
   }
 
-  async transition(attemptId: string, decide: (attempt: AttemptRecord) => Transition, options: WriteOptions & { deviceId?: string } = {}): Promise<Transition | undefined> {
+  async transition(
+    attemptId: string,
+    decide: (attempt: AttemptRecord) => Transition,
+    options: WriteOptions & { deviceId?: string } = {},
+  ): Promise<Transition | undefined> {
     const { deviceId } = options
     const outcome = await this.ctx.writes.run(() => {
       const row = this.stmts.byId.get(attemptId)
@@ -167,7 +183,8 @@ export class SqliteAttempts implements AttemptStore {
     for (const entry of transition.history) this.insertHistory(id, entry)
     if (!transition.changed) return []
     this.stmts.update.run(toParams(transition.attempt))
-    if (transition.locked !== undefined) this.stmts.setLocked.run(transition.locked ? 1 : 0, transition.attempt.device_id)
+    if (transition.locked !== undefined)
+      this.stmts.setLocked.run(transition.locked ? 1 : 0, transition.attempt.device_id)
     return this.events.record(transition.events)
   }
 

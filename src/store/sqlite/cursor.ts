@@ -5,12 +5,12 @@ export function encodeCursor(seq: number): string {
   return Buffer.from(JSON.stringify({ s: seq })).toString('base64url')
 }
 
-
 export function decodeCursor(cursor: string | undefined): number | undefined {
   if (cursor === undefined) return undefined
   try {
     const value: unknown = JSON.parse(Buffer.from(cursor, 'base64url').toString())
-    if (typeof value === 'object' && value !== null && 's' in value && Number.isSafeInteger(value.s)) return value.s as number
+    if (typeof value === 'object' && value !== null && 's' in value && Number.isSafeInteger(value.s))
+      return value.s as number
   } catch {
     // fall through
   }
@@ -20,7 +20,11 @@ export function decodeCursor(cursor: string | undefined): number | undefined {
 }
 
 /** Splits `limit + 1` fetched rows into a page and the cursor of the next one. */
-export function toPage<T extends { seq: number }, U>(rows: T[], limit: number, map: (row: T) => U): { items: U[]; nextCursor: string | null } {
+export function toPage<T extends { seq: number }, U>(
+  rows: T[],
+  limit: number,
+  map: (row: T) => U,
+): { items: U[]; nextCursor: string | null } {
   const more = rows.length > limit
   const pageRows = more ? rows.slice(0, limit) : rows
   const last = pageRows[pageRows.length - 1]

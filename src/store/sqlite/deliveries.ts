@@ -1,5 +1,13 @@
 import { createHash } from 'node:crypto'
-import type { AttemptInput, DeliveryAttempt, DeliveryPlan, DeliveryRecord, DeliveryRef, DeliveryStore, RecordedAttempt } from '../../app/store.js'
+import type {
+  AttemptInput,
+  DeliveryAttempt,
+  DeliveryPlan,
+  DeliveryRecord,
+  DeliveryRef,
+  DeliveryStore,
+  RecordedAttempt,
+} from '../../app/store.js'
 import { iso } from '../../domain/clock.js'
 import type { LatchkeyEvent } from '../../domain/events.js'
 import type { AttemptDecision, DeliveryContext, DeliveryStatus } from '../../domain/webhook-delivery.js'
@@ -43,7 +51,11 @@ interface StateRow extends DeliveryRow {
 }
 
 /** A delivery_attempts row as SQLite returns it. */
-export type AttemptRow = Omit<DeliveryAttempt, 'manual' | 'will_retry' | 'response_headers'> & { manual: number; will_retry: number; response_headers: string | null }
+export type AttemptRow = Omit<DeliveryAttempt, 'manual' | 'will_retry' | 'response_headers'> & {
+  manual: number
+  will_retry: number
+  response_headers: string | null
+}
 
 const REF = 'seq, webhook_id, status, held, next_attempt_at'
 const DELIVERY = `${REF}, event_id, workspace_id, event_type, attempt_count, retries_scheduled, last_attempt_at, last_evidence_id,
@@ -52,7 +64,13 @@ const ATTEMPT = `seq, attempt_id, delivery_seq, event_id, webhook_id, workspace_
   attempted_at, duration_ms, response_code, response_headers, response_body, error_message, signature, will_retry, evidence_id`
 
 function toRef(row: RefRow): DeliveryRef {
-  return { seq: row.seq, webhook_id: row.webhook_id, status: row.status as DeliveryStatus, held: row.held === 1, next_attempt_at: row.next_attempt_at }
+  return {
+    seq: row.seq,
+    webhook_id: row.webhook_id,
+    status: row.status as DeliveryStatus,
+    held: row.held === 1,
+    next_attempt_at: row.next_attempt_at,
+  }
 }
 
 export function toAttempt(row: AttemptRow): DeliveryAttempt {
@@ -60,13 +78,22 @@ export function toAttempt(row: AttemptRow): DeliveryAttempt {
     ...row,
     manual: row.manual === 1,
     will_retry: row.will_retry === 1,
-    response_headers: row.response_headers === null ? null : (JSON.parse(row.response_headers) as Record<string, string | string[]>),
+    response_headers:
+      row.response_headers === null ? null : (JSON.parse(row.response_headers) as Record<string, string | string[]>),
   }
 }
 
 /** The evidence chain of SPEC §9: each attempt's hash covers the previous one of the same delivery. */
-export function evidenceId(previous: string | null, attemptId: string, signature: string, code: number | null, attemptedAt: string): string {
-  return createHash('sha256').update(`${previous ?? ''}\n${attemptId}\n${signature}\n${code ?? ''}\n${attemptedAt}`).digest('hex')
+export function evidenceId(
+  previous: string | null,
+  attemptId: string,
+  signature: string,
+  code: number | null,
+  attemptedAt: string,
+): string {
+  return createHash('sha256')
+    .update(`${previous ?? ''}\n${attemptId}\n${signature}\n${code ?? ''}\n${attemptedAt}`)
+    .digest('hex')
 }
 
 function contextOf(row: StateRow, manual: boolean): DeliveryContext {
@@ -104,7 +131,9 @@ export class SqliteDeliveries implements DeliveryStore {
         `SELECT ${REF} FROM deliveries WHERE webhook_id = ? AND status = 'pending' AND held = 0 AND seq > ? ORDER BY seq LIMIT ?`,
       ),
       // A disabled webhook's pending deliveries are all held; an enabled one's none.
-      active: db.prepare<[], { webhook_id: string }>('SELECT webhook_id FROM webhooks WHERE deleted_at IS NULL AND enabled = 1 ORDER BY seq'),
+      active: db.prepare<[], { webhook_id: string }>(
+        'SELECT webhook_id FROM webhooks WHERE deleted_at IS NULL AND enabled = 1 ORDER BY seq',
+      ),
       plan: db.prepare<[number], PlanRow>(
         `SELECT d.seq, d.webhook_id, d.status, d.held, d.next_attempt_at, d.event_id, e.body, w.url, w.secret,
            w.previous_secret, w.previous_secret_expires_at, w.enabled
@@ -186,7 +215,10 @@ export class SqliteDeliveries implements DeliveryStore {
     }
   }
 
-  async recordAttempt(input: AttemptInput, decide: (ctx: DeliveryContext) => AttemptDecision): Promise<RecordedAttempt | undefined> {
+  async recordAttempt(
+    input: AttemptInput,
+    decide: (ctx: DeliveryContext) => AttemptDecision,
+  ): Promise<RecordedAttempt | undefined> {
     const recorded = await this.ctx.writes.run(() => {
       const row = this.stmts.state.get(input.delivery_seq)
       if (!row) return undefined
@@ -246,7 +278,13 @@ export class SqliteDeliveries implements DeliveryStore {
       attempt_number: row.attempt_count + 1,
       status: decision.status,
       will_retry: decision.willRetry,
-      evidence_id: evidenceId(row.last_evidence_id, attemptId, input.signature, input.response_code, input.attempted_at),
+      evidence_id: evidenceId(
+        row.last_evidence_id,
+        attemptId,
+        input.signature,
+        input.response_code,
+        input.attempted_at,
+      ),
     }
     const info = this.stmts.insertAttempt.run(
       attempt.attempt_id,

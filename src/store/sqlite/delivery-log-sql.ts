@@ -57,7 +57,13 @@ function inList(column: string, values: readonly unknown[] | undefined): Sql | u
  * Rows strictly after `after` in (time, seq, sched) order. For a row kind `rowScheduled` that order reduces to a
  * (time, seq) row-value comparison, inclusive only where the third key alone decides (same time and seq, other kind).
  */
-export function keyset(time: string, seq: string, rowScheduled: boolean, dir: Dir, after: LogPosition | undefined): Sql | undefined {
+export function keyset(
+  time: string,
+  seq: string,
+  rowScheduled: boolean,
+  dir: Dir,
+  after: LogPosition | undefined,
+): Sql | undefined {
   if (!after) return undefined
   const inclusive = dir === 'desc' ? !rowScheduled && after.scheduled : rowScheduled && !after.scheduled
   const op = `${dir === 'desc' ? '<' : '>'}${inclusive ? '=' : ''}`
@@ -72,7 +78,11 @@ function timeRange(column: string, range: TimeRange | undefined): Sql | undefine
     ['lte', '<='],
     ['lt', '<'],
   ] as const
-  return and(ops.map(([key, op]) => (range[key] === undefined ? undefined : { text: `${column} ${op} ?`, params: [range[key]] })))
+  return and(
+    ops.map(([key, op]) =>
+      range[key] === undefined ? undefined : { text: `${column} ${op} ?`, params: [range[key]] },
+    ),
+  )
 }
 
 function outcomeResidual(outcomes: AttemptOutcome[] | undefined): Sql | undefined {
@@ -93,8 +103,10 @@ export interface Driver {
 }
 
 function driver(filter: ArmFilter): Driver {
-  if (filter.destinationIds) return { index: 'delivery_attempts_by_destination', column: 'webhook_id', values: filter.destinationIds }
-  if (filter.tenantIds) return { index: 'delivery_attempts_by_tenant', column: 'workspace_id', values: filter.tenantIds }
+  if (filter.destinationIds)
+    return { index: 'delivery_attempts_by_destination', column: 'webhook_id', values: filter.destinationIds }
+  if (filter.tenantIds)
+    return { index: 'delivery_attempts_by_tenant', column: 'workspace_id', values: filter.tenantIds }
   return { index: 'delivery_attempts_by_topic', column: undefined, values: [undefined] }
 }
 
@@ -104,7 +116,8 @@ function driver(filter: ArmFilter): Driver {
  */
 export function topicsSql(drive: Driver): string {
   const pin = drive.column ? `${drive.column} = @value AND ` : ''
-  const min = (after: string) => `SELECT min(event_type) FROM delivery_attempts INDEXED BY ${drive.index} WHERE ${pin}${after}`
+  const min = (after: string) =>
+    `SELECT min(event_type) FROM delivery_attempts INDEXED BY ${drive.index} WHERE ${pin}${after}`
   return `WITH RECURSIVE topic(name) AS (SELECT (${min('1')}) UNION ALL SELECT (${min('event_type > topic.name')}) FROM topic WHERE name IS NOT NULL)
     SELECT name FROM topic WHERE name IS NOT NULL`
 }
@@ -114,7 +127,10 @@ const ATTEMPT_KEY = 'attempted_at AS t, seq, 0 AS sched FROM delivery_attempts'
 /** Attempts of the given events: a handful of rows reached through the events' own deliveries, then sorted. */
 function eventArm(filter: ArmFilter & { eventIds: string[] }): Sql {
   const deliveries = and([
-    { text: `d.event_seq IN (SELECT e.seq FROM events e WHERE e.event_id IN (${placeholders(filter.eventIds.length)}))`, params: filter.eventIds },
+    {
+      text: `d.event_seq IN (SELECT e.seq FROM events e WHERE e.event_id IN (${placeholders(filter.eventIds.length)}))`,
+      params: filter.eventIds,
+    },
     inList('d.workspace_id', filter.tenantIds),
     inList('d.webhook_id', filter.destinationIds),
     inList('d.event_type', filter.topics),
@@ -125,7 +141,10 @@ function eventArm(filter: ArmFilter & { eventIds: string[] }): Sql {
     timeRange('attempted_at', filter.time),
     keyset('attempted_at', 'seq', false, filter.dir, filter.after),
   ])
-  return { text: `SELECT ${ATTEMPT_KEY} INDEXED BY delivery_attempts_by_delivery WHERE ${where.text}`, params: where.params }
+  return {
+    text: `SELECT ${ATTEMPT_KEY} INDEXED BY delivery_attempts_by_delivery WHERE ${where.text}`,
+    params: where.params,
+  }
 }
 
 /** One SELECT with IN lists, for the rare query with too many ranges to merge: SQLite picks an index and sorts. */
@@ -144,16 +163,23 @@ function fallbackArm(filter: ArmFilter, range: Array<Sql | undefined>): Sql {
  * The arms selecting attempt keys for `filter`; none when a filter list is empty. `topicsOf` lists the event types
  * present under a driver value (topicsSql), asked only when the filter names no topic.
  */
-export function attemptArms(filter: ArmFilter, topicsOf: (drive: Driver, value: string | undefined) => string[]): Sql[] {
+export function attemptArms(
+  filter: ArmFilter,
+  topicsOf: (drive: Driver, value: string | undefined) => string[],
+): Sql[] {
   const lists = [filter.tenantIds, filter.eventIds, filter.destinationIds, filter.topics, filter.outcomes]
   if (lists.some((list) => list !== undefined && list.length === 0)) return []
   if (filter.eventIds) return [eventArm({ ...filter, eventIds: filter.eventIds })]
   const drive = driver(filter)
   const keys = outcomeKeys(filter.outcomes)
   const range = [timeRange('attempted_at', filter.time), keyset('attempted_at', 'seq', false, filter.dir, filter.after)]
-  const pins = drive.values.flatMap((value) => (filter.topics ?? topicsOf(drive, value)).flatMap((topic) => keys.map((key) => [value, topic, ...key])))
+  const pins = drive.values.flatMap((value) =>
+    (filter.topics ?? topicsOf(drive, value)).flatMap((topic) => keys.map((key) => [value, topic, ...key])),
+  )
   if (pins.length > MAX_ARMS) return [fallbackArm(filter, range)]
-  const equalities = [...(drive.column ? [drive.column] : []), 'event_type', 'status', 'will_retry'].map((column) => `${column} = ?`).join(' AND ')
+  const equalities = [...(drive.column ? [drive.column] : []), 'event_type', 'status', 'will_retry']
+    .map((column) => `${column} = ?`)
+    .join(' AND ')
   return pins.map((pin) => {
     const where = and([{ text: equalities, params: drive.column ? pin : pin.slice(1) }, ...range])
     return { text: `SELECT ${ATTEMPT_KEY} INDEXED BY ${drive.index} WHERE ${where.text}`, params: where.params }
@@ -161,14 +187,25 @@ export function attemptArms(filter: ArmFilter, topicsOf: (drive: Driver, value: 
 }
 
 /** The v1 dialect's pending rows of one tenant: deliveries whose next automatic attempt is scheduled. */
-export function scheduledArm(tenantId: string, destinationId: string | undefined, eventId: string | undefined, after: LogPosition | undefined): Sql {
+export function scheduledArm(
+  tenantId: string,
+  destinationId: string | undefined,
+  eventId: string | undefined,
+  after: LogPosition | undefined,
+): Sql {
   const where = and([
-    { text: "workspace_id = ? AND status = 'pending' AND held = 0 AND next_attempt_at IS NOT NULL", params: [tenantId] },
+    {
+      text: "workspace_id = ? AND status = 'pending' AND held = 0 AND next_attempt_at IS NOT NULL",
+      params: [tenantId],
+    },
     destinationId === undefined ? undefined : { text: 'webhook_id = ?', params: [destinationId] },
     eventId === undefined ? undefined : { text: 'event_id = ?', params: [eventId] },
     keyset('next_attempt_at', 'seq', true, 'desc', after),
   ])
-  return { text: `SELECT next_attempt_at AS t, seq, 1 AS sched FROM deliveries INDEXED BY deliveries_scheduled WHERE ${where.text}`, params: where.params }
+  return {
+    text: `SELECT next_attempt_at AS t, seq, 1 AS sched FROM deliveries INDEXED BY deliveries_scheduled WHERE ${where.text}`,
+    params: where.params,
+  }
 }
 
 /** Merges the arms into one page of keys. */

@@ -12,14 +12,21 @@ import type { LatchkeyEvent } from '../../domain/events.js'
 import { placeholders } from './context.js'
 import type { Db } from './database.js'
 import { toAttempt, type AttemptRow } from './deliveries.js'
-import { attemptArms, page, scheduledArm, topicsSql, type ArmFilter, type Driver, type Sql } from './delivery-log-sql.js'
+import {
+  attemptArms,
+  page,
+  scheduledArm,
+  topicsSql,
+  type ArmFilter,
+  type Driver,
+  type Sql,
+} from './delivery-log-sql.js'
 
 interface KeyRow {
   t: string
   seq: number
   sched: number
 }
-
 
 const ATTEMPT = `seq, attempt_id, delivery_seq, event_id, webhook_id, workspace_id, event_type, attempt_number, manual, status,
   attempted_at, duration_ms, response_code, response_headers, response_body, error_message, signature, will_retry, evidence_id`
@@ -42,18 +49,25 @@ export class SqliteDeliveryLog implements DeliveryLogStore {
   }
 
   async getAttempt(attemptId: string): Promise<DeliveryAttempt | undefined> {
-    const row = this.statement(`SELECT ${ATTEMPT} FROM delivery_attempts WHERE attempt_id = ?`).get(attemptId) as AttemptRow | undefined
+    const row = this.statement(`SELECT ${ATTEMPT} FROM delivery_attempts WHERE attempt_id = ?`).get(attemptId) as
+      AttemptRow | undefined
     return row && toAttempt(row)
   }
 
   async listDeliveries(query: DeliveryLogQuery): Promise<DeliveryLogEntry[]> {
     const keys = this.keys(this.deliveryArms(query), 'desc', query.limit)
-    const attempts = new Map((await this.attemptsBySeq(keys.filter((k) => k.sched === 0).map((k) => k.seq))).map((a) => [a.seq, a]))
-    const scheduled = new Map(this.scheduledBySeq(keys.filter((k) => k.sched === 1).map((k) => k.seq)).map((s) => [s.delivery_seq, s]))
+    const attempts = new Map(
+      (await this.attemptsBySeq(keys.filter((k) => k.sched === 0).map((k) => k.seq))).map((a) => [a.seq, a]),
+    )
+    const scheduled = new Map(
+      this.scheduledBySeq(keys.filter((k) => k.sched === 1).map((k) => k.seq)).map((s) => [s.delivery_seq, s]),
+    )
     return keys.flatMap((key): DeliveryLogEntry[] => {
       const found = key.sched === 1 ? scheduled.get(key.seq) : attempts.get(key.seq)
       if (!found) return []
-      return key.sched === 1 ? [{ kind: 'scheduled', scheduled: found as ScheduledAttempt }] : [{ kind: 'attempt', attempt: found as DeliveryAttempt }]
+      return key.sched === 1
+        ? [{ kind: 'scheduled', scheduled: found as ScheduledAttempt }]
+        : [{ kind: 'attempt', attempt: found as DeliveryAttempt }]
     })
   }
 
@@ -64,7 +78,9 @@ export class SqliteDeliveryLog implements DeliveryLogStore {
   async events(eventIds: string[]): Promise<Map<string, LatchkeyEvent>> {
     if (eventIds.length === 0) return new Map()
     const unique = [...new Set(eventIds)]
-    const rows = this.statement(`SELECT body FROM events WHERE event_id IN (${placeholders(unique.length)})`).all(...unique) as Array<{ body: string }>
+    const rows = this.statement(`SELECT body FROM events WHERE event_id IN (${placeholders(unique.length)})`).all(
+      ...unique,
+    ) as Array<{ body: string }>
     return new Map(rows.map((row) => JSON.parse(row.body) as LatchkeyEvent).map((event) => [event.event_id, event]))
   }
 
@@ -74,7 +90,10 @@ export class SqliteDeliveryLog implements DeliveryLogStore {
 
   /** EXPLAIN QUERY PLAN of a listing, one line per step: what docs/performance.md shows and the tests check. */
   explain(query: AttemptLogQuery | DeliveryLogQuery): string[] {
-    const sql = 'dir' in query ? page(attemptArms(this.narrow(query), this.topicsOf), query.dir, query.limit) : page(this.deliveryArms(query), 'desc', query.limit)
+    const sql =
+      'dir' in query
+        ? page(attemptArms(this.narrow(query), this.topicsOf), query.dir, query.limit)
+        : page(this.deliveryArms(query), 'desc', query.limit)
     const rows = this.db.prepare(`EXPLAIN QUERY PLAN ${sql.text}`).all(...sql.params) as Array<{ detail: string }>
     return rows.map((row) => row.detail)
   }
@@ -91,7 +110,10 @@ export class SqliteDeliveryLog implements DeliveryLogStore {
     if (!query.destinationIds) return query
     const tenants = query.tenantIds && new Set(query.tenantIds)
     const refs = this.destinationRows(query.destinationIds)
-    return { ...query, destinationIds: refs.filter((ref) => !tenants || tenants.has(ref.workspace_id)).map((ref) => ref.webhook_id) }
+    return {
+      ...query,
+      destinationIds: refs.filter((ref) => !tenants || tenants.has(ref.workspace_id)).map((ref) => ref.webhook_id),
+    }
   }
 
   /** Attempts made and, unless a status of an attempt made is asked for, attempts scheduled. */
@@ -122,7 +144,9 @@ export class SqliteDeliveryLog implements DeliveryLogStore {
 
   private async attemptsBySeq(seqs: number[]): Promise<DeliveryAttempt[]> {
     if (seqs.length === 0) return []
-    const rows = this.statement(`SELECT ${ATTEMPT} FROM delivery_attempts WHERE seq IN (${placeholders(seqs.length)})`).all(...seqs) as AttemptRow[]
+    const rows = this.statement(
+      `SELECT ${ATTEMPT} FROM delivery_attempts WHERE seq IN (${placeholders(seqs.length)})`,
+    ).all(...seqs) as AttemptRow[]
     const bySeq = new Map(rows.map((row) => [row.seq, row]))
     return seqs.flatMap((seq) => {
       const row = bySeq.get(seq)
@@ -144,7 +168,13 @@ export class SqliteDeliveryLog implements DeliveryLogStore {
     const unique = [...new Set(webhookIds)]
     const rows = this.statement(
       `SELECT webhook_id, workspace_id, event_types, enabled, deleted_at FROM webhooks WHERE webhook_id IN (${placeholders(unique.length)})`,
-    ).all(...unique) as Array<{ webhook_id: string; workspace_id: string; event_types: string; enabled: number; deleted_at: string | null }>
+    ).all(...unique) as Array<{
+      webhook_id: string
+      workspace_id: string
+      event_types: string
+      enabled: number
+      deleted_at: string | null
+    }>
     return rows.map((row) => ({
       webhook_id: row.webhook_id,
       workspace_id: row.workspace_id,

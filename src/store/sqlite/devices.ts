@@ -1,6 +1,12 @@
 import type { DeviceListQuery, DeviceStore, DeviceUpdate, NewDevice, Page, WriteOptions } from '../../app/store.js'
 import type { AttemptRecord, Transition } from '../../domain/attempt.js'
-import { changesSomething, type CustomMetadata, type DeviceChange, type DeviceProps, type DeviceRecord } from '../../domain/device.js'
+import {
+  changesSomething,
+  type CustomMetadata,
+  type DeviceChange,
+  type DeviceProps,
+  type DeviceRecord,
+} from '../../domain/device.js'
 import type { EventDraft, LatchkeyEvent } from '../../domain/events.js'
 import type { SqliteAttempts } from './attempts.js'
 import { bool, placeholders, toInt, type StoreContext } from './context.js'
@@ -52,7 +58,16 @@ function fromRow(row: DeviceRow): DeviceRecord {
 }
 
 function propsParams(deviceId: string, props: DeviceProps): unknown[] {
-  return [toInt(props.online), toInt(props.locked), toInt(props.door_open), toInt(props.jammed), props.battery_level, props.firmware_version, props.last_seen_at, deviceId]
+  return [
+    toInt(props.online),
+    toInt(props.locked),
+    toInt(props.door_open),
+    toInt(props.jammed),
+    props.battery_level,
+    props.firmware_version,
+    props.last_seen_at,
+    deviceId,
+  ]
 }
 
 export class SqliteDevices implements DeviceStore {
@@ -70,7 +85,9 @@ export class SqliteDevices implements DeviceStore {
            can_remotely_unlock, created_at, online) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 0)`,
       ),
       byId: db.prepare<[string], DeviceRow>(`SELECT ${COLUMNS} FROM devices WHERE device_id = ?`),
-      byWorkspace: db.prepare<[string, string], DeviceRow>(`SELECT ${COLUMNS} FROM devices WHERE device_id = ? AND workspace_id = ?`),
+      byWorkspace: db.prepare<[string, string], DeviceRow>(
+        `SELECT ${COLUMNS} FROM devices WHERE device_id = ? AND workspace_id = ?`,
+      ),
       setProps: db.prepare(
         `UPDATE devices SET online = ?, locked = ?, door_open = ?, jammed = ?, battery_level = ?, firmware_version = ?,
            last_seen_at = ? WHERE device_id = ?`,
@@ -138,16 +155,25 @@ export class SqliteDevices implements DeviceStore {
     for (const [column, value] of Object.entries(update)) {
       if (value === undefined) continue
       sets.push(`${column} = ?`)
-      params.push(column === 'custom_metadata' ? JSON.stringify(value) : typeof value === 'boolean' ? toInt(value) : value)
+      params.push(
+        column === 'custom_metadata' ? JSON.stringify(value) : typeof value === 'boolean' ? toInt(value) : value,
+      )
     }
     if (sets.length === 0) return (await this.get(workspaceId, deviceId)) !== undefined
     const result = await this.ctx.writes.run(() =>
-      this.ctx.db.prepare(`UPDATE devices SET ${sets.join(', ')} WHERE device_id = ? AND workspace_id = ?`).run(...params, deviceId, workspaceId),
+      this.ctx.db
+        .prepare(`UPDATE devices SET ${sets.join(', ')} WHERE device_id = ? AND workspace_id = ?`)
+        .run(...params, deviceId, workspaceId),
     )
     return result.changes > 0
   }
 
-  async delete(workspaceId: string, deviceId: string, event: EventDraft, settle: (attempt: AttemptRecord) => Transition): Promise<AttemptRecord[] | undefined> {
+  async delete(
+    workspaceId: string,
+    deviceId: string,
+    event: EventDraft,
+    settle: (attempt: AttemptRecord) => Transition,
+  ): Promise<AttemptRecord[] | undefined> {
     const outcome = await this.ctx.writes.run(() => {
       if (!this.stmts.byWorkspace.get(deviceId, workspaceId)) return undefined
       const settled: AttemptRecord[] = []

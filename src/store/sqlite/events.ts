@@ -26,7 +26,9 @@ export class SqliteEvents implements EventStore {
       `INSERT INTO events (event_id, workspace_id, event_type, device_id, action_attempt_id, created_at, dedupe_key, body)
        VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
     )
-    this.byId = ctx.db.prepare<[string, string], EventRow>('SELECT seq, body FROM events WHERE event_id = ? AND workspace_id = ?')
+    this.byId = ctx.db.prepare<[string, string], EventRow>(
+      'SELECT seq, body FROM events WHERE event_id = ? AND workspace_id = ?',
+    )
   }
 
   /** Must run inside a write transaction. Returns the committed envelopes, for the post-commit notification. */
@@ -35,7 +37,16 @@ export class SqliteEvents implements EventStore {
     return drafts.map((draft, i) => {
       const event = finaliseEvent(draft, this.ctx.newId(), createdAt)
       const key = dedupeKey === undefined ? null : `${dedupeKey}#${i}`
-      const info = this.insert.run(event.event_id, event.workspace_id, event.event_type, event.device_id ?? null, event.action_attempt_id ?? null, createdAt, key, JSON.stringify(event))
+      const info = this.insert.run(
+        event.event_id,
+        event.workspace_id,
+        event.event_type,
+        event.device_id ?? null,
+        event.action_attempt_id ?? null,
+        createdAt,
+        key,
+        JSON.stringify(event),
+      )
       this.deliveries.insertForEvent(event, Number(info.lastInsertRowid))
       return event
     })
@@ -72,7 +83,9 @@ export class SqliteEvents implements EventStore {
     }
     // Newest first, as Seam lists events.
     const rows = this.ctx.db
-      .prepare<unknown[], EventRow>(`SELECT seq, body FROM events WHERE ${where.join(' AND ')} ORDER BY seq DESC LIMIT ?`)
+      .prepare<unknown[], EventRow>(
+        `SELECT seq, body FROM events WHERE ${where.join(' AND ')} ORDER BY seq DESC LIMIT ?`,
+      )
       .all(...params, query.limit + 1)
     return toPage(rows, query.limit, (row) => JSON.parse(row.body) as LatchkeyEvent)
   }

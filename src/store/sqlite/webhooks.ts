@@ -63,14 +63,22 @@ export class SqliteWebhooks implements WebhookStore {
            disabled_at = @disabled_at, consecutive_failures = @consecutive_failures, updated_at = @updated_at
          WHERE webhook_id = @webhook_id`,
       ),
-      get: db.prepare<[string, string], WebhookRow>(`SELECT ${COLUMNS} FROM webhooks WHERE webhook_id = ? AND workspace_id = ? AND deleted_at IS NULL`),
-      list: db.prepare<[string], WebhookRow>(`SELECT ${COLUMNS} FROM webhooks WHERE workspace_id = ? AND deleted_at IS NULL ORDER BY seq`),
+      get: db.prepare<[string, string], WebhookRow>(
+        `SELECT ${COLUMNS} FROM webhooks WHERE webhook_id = ? AND workspace_id = ? AND deleted_at IS NULL`,
+      ),
+      list: db.prepare<[string], WebhookRow>(
+        `SELECT ${COLUMNS} FROM webhooks WHERE workspace_id = ? AND deleted_at IS NULL ORDER BY seq`,
+      ),
       matches: db.prepare<[string], { webhook_id: string; event_types: string; enabled: number }>(
         'SELECT webhook_id, event_types, enabled FROM webhooks WHERE workspace_id = ? AND deleted_at IS NULL ORDER BY seq',
       ),
-      softDelete: db.prepare('UPDATE webhooks SET deleted_at = ?, updated_at = ?, enabled = 0 WHERE webhook_id = ? AND workspace_id = ? AND deleted_at IS NULL'),
+      softDelete: db.prepare(
+        'UPDATE webhooks SET deleted_at = ?, updated_at = ?, enabled = 0 WHERE webhook_id = ? AND workspace_id = ? AND deleted_at IS NULL',
+      ),
       setFailures: db.prepare('UPDATE webhooks SET consecutive_failures = ? WHERE webhook_id = ?'),
-      disable: db.prepare('UPDATE webhooks SET enabled = 0, disabled_reason = ?, disabled_at = ?, updated_at = ? WHERE webhook_id = ?'),
+      disable: db.prepare(
+        'UPDATE webhooks SET enabled = 0, disabled_reason = ?, disabled_at = ?, updated_at = ? WHERE webhook_id = ?',
+      ),
       hold: db.prepare(
         "UPDATE deliveries SET held = 1, next_attempt_at = NULL, updated_at = ? WHERE webhook_id = ? AND status = 'pending' AND held = 0",
       ),
@@ -134,12 +142,24 @@ export class SqliteWebhooks implements WebhookStore {
     })
   }
 
-  rotateSecret(workspaceId: string, webhookId: string, secret: string, previousExpiresAt: string, at: string): Promise<Webhook | undefined> {
+  rotateSecret(
+    workspaceId: string,
+    webhookId: string,
+    secret: string,
+    previousExpiresAt: string,
+    at: string,
+  ): Promise<Webhook | undefined> {
     return this.write(workspaceId, () => {
       const row = this.stmts.get.get(webhookId, workspaceId)
       if (!row) return undefined
       const before = fromRow(row)
-      const webhook: Webhook = { ...before, secret, previous_secret: before.secret, previous_secret_expires_at: previousExpiresAt, updated_at: at }
+      const webhook: Webhook = {
+        ...before,
+        secret,
+        previous_secret: before.secret,
+        previous_secret_expires_at: previousExpiresAt,
+        updated_at: at,
+      }
       this.stmts.update.run(toParams(webhook))
       return webhook
     })
@@ -154,7 +174,13 @@ export class SqliteWebhooks implements WebhookStore {
   }
 
   /** After an attempt, inside its transaction: the failure streak, and a disable that holds what is pending. */
-  applyAttemptOutcome(workspaceId: string, webhookId: string, failures: { before: number; after: number }, disable: WebhookDisabledReason | null, at: string): void {
+  applyAttemptOutcome(
+    workspaceId: string,
+    webhookId: string,
+    failures: { before: number; after: number },
+    disable: WebhookDisabledReason | null,
+    at: string,
+  ): void {
     if (failures.after !== failures.before) this.stmts.setFailures.run(failures.after, webhookId)
     if (disable === null) return
     this.stmts.disable.run(disable, at, at, webhookId)

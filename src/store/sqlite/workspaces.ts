@@ -11,7 +11,9 @@ export class SqliteSettings implements SettingsStore {
 
   setIfAbsent(key: string, value: string): Promise<string> {
     return this.ctx.writes.run(() => {
-      this.ctx.db.prepare('INSERT INTO settings (key, value) VALUES (?, ?) ON CONFLICT (key) DO NOTHING').run(key, value)
+      this.ctx.db
+        .prepare('INSERT INTO settings (key, value) VALUES (?, ?) ON CONFLICT (key) DO NOTHING')
+        .run(key, value)
       const row = this.ctx.db.prepare<[string], { value: string }>('SELECT value FROM settings WHERE key = ?').get(key)
       return row?.value ?? value
     })
@@ -22,7 +24,9 @@ export class SqliteWorkspaces implements WorkspaceStore {
   private readonly byKeyHash
 
   constructor(private readonly ctx: StoreContext) {
-    this.byKeyHash = ctx.db.prepare<[string], { workspace_id: string }>('SELECT workspace_id FROM api_keys WHERE key_hash = ?')
+    this.byKeyHash = ctx.db.prepare<[string], { workspace_id: string }>(
+      'SELECT workspace_id FROM api_keys WHERE key_hash = ?',
+    )
   }
 
   async create(workspace: Workspace): Promise<void> {
@@ -40,7 +44,9 @@ export class SqliteWorkspaces implements WorkspaceStore {
   }
 
   async list(): Promise<Workspace[]> {
-    return this.ctx.db.prepare<[], Workspace>('SELECT workspace_id, name, created_at FROM workspaces ORDER BY seq').all()
+    return this.ctx.db
+      .prepare<[], Workspace>('SELECT workspace_id, name, created_at FROM workspaces ORDER BY seq')
+      .all()
   }
 
   async count(): Promise<number> {

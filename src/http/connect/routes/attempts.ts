@@ -32,7 +32,12 @@ export function registerAttemptRoutes(app: FastifyInstance, attempts: AttemptSer
       summary: `${action === 'LOCK_DOOR' ? 'Lock' : 'Unlock'} a door. Honours Idempotency-Key; sync: true waits for the outcome.`,
       input: LockInput,
       handler: async (input, { workspaceId, request }) => {
-        const attempt = await attempts.request(workspaceId, action, input, idempotencyKey(request.headers['idempotency-key']))
+        const attempt = await attempts.request(
+          workspaceId,
+          action,
+          input,
+          idempotencyKey(request.headers['idempotency-key']),
+        )
         return { action_attempt: presentAttempt(attempt) }
       },
     })
@@ -44,7 +49,9 @@ export function registerAttemptRoutes(app: FastifyInstance, attempts: AttemptSer
     access: 'workspace',
     summary: 'Get an action attempt.',
     input: AttemptId,
-    handler: async (input, { workspaceId }) => ({ action_attempt: presentAttempt(await attempts.get(workspaceId, input.action_attempt_id)) }),
+    handler: async (input, { workspaceId }) => ({
+      action_attempt: presentAttempt(await attempts.get(workspaceId, input.action_attempt_id)),
+    }),
   })
 
   connectRoute(app, {
@@ -78,6 +85,8 @@ export function registerAttemptRoutes(app: FastifyInstance, attempts: AttemptSer
     access: 'workspace',
     summary: 'Every transition of an attempt with its time: created, sent, accepted, settled, late or duplicate acks.',
     input: AttemptId,
-    handler: async (input, { workspaceId }) => ({ history: await attempts.history(workspaceId, input.action_attempt_id) }),
+    handler: async (input, { workspaceId }) => ({
+      history: await attempts.history(workspaceId, input.action_attempt_id),
+    }),
   })
 }

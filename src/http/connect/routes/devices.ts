@@ -108,6 +108,8 @@ export function registerDeviceRoutes(app: FastifyInstance, devices: DeviceServic
     access: 'workspace',
     summary: 'Issue a new MQTT secret; the old one stops working at once.',
     input: DeviceId,
-    handler: async (input, { workspaceId }) => ({ mqtt_credentials: await devices.rotateCredentials(workspaceId, input.device_id) }),
+    handler: async (input, { workspaceId }) => ({
+      mqtt_credentials: await devices.rotateCredentials(workspaceId, input.device_id),
+    }),
   })
 }

@@ -18,7 +18,8 @@ export function registerWebhookRoutes(app: FastifyInstance, webhooks: WebhookSer
     path: '/webhooks/create',
     methods: ['POST'],
     access: 'workspace',
-    summary: 'Create a webhook for the events of this workspace (event_types defaults to ["*"]); the response carries its secret.',
+    summary:
+      'Create a webhook for the events of this workspace (event_types defaults to ["*"]); the response carries its secret.',
     input: z.object({ url: Url, event_types: EventTypes.optional() }),
     handler: async (input, { workspaceId }) => ({ webhook: presentWebhook(await webhooks.create(workspaceId, input)) }),
   })
@@ -29,7 +30,9 @@ export function registerWebhookRoutes(app: FastifyInstance, webhooks: WebhookSer
     access: 'workspace',
     summary: 'Get a webhook.',
     input: WebhookId,
-    handler: async (input, { workspaceId }) => ({ webhook: presentWebhook(await webhooks.get(workspaceId, input.webhook_id)) }),
+    handler: async (input, { workspaceId }) => ({
+      webhook: presentWebhook(await webhooks.get(workspaceId, input.webhook_id)),
+    }),
   })
 
   connectRoute(app, {
@@ -45,8 +48,13 @@ export function registerWebhookRoutes(app: FastifyInstance, webhooks: WebhookSer
     path: '/webhooks/update',
     methods: ['PUT', 'POST'],
     access: 'workspace',
-    summary: 'Change the URL or event types, or enable/disable a webhook; enabling releases its held deliveries in event order.',
-    input: WebhookId.extend({ url: Url.optional(), event_types: EventTypes.optional(), enabled: z.boolean().optional() }),
+    summary:
+      'Change the URL or event types, or enable/disable a webhook; enabling releases its held deliveries in event order.',
+    input: WebhookId.extend({
+      url: Url.optional(),
+      event_types: EventTypes.optional(),
+      enabled: z.boolean().optional(),
+    }),
     handler: async ({ webhook_id, ...patch }, { workspaceId }) => {
       await webhooks.update(workspaceId, webhook_id, patch)
     },
@@ -69,6 +77,8 @@ export function registerWebhookRoutes(app: FastifyInstance, webhooks: WebhookSer
     access: 'workspace',
     summary: 'Issue a new signing secret; the old one keeps signing alongside for 24 h.',
     input: WebhookId,
-    handler: async (input, { workspaceId }) => ({ webhook: presentWebhook(await webhooks.rotateSecret(workspaceId, input.webhook_id)) }),
+    handler: async (input, { workspaceId }) => ({
+      webhook: presentWebhook(await webhooks.rotateSecret(workspaceId, input.webhook_id)),
+    }),
   })
 }

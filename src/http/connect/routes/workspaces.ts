@@ -4,8 +4,20 @@ import type { WorkspaceService } from '../../../app/workspaces.js'
 import { LatchkeyError } from '../../../domain/errors.js'
 import { connectRoute } from '../route.js'
 
-function presentKey(key: { api_key_id: string; workspace_id: string; name: string | null; created_at: string; token: string }) {
-  return { api_key_id: key.api_key_id, workspace_id: key.workspace_id, name: key.name, created_at: key.created_at, token: key.token }
+function presentKey(key: {
+  api_key_id: string
+  workspace_id: string
+  name: string | null
+  created_at: string
+  token: string
+}) {
+  return {
+    api_key_id: key.api_key_id,
+    workspace_id: key.workspace_id,
+    name: key.name,
+    created_at: key.created_at,
+    token: key.token,
+  }
 }
 
 /** Workspaces (admin) and workspace API keys. */
@@ -54,7 +66,9 @@ export function registerWorkspaceRoutes(app: FastifyInstance, workspaces: Worksp
     access: 'workspace',
     summary: 'Create another API key for the workspace; the token is shown once.',
     input: z.object({ name: z.string().max(200).optional() }),
-    handler: async (input, { workspaceId }) => ({ api_key: presentKey((await workspaces.createApiKey(workspaceId, input.name ?? null)).api_key) }),
+    handler: async (input, { workspaceId }) => ({
+      api_key: presentKey((await workspaces.createApiKey(workspaceId, input.name ?? null)).api_key),
+    }),
   })
 
   connectRoute(app, {

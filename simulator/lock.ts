@@ -73,7 +73,7 @@ type Settling = Exclude<Outcome, { kind: 'silent' }>
 /** Below this a bolt cannot move: commands are refused with low_battery whatever the knobs say. */
 export const REFUSE_BELOW_BATTERY = 0.05
 
-/** One simulated lock obeying the device contract of SPEC §3, with the behaviour knobs of §10. */
+/** One simulated lock obeying the device contract of docs/mqtt.md, with the behaviour knobs of behaviour.ts. */
 export class VirtualLock extends EventEmitter<VirtualLockEvents> {
   readonly deviceId: string
   readonly behaviour: Behaviour
@@ -211,7 +211,7 @@ export class VirtualLock extends EventEmitter<VirtualLockEvents> {
     }
     const known = this.recent.get(command.command_id)
     if (known) {
-      // [SPEC §3] a repeated command_id is the same command: answer it again, never run it twice.
+      // [docs/mqtt.md#commands] a repeated command_id is the same command: answer it again, never run it twice.
       // Still running: its final ack is on its way. Silenced: stays silent.
       this.counts.duplicatesReceived += 1
       this.emit('duplicate', command)
@@ -244,7 +244,7 @@ export class VirtualLock extends EventEmitter<VirtualLockEvents> {
     }
     if (this.behaviour.sendAccepted) void this.sendAck({ command_id: command.command_id, status: 'accepted' })
     await this.sleep(plan.late ? this.msUntilLate(command) : plan.latencyMs)
-    // [SPEC §3] an unlock must never run late: the wait may have carried us past the deadline.
+    // [docs/mqtt.md#commands] an unlock must never run late: the wait may have carried us past the deadline.
     if (!plan.late && this.isExpired(command)) {
       return this.settle(entry, this.errorAck(command, 'command_expired'), false)
     }

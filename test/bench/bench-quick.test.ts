@@ -6,7 +6,7 @@ import { afterAll, describe, expect, it } from 'vitest'
 
 /**
  * `npm run bench -- --quick` end to end, as a child process: it must finish on its own and write a JSON whose
- * SHAPE is complete. No timing is asserted here (SPEC §11: benchmarks, not timed tests).
+ * SHAPE is complete. No timing is asserted here (docs/performance.md: benchmarks, not timed tests).
  */
 
 const ROOT = join(import.meta.dirname, '..', '..')

@@ -16,7 +16,7 @@ import {
 } from '../../simulator/index.js'
 import { buildCommand, it } from './helpers.js'
 
-/** A stand-in for `POST /devices/create` (SPEC §5) that records what it was sent. */
+/** A stand-in for `POST /devices/create` (docs/api.md) that records what it was sent. */
 async function fakeConnectApi(mqttUrl = 'mqtt://broker.internal:1883') {
   const requests: Array<{ auth: string | undefined; body: unknown; path: string | undefined }> = []
   let inFlight = 0

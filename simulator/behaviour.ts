@@ -2,7 +2,7 @@ import { z } from 'zod'
 import type { DeviceErrorType, LockAction } from '../devices/index.js'
 
 /**
- * Behaviour knobs of a virtual lock (`npm run simulate -- --help`) and the pure helpers that draw a command's fate from them.
+ * Behaviour knobs of a virtual lock (`npm run simulate -- --help`) and the pure helpers drawing a command's fate.
  * Everything random goes through an injected `RandomSource`, so a seeded source makes a run repeatable.
  */
 

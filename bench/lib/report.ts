@@ -131,7 +131,7 @@ const cpu = (l: LoopResult, label: string) =>
     : ` · ${label} CPU ${l.cpu_pct[label]} % (sys ${l.cpu_sys_pct[label]} %), ${fmt(l.cpu_ms_per_op[label] ?? 0)} ms/req${l.disk_kb_per_op[label] ? `, ${fmt(l.disk_kb_per_op[label] ?? 0)} KiB disk/req` : ''}`
 const rate = (l: LoopResult, unit = '/s') => `${fmt(l.per_s)}${unit}${l.errors ? ` (${l.errors} errors)` : ''}`
 
-/** One markdown table: every case, its result and, where docs/performance.md sets one, the target and whether it is met. */
+/** One markdown table: every case, its result and, where docs/performance.md sets one, the target and its verdict. */
 export function table(r: Results): string {
   const rows: string[][] = []
   const t = r.targets ?? []

@@ -297,7 +297,7 @@ export interface LogPosition {
   scheduled: boolean
 }
 
-/** An attempt's outcome as the v1 dialect names it (docs/deliveries.md); the Outpost dialect's `failed` is retrying or failed. */
+/** An attempt's outcome in the v1 dialect (docs/deliveries.md); the Outpost one's `failed` is retrying or failed. */
 export type AttemptOutcome = 'delivered' | 'retrying' | 'failed'
 
 /** Bounds on an attempt's time, as ISO 8601 strings in UTC. */

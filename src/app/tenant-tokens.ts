@@ -2,7 +2,7 @@ import { decodeProtectedHeader, jwtVerify, SignJWT } from 'jose'
 import type { Clock } from '../domain/clock.js'
 
 /**
- * Tenant JWTs of the Outpost dialect (docs/deliveries.md): HS256, `sub` = tenant (workspace) id, `iss` = latchkey, valid 24 h.
+ * Tenant JWTs of the Outpost dialect (docs/deliveries.md): HS256, `sub` = tenant (workspace) id, `iss` latchkey, 24 h.
  * The secret is JWT_SECRET or one made at first start and kept in the database (resolveJwtSecret).
  */
 export const TOKEN_ISSUER = 'latchkey'

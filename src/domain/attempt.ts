@@ -79,7 +79,7 @@ const ERROR_MESSAGES: Record<AttemptErrorType, string> = {
 
 const DEVICE_ERRORS: ReadonlySet<string> = new Set(DEVICE_ERROR_TYPES)
 
-/** Maps a device-reported error to an attempt error: known types kept, anything else is `device_error` (docs/mqtt.md#error-types). */
+/** A device-reported error as an attempt error: known types kept, others `device_error` (docs/mqtt.md#error-types). */
 export function deviceError(reported: Ack['error']): AttemptError {
   if (!reported) return { type: 'device_error', message: ERROR_MESSAGES.device_error }
   const message = reported.message || ERROR_MESSAGES.device_error

@@ -1,6 +1,6 @@
 import { EVENT_TYPES } from './events.js'
 
-/** Why a webhook stopped receiving: by its owner, by a 410 Gone, or after too many failures in a row (docs/webhooks.md). */
+/** Why a webhook stopped receiving: its owner, a 410 Gone, or too many failures in a row (docs/webhooks.md). */
 export type WebhookDisabledReason = 'manual' | 'gone' | 'consecutive_failures'
 
 export interface Webhook {

@@ -20,7 +20,7 @@ declare module 'fastify' {
 }
 
 /**
- * The Outpost-dialect delivery API, mounted at `/api/v1` (docs/deliveries.md). The admin key sees every tenant; a tenant JWT
+ * The Outpost-dialect delivery API at `/api/v1` (docs/deliveries.md). The admin key sees every tenant; a tenant JWT
  * only its own; anything else, workspace API keys included, is 401.
  */
 export async function outpostApi(app: FastifyInstance, deps: OutpostApiDeps): Promise<void> {

@@ -166,7 +166,7 @@ export class SqliteDeliveries implements DeliveryStore {
     }
   }
 
-  /** One delivery per matching webhook, in the event's own transaction (the outbox, docs/design.md); held while disabled. */
+  /** One delivery per matching webhook, in the event's transaction (outbox, docs/design.md); held if disabled. */
   insertForEvent(event: LatchkeyEvent, eventSeq: number): void {
     for (const webhook of this.webhooks.matching(event.workspace_id, event.event_type)) {
       this.stmts.insert.run(

@@ -18,6 +18,10 @@
  * - `defer(close)`: anything else the test starts (an MQTT client, a child process, a temp dir) is closed here.
  *   A closer that fails does not keep the others from running; its error then fails the test.
  * A start-up that throws registers nothing, so teardown never closes an instance from another test.
+ *
+ * A file adds its own fixtures on top, e.g. `const it = base.extend<{ seam: SeamHttp }>({ seam: async ({ latchkey },
+ * use) => use(new SeamHttp(…)) })`, registering anything it starts with `defer`. Tables that need fixtures use
+ * `it.for([...])('…', ([a, b], { latchkey }) => …)`; `it.each` does not pass them.
  */
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'

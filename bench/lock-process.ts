@@ -4,7 +4,7 @@ import { Fleet, mapLimit } from '../simulator/index.js'
 
 /**
  * The locks' side of the bench, in its own process (run through tsx, driven over IPC):
- *   --creds FILE --mqtt-url URL   a simulator Fleet of instantly acking locks (the device contract of SPEC §3)
+ *   --creds FILE --mqtt-url URL   a simulator Fleet of instantly acking locks (the device contract of docs/mqtt.md)
  *   --acker --count N --mqtt-url URL --prefix P
  *                                 N bare mqtt.js clients that ack every command at once: the MQTT raw ceiling
  * Messages in: start, counters, stop. Messages out: loaded, started, counters, stopped, error.

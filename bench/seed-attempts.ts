@@ -60,7 +60,7 @@ function pick<T>(items: readonly T[], random: () => number): T {
 
 const BATCH = 10_000
 
-/** The automatic schedule after the first try (SPEC §7 defaults), in ms. */
+/** The automatic schedule after the first try (the defaults of docs/webhooks.md#retries), in ms. */
 const RETRY_OFFSETS = [0, 5, 300, 1800, 7200, 18000, 36000, 36000].map((s) => s * 1000)
 /** Frequent types first: lock traffic dominates a real log. */
 const TOPICS = [...EVENT_TYPES.slice(4, 6), ...EVENT_TYPES.slice(4, 6), ...EVENT_TYPES]

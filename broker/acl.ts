@@ -1,6 +1,6 @@
 import { DEVICE_TO_SERVER, TOPIC_ROOT, deviceTopic, parseDeviceTopic } from '../devices/index.js'
 
-/** Who a connected MQTT client is, once authenticated (SPEC §2). */
+/** Who a connected MQTT client is, once authenticated (docs/mqtt.md#access-control). */
 export type Principal = { kind: 'service' } | { kind: 'device'; deviceId: string }
 
 export type Refusal =

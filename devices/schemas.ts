@@ -1,6 +1,6 @@
 import { z } from 'zod'
 
-/** Largest payload the orchestrator reads; larger messages are dropped and counted (SPEC §3). */
+/** Largest payload the orchestrator reads; larger messages are dropped and counted (docs/mqtt.md#dropped-messages). */
 export const MAX_PAYLOAD_BYTES = 16 * 1024
 
 const isoTime = z.iso.datetime({ offset: true })

@@ -1,5 +1,5 @@
 /**
- * Topic layout of the device contract (SPEC §3): `latchkey/v1/devices/{device_id}/{kind}`.
+ * Topic layout of the device contract (docs/mqtt.md#topics): `latchkey/v1/devices/{device_id}/{kind}`.
  * The orchestrator, the broker's ACL and the simulator all build and parse topics here.
  */
 export const TOPIC_ROOT = 'latchkey/v1/devices'

@@ -2,7 +2,7 @@ import { z } from 'zod'
 import type { DeviceErrorType, LockAction } from '../devices/index.js'
 
 /**
- * Behaviour knobs of a virtual lock (SPEC §10) and the pure helpers that draw a command's fate from them.
+ * Behaviour knobs of a virtual lock (`npm run simulate -- --help`) and the pure helpers drawing a command's fate.
  * Everything random goes through an injected `RandomSource`, so a seeded source makes a run repeatable.
  */
 
@@ -65,7 +65,7 @@ export function mergeBehaviour(base: BehaviourInput | undefined, override?: Beha
   return parseBehaviour({ ...base, ...override })
 }
 
-/** Error types the simulator can produce; all of them are device-reported types of SPEC §3. */
+/** Error types the simulator can produce; all of them are device-reported types of docs/mqtt.md#error-types. */
 export type SimulatedErrorType = DeviceErrorType
 
 export type Outcome = { kind: 'success' } | { kind: 'silent' } | { kind: 'error'; type: SimulatedErrorType }

@@ -13,7 +13,7 @@ export const DeviceCredentialsSchema = z.object({
 export type DeviceCredentials = z.infer<typeof DeviceCredentialsSchema>
 const CredentialsFileSchema = z.array(DeviceCredentialsSchema)
 
-/** The part of the `/devices/create` answer (SPEC §5) the simulator reads. */
+/** The part of the `/devices/create` answer (docs/api.md) the simulator reads. */
 const CreateDeviceResponseSchema = z.object({
   device: z.object({ device_id: z.string().min(1) }),
   mqtt_credentials: z.object({ url: z.string().min(1), password: z.string().min(1) }),

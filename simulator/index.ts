@@ -1,4 +1,4 @@
-/** Virtual locks for tests, benchmarks and demos (SPEC §10); built only on `devices/` and mqtt.js. */
+/** Virtual locks for tests, benchmarks and demos (docs/design.md); built only on `devices/` and mqtt.js. */
 export * from './behaviour.js'
 export * from './counters.js'
 export * from './lock-connection.js'

@@ -2,7 +2,7 @@ import { connect, ErrorWithReasonCode, type IClientOptions, type MqttClient } fr
 import { deviceTopic, type DeviceTopicKind } from '../devices/index.js'
 
 /**
- * The MQTT side of one virtual lock (SPEC §3): persistent session, `offline` will, retained `online` status,
+ * The MQTT side of one virtual lock (docs/mqtt.md): persistent session, `offline` will, retained `online` status,
  * TCP_NODELAY, subscription to its own `commands`. What the lock *does* lives in lock.ts.
  */
 
@@ -123,7 +123,7 @@ export class LockConnection {
     const id = this.options.deviceId
     return {
       protocolVersion: 4,
-      // [SPEC §2] client id = username = device id.
+      // [docs/mqtt.md#connecting] client id = username = device id.
       clientId: id,
       username: id,
       password: this.options.password,
@@ -170,7 +170,7 @@ export class LockConnection {
   private onConnect(client: MqttClient, needsSubscribe: boolean): void {
     if (client !== this.client) return
     const generation = ++this.generation
-    // [SPEC §3] without TCP_NODELAY a command/ack round trip costs 40–90 ms (Nagle + delayed ACK).
+    // [docs/mqtt.md#connecting] without TCP_NODELAY a command/ack round trip costs 40–90 ms (Nagle + delayed ACK).
     ;(client.stream as unknown as { setNoDelay?: (on: boolean) => void }).setNoDelay?.(true)
     client.options.reconnectPeriod = this.reconnectPeriodMs()
     this.announce(client, needsSubscribe).then(

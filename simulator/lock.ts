@@ -31,9 +31,24 @@ export interface VirtualLockOptions extends LockConnectionOptions {
   random?: RandomSource
   /** The lock's own clock, used for every expiry decision. */
   now?: () => number
+  /**
+   * Where the lock's waits (ack latency, late acks, manual events) are timed; the global timers by default. A test
+   * passes a fake clock here, together with `now`, to move the lock's time by hand.
+   */
+  timers?: LockTimers
   initialState?: Partial<DeviceState>
   /** How many recent command ids are remembered for idempotency. Default 1000. */
   recentCommandLimit?: number
+}
+
+export interface LockTimers {
+  setTimeout(fn: () => void, ms: number): unknown
+  clearTimeout(handle: unknown): void
+}
+
+const GLOBAL_TIMERS: LockTimers = {
+  setTimeout: (fn, ms) => setTimeout(fn, ms),
+  clearTimeout: (handle) => clearTimeout(handle as NodeJS.Timeout),
 }
 
 export interface VirtualLockEvents {
@@ -58,7 +73,7 @@ type Settling = Exclude<Outcome, { kind: 'silent' }>
 /** Below this a bolt cannot move: commands are refused with low_battery whatever the knobs say. */
 export const REFUSE_BELOW_BATTERY = 0.05
 
-/** One simulated lock obeying the device contract of SPEC §3, with the behaviour knobs of §10. */
+/** One simulated lock obeying the device contract of docs/mqtt.md, with the behaviour knobs of behaviour.ts. */
 export class VirtualLock extends EventEmitter<VirtualLockEvents> {
   readonly deviceId: string
   readonly behaviour: Behaviour
@@ -68,7 +83,9 @@ export class VirtualLock extends EventEmitter<VirtualLockEvents> {
   private readonly current: LockState
   private readonly counts = emptyCounters()
   private readonly recent = new Map<string, RecentCommand>()
-  private readonly timers = new Set<NodeJS.Timeout>()
+  private readonly clock: LockTimers
+  /** Cancels every pending wait and interval. */
+  private readonly timers = new Set<() => void>()
   private readonly connection: LockConnection
 
   constructor(options: VirtualLockOptions) {
@@ -78,6 +95,7 @@ export class VirtualLock extends EventEmitter<VirtualLockEvents> {
     this.behaviour = mergeBehaviour(options.behaviour)
     this.random = options.random ?? Math.random
     this.now = options.now ?? Date.now
+    this.clock = options.timers ?? GLOBAL_TIMERS
     this.current = {
       locked: true,
       door_open: false,
@@ -193,7 +211,7 @@ export class VirtualLock extends EventEmitter<VirtualLockEvents> {
     }
     const known = this.recent.get(command.command_id)
     if (known) {
-      // [SPEC §3] a repeated command_id is the same command: answer it again, never run it twice.
+      // [docs/mqtt.md#commands] a repeated command_id is the same command: answer it again, never run it twice.
       // Still running: its final ack is on its way. Silenced: stays silent.
       this.counts.duplicatesReceived += 1
       this.emit('duplicate', command)
@@ -226,7 +244,7 @@ export class VirtualLock extends EventEmitter<VirtualLockEvents> {
     }
     if (this.behaviour.sendAccepted) void this.sendAck({ command_id: command.command_id, status: 'accepted' })
     await this.sleep(plan.late ? this.msUntilLate(command) : plan.latencyMs)
-    // [SPEC §3] an unlock must never run late: the wait may have carried us past the deadline.
+    // [docs/mqtt.md#commands] an unlock must never run late: the wait may have carried us past the deadline.
     if (!plan.late && this.isExpired(command)) {
       return this.settle(entry, this.errorAck(command, 'command_expired'), false)
     }
@@ -308,7 +326,10 @@ export class VirtualLock extends EventEmitter<VirtualLockEvents> {
 
   private startKnobTimers(): void {
     const { flap, manualEventsPerMinute } = this.behaviour
-    if (flap) this.timers.add(setInterval(() => this.flap(flap.downMs), flap.everyMs))
+    if (flap) {
+      const interval = setInterval(() => this.flap(flap.downMs), flap.everyMs)
+      this.timers.add(() => clearInterval(interval))
+    }
     if (manualEventsPerMinute > 0) this.scheduleManualEvent(manualEventsPerMinute)
   }
 
@@ -323,16 +344,17 @@ export class VirtualLock extends EventEmitter<VirtualLockEvents> {
   private sleep(ms: number): Promise<void> {
     if (ms <= 0) return Promise.resolve()
     return new Promise((resolve) => {
-      const timer = setTimeout(() => {
-        this.timers.delete(timer)
+      const cancel = (): void => this.clock.clearTimeout(handle)
+      const handle = this.clock.setTimeout(() => {
+        this.timers.delete(cancel)
         resolve()
       }, ms)
-      this.timers.add(timer)
+      this.timers.add(cancel)
     })
   }
 
   private clearTimers(): void {
-    for (const timer of this.timers) clearTimeout(timer)
+    for (const cancel of this.timers) cancel()
     this.timers.clear()
   }
 }

@@ -1,7 +1,7 @@
 import { z } from 'zod'
 
 /**
- * The whole environment latchkey reads, in one schema (SPEC §1). This module is the only reader of
+ * The whole environment latchkey reads, in one schema (docs/configuration.md). This module is the only reader of
  * `process.env`; docs/configuration.md is checked against this schema by a test.
  */
 const port = z.coerce.number().int().min(0).max(65535)

@@ -60,7 +60,7 @@ function hostForUrl(host: string): string {
 
 /**
  * The composition root: config → store → broker → orchestrator → webhook dispatcher → http, closed in reverse
- * (STYLE.md).
+ * (docs/design.md#start-up-and-shutdown).
  * Used by `npm start` and, in-process, by the tests.
  */
 export async function startLatchkey(config: Config, options: StartOptions = {}): Promise<Latchkey> {

@@ -8,7 +8,7 @@ import { newSecret, signedHeaders } from '../lib/signing.js'
 
 /**
  * Raw ceilings 2 and 3, each server in its own process: a fastify hello-world POST at 1/10/100 in flight, and a
- * webhook POST signed as SPEC §7 to a receiver that verifies it with node:crypto HMAC.
+ * webhook POST signed as docs/webhooks.md says to a receiver that verifies it with node:crypto HMAC.
  */
 
 export interface RawHttpResult {
@@ -37,7 +37,7 @@ export async function rawHttp(options: BenchOptions): Promise<RawHttpResult> {
   return { fastify, webhook: await rawWebhook(options) }
 }
 
-/** A realistic event body: an attempt-settled event of SPEC §6. */
+/** A realistic event body: an attempt-settled event of docs/api.md#events. */
 export function sampleEvent(): string {
   const now = new Date().toISOString()
   return JSON.stringify({

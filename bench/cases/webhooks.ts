@@ -104,7 +104,7 @@ export interface FanoutResult {
 
 /**
  * (4) `fanoutWebhooks` webhooks on `*`. The attempts run while the webhooks are disabled, so their deliveries are
- * held (SPEC §7); re-enabling releases them all at once and the receiver counts verified deliveries per second: the
+ * held (docs/webhooks.md); re-enabling releases them at once; the receiver counts verified deliveries per second: the
  * dispatcher's throughput alone, not shared with the attempts that made the events.
  */
 export async function fanout(

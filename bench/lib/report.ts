@@ -7,7 +7,7 @@ import type { Levels } from '../cases/end-to-end.js'
 import type { LoopResult } from './loop.js'
 import { round } from './stats.js'
 
-/** The JSON a run writes, the targets of SPEC §11 checked against it, and the one table printed. */
+/** The JSON a run writes, the targets of docs/performance.md checked against it, and the one table printed. */
 
 export interface SerialCeiling {
   mqtt_ms: number
@@ -131,7 +131,7 @@ const cpu = (l: LoopResult, label: string) =>
     : ` · ${label} CPU ${l.cpu_pct[label]} % (sys ${l.cpu_sys_pct[label]} %), ${fmt(l.cpu_ms_per_op[label] ?? 0)} ms/req${l.disk_kb_per_op[label] ? `, ${fmt(l.disk_kb_per_op[label] ?? 0)} KiB disk/req` : ''}`
 const rate = (l: LoopResult, unit = '/s') => `${fmt(l.per_s)}${unit}${l.errors ? ` (${l.errors} errors)` : ''}`
 
-/** One markdown table: every case, its result and, where SPEC §11 sets one, the target and whether it is met. */
+/** One markdown table: every case, its result and, where docs/performance.md sets one, the target and its verdict. */
 export function table(r: Results): string {
   const rows: string[][] = []
   const t = r.targets ?? []

@@ -2,7 +2,7 @@ import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto'
 import type { IncomingHttpHeaders } from 'node:http'
 
 /**
- * Webhook signatures as SPEC §7 defines them (Standard Webhooks / svix): `v1,` + base64(HMAC-SHA256(key,
+ * Webhook signatures as docs/webhooks.md defines them (Standard Webhooks / svix): `v1,` + base64(HMAC-SHA256(key,
  * `{id}.{timestamp}.{raw body}`)), key = base64-decoded secret after `whsec_`, several signatures space-separated.
  */
 

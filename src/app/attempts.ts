@@ -41,7 +41,7 @@ export interface LockRequest {
 
 const IDEMPOTENCY_WINDOW_MS = 24 * 60 * 60 * 1000
 
-/** Drives action attempts through their life: create, send, ack, deadline, recovery (SPEC §4). */
+/** Drives action attempts through their life: create, send, ack, deadline, recovery (docs/api.md, docs/design.md). */
 export function createAttemptService(deps: AttemptServiceDeps) {
   const { store, clock } = deps
   const timeouts = new AttemptTimeouts(clock, (id) => void expireAttempt(id))
@@ -207,7 +207,7 @@ export function createAttemptService(deps: AttemptServiceDeps) {
       settled(transition)
     },
 
-    /** Start-up: settle what expired while the process was down, re-arm the rest (SPEC §4). */
+    /** Start-up: settle what expired while the process was down, re-arm the rest (docs/operations.md#restarts). */
     async recover(): Promise<{ expired: number; rearmed: number }> {
       let expired = 0
       let rearmed = 0

@@ -11,7 +11,7 @@ function base62(length: number): string {
 
 /**
  * Workspace keys look like Seam's: `seam_` + base62. The SDK refuses keys starting with `seam_cst`, `seam_at` or
- * `seam_pk` (NOTES.md), so the first random character is drawn from the digits to keep clear of those prefixes.
+ * `seam_pk` (docs/api.md), so the first random character is drawn from the digits to keep clear of those prefixes.
  */
 export function newApiKey(): string {
   return `seam_${BASE62[randomInt(10)]}${base62(31)}`
@@ -21,7 +21,7 @@ export function newAdminKey(): string {
   return `seam_admin_${base62(40)}`
 }
 
-/** Device MQTT password: 32 random bytes, base64url (SPEC §2). */
+/** Device MQTT password: 32 random bytes, base64url (docs/mqtt.md#credentials). */
 export function newDeviceSecret(): string {
   return randomBytes(32).toString('base64url')
 }

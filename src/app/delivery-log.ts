@@ -15,7 +15,7 @@ import type {
 import type { TenantTokens } from './tenant-tokens.js'
 
 /**
- * Webhook delivery attempts as the Outpost dialect sees them (SPEC §8): lists in both directions, single attempts,
+ * Webhook delivery attempts as the Outpost dialect sees them (docs/deliveries.md): lists both ways, single attempts,
  * manual retries and tenant tokens. A tenant is a workspace, a destination a webhook, a topic an event type.
  */
 
@@ -187,7 +187,7 @@ export function createDeliveryLog(deps: DeliveryLogDeps) {
     },
 
     /**
-     * Accepts a manual attempt of an event to a destination (SPEC §8 POST /retry): 404 unless the event was attempted
+     * Accepts a manual attempt of an event to a destination (docs/deliveries.md): 404 unless the event was attempted
      * to that destination in the caller's tenant and the destination still exists; refused while it is disabled or
      * no longer subscribed to the event's type. The attempt is made in the background and numbered after the last.
      */

@@ -3,7 +3,7 @@ import { attemptPosition, decodeCursor, encodeCursor, scheduledPosition } from '
 import type { DeliveryAttempt, DeliveryLogEntry, DeliveryLogStore, ScheduledAttempt, WorkspaceStore } from './store.js'
 
 /**
- * Webhook deliveries as the v1 dialect sees them (SPEC §9): one row per attempt made, plus a `pending` row for the
+ * Webhook deliveries as the v1 dialect sees them (docs/deliveries.md): a row per attempt made, plus a `pending` row for the
  * next automatic attempt of a delivery while one is scheduled. A row's status is fixed when its attempt is recorded:
  * `retrying` if another automatic attempt was scheduled after it, `failed` if none was (docs/deliveries.md).
  */
@@ -89,7 +89,7 @@ export function createDeliveryStatus(deps: {
 }) {
   const { log } = deps
 
-  /** Another workspace's tenant answers exactly as a missing one (SPEC §2). */
+  /** Another workspace's tenant answers exactly as a missing one (docs/deliveries.md). */
   async function assertTenant(scope: KeyScope, tenantId: string): Promise<void> {
     const visible =
       scope.kind === 'workspace'

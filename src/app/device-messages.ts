@@ -27,7 +27,7 @@ export interface DeviceMessageDeps {
 
 /**
  * One handler per kind of device message behind one dispatcher. Each resolves after its effect is committed, and
- * never throws for bad input: malformed, oversize or foreign messages are dropped and counted (SPEC §3).
+ * never throws for bad input: malformed, oversize or foreign messages are dropped and counted (docs/mqtt.md).
  */
 export function createDeviceMessageHandler(deps: DeviceMessageDeps) {
   const { store, metrics } = deps

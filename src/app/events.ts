@@ -18,10 +18,10 @@ export interface EventListInput {
   cursor?: string | undefined
 }
 
-/** Without `since` or `between`, the last 24 h (Seam requires one; SPEC §5 makes it optional). */
+/** Without `since` or `between`, the last 24 h (Seam requires one; docs/api.md makes it optional). */
 export const DEFAULT_EVENT_WINDOW_MS = 24 * 60 * 60 * 1000
 
-/** The event log of a workspace, read through the Connect API (SPEC §5–6). */
+/** The event log of a workspace, read through the Connect API (docs/api.md#events). */
 export function createEventService(deps: EventServiceDeps) {
   const { store } = deps
 

@@ -6,7 +6,7 @@ import type { AttemptDecision, DeliveryContext, DeliveryStatus } from '../domain
 
 /**
  * What the application needs from storage. Asynchronous on purpose, although SQLite answers synchronously, so that
- * another engine can stand behind it (SPEC §1, §12). Every method that takes a `decide` function loads the current
+ * another engine can stand behind it (docs/design.md). Every method that takes a `decide` function loads the current
  * row, lets the pure domain decide, and commits the outcome and its events in one transaction (the outbox).
  */
 export interface Store {
@@ -110,7 +110,7 @@ export interface DeviceStore {
     decide: (device: DeviceRecord) => DeviceChange,
     options?: WriteOptions & { dedupeKey?: string },
   ): Promise<DeviceRecord | undefined>
-  /** At start-up nobody is connected yet (SPEC §4). */
+  /** At start-up nobody is connected yet (docs/operations.md#restarts). */
   markAllOffline(): Promise<void>
 }
 
@@ -297,7 +297,7 @@ export interface LogPosition {
   scheduled: boolean
 }
 
-/** An attempt's outcome as the v1 dialect names it (SPEC §9); the Outpost dialect's `failed` is retrying or failed. */
+/** An attempt's outcome in the v1 dialect (docs/deliveries.md); the Outpost one's `failed` is retrying or failed. */
 export type AttemptOutcome = 'delivered' | 'retrying' | 'failed'
 
 /** Bounds on an attempt's time, as ISO 8601 strings in UTC. */

@@ -2,7 +2,7 @@ import { decodeProtectedHeader, jwtVerify, SignJWT } from 'jose'
 import type { Clock } from '../domain/clock.js'
 
 /**
- * Tenant JWTs of the Outpost dialect (SPEC §2): HS256, `sub` = tenant (workspace) id, `iss` = latchkey, valid 24 h.
+ * Tenant JWTs of the Outpost dialect (docs/deliveries.md): HS256, `sub` = tenant (workspace) id, `iss` latchkey, 24 h.
  * The secret is JWT_SECRET or one made at first start and kept in the database (resolveJwtSecret).
  */
 export const TOKEN_ISSUER = 'latchkey'
@@ -48,7 +48,7 @@ export function createTenantTokens(deps: { secret: string; clock: Clock }): Tena
 
 /**
  * Whether a bearer token is a JWT (three dot-separated parts with a JOSE header): such a token is verified as a JWT
- * and never looked up as an API key (SPEC §2). API keys contain no dots.
+ * and never looked up as an API key (docs/deliveries.md). API keys contain no dots.
  */
 export function looksLikeJwt(token: string): boolean {
   if (token.split('.').length !== 3) return false

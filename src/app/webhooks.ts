@@ -5,7 +5,7 @@ import type { Bus } from './bus.js'
 import { newWebhookSecret } from './credentials.js'
 import type { WebhookPatch, WebhookStore } from './store.js'
 
-/** Refuses URLs a webhook may not point at (SPEC §7 SSRF); the reason is shown to the caller. */
+/** Refuses URLs a webhook may not point at (docs/webhooks.md#ssrf-guard); the reason is shown to the caller. */
 export interface WebhookUrlGuard {
   refusal(url: string): Promise<string | undefined>
 }
@@ -67,7 +67,7 @@ export function createWebhookService(deps: WebhookServiceDeps) {
 
     list: (workspaceId: string) => store.webhooks.list(workspaceId),
 
-    /** Enabling a disabled webhook releases its held deliveries, oldest event first (SPEC §7). */
+    /** Enabling a disabled webhook releases its held deliveries, oldest event first (docs/webhooks.md). */
     async update(workspaceId: string, webhookId: string, patch: WebhookPatch): Promise<Webhook> {
       if (patch.url !== undefined) await checkUrl(patch.url)
       const change = found(await store.webhooks.update(workspaceId, webhookId, patch, now()))

@@ -5,7 +5,7 @@ import type { EventDraft } from './events.js'
 export type ActionType = 'LOCK_DOOR' | 'UNLOCK_DOOR'
 export type AttemptStatus = 'pending' | 'success' | 'error'
 
-/** Error types an attempt can settle with (SPEC §3–4). */
+/** Error types an attempt can settle with (docs/api.md, docs/mqtt.md#error-types). */
 export type AttemptErrorType =
   | DeviceErrorType
   | 'device_offline'
@@ -19,7 +19,7 @@ export interface AttemptError {
   message: string
 }
 
-/** The action attempt object of SPEC §4: Seam's five fields plus latchkey's timeline. */
+/** The action attempt object of docs/api.md: Seam's five fields plus latchkey's timeline. */
 export interface ActionAttempt {
   action_attempt_id: string
   action_type: ActionType
@@ -59,7 +59,7 @@ export interface Transition {
   /** Empty when nothing happened worth recording (e.g. a timer that fired for an attempt already settled). */
   history: HistoryEntry[]
   events: EventDraft[]
-  /** The device's `locked` property after a confirmed action (SPEC §4: success updates it). */
+  /** The device's `locked` property after a confirmed action (docs/api.md: success updates it). */
   locked?: boolean
 }
 
@@ -79,7 +79,7 @@ const ERROR_MESSAGES: Record<AttemptErrorType, string> = {
 
 const DEVICE_ERRORS: ReadonlySet<string> = new Set(DEVICE_ERROR_TYPES)
 
-/** Maps a device-reported error to an attempt error: known types kept, anything else is `device_error` (SPEC §3). */
+/** A device-reported error as an attempt error: known types kept, others `device_error` (docs/mqtt.md#error-types). */
 export function deviceError(reported: Ack['error']): AttemptError {
   if (!reported) return { type: 'device_error', message: ERROR_MESSAGES.device_error }
   const message = reported.message || ERROR_MESSAGES.device_error
@@ -102,7 +102,7 @@ export interface NewAttempt {
   request_hash?: string | null
 }
 
-/** A new attempt; a lock that is offline at creation settles at once as `device_offline` (SPEC §4). */
+/** A new attempt; a lock that is offline at creation settles at once as `device_offline` (docs/api.md). */
 export function createAttempt(
   input: NewAttempt,
   deviceOnline: boolean,
@@ -231,7 +231,7 @@ function settle(attempt: AttemptRecord, error: AttemptError | null, at: string):
   }
 }
 
-/** The public object of SPEC §4, without the store's bookkeeping. */
+/** The public object of docs/api.md, without the store's bookkeeping. */
 export function toPublicAttempt(record: AttemptRecord): ActionAttempt {
   const { deadline_at: _d, idempotency_key: _k, request_hash: _h, ...rest } = record
   return rest

@@ -3,7 +3,7 @@ import type { EventDraft } from './events.js'
 
 export type CustomMetadata = Record<string, string | boolean>
 
-/** Live properties of a lock, as last reported by it (SPEC §5 `properties`). */
+/** Live properties of a lock, as last reported by it (docs/api.md#the-device-object). */
 export interface DeviceProps {
   online: boolean
   locked: boolean | null

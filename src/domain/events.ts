@@ -32,7 +32,7 @@ export interface EventDraft {
   battery_level?: number
 }
 
-/** The event envelope of SPEC §6; the webhook body is exactly this JSON. */
+/** The event envelope of docs/api.md#events; the webhook body is exactly this JSON. */
 export interface LatchkeyEvent extends EventDraft {
   event_id: string
   created_at: string

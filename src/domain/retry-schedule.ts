@@ -1,5 +1,5 @@
 /**
- * When a failed webhook delivery is tried again (SPEC §7): the configured schedule with ±20 % jitter, and a
+ * When a failed webhook delivery is tried again (docs/webhooks.md): the configured schedule, ±20 % jitter, and a
  * receiver's `Retry-After` honoured within [scheduled, 2 × scheduled]. Pure: randomness and time are passed in.
  */
 

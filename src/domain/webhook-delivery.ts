@@ -2,7 +2,7 @@ import { asksForPause, honourRetryAfter, parseRetryAfterMs, retryDelayMs, type R
 import type { WebhookDisabledReason } from './webhook.js'
 
 /**
- * What happens to a delivery (one event × one webhook) after an HTTP attempt (SPEC §7). Pure: the store loads
+ * What happens to a delivery (one event × one webhook) after an HTTP attempt (docs/webhooks.md). Pure: the store loads
  * the current state inside its write transaction, this decides, the store commits the decision with the attempt.
  */
 

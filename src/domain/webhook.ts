@@ -1,6 +1,6 @@
 import { EVENT_TYPES } from './events.js'
 
-/** Why a webhook stopped receiving: by its owner, by a 410 Gone, or after too many failures in a row (SPEC §7). */
+/** Why a webhook stopped receiving: its owner, a 410 Gone, or too many failures in a row (docs/webhooks.md). */
 export type WebhookDisabledReason = 'manual' | 'gone' | 'consecutive_failures'
 
 export interface Webhook {
@@ -22,7 +22,7 @@ export interface Webhook {
   updated_at: string
 }
 
-/** How long a rotated-out secret keeps signing (SPEC §5 `/webhooks/rotate_secret`). */
+/** How long a rotated-out secret keeps signing (docs/webhooks.md#secret-rotation). */
 export const SECRET_OVERLAP_MS = 24 * 60 * 60 * 1000
 
 export const ALL_EVENT_TYPES = '*'

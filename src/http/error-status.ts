@@ -7,7 +7,7 @@ import type { ErrorCode } from '../domain/errors.js'
 export const ERROR_STATUS: Record<ErrorCode, number> = {
   invalid_input: 400,
   action_not_supported: 400,
-  // A manual retry the destination cannot take (disabled, no longer subscribed): SPEC §8 says 400.
+  // A manual retry the destination cannot take (disabled, no longer subscribed): 400, docs/deliveries.md.
   retry_not_allowed: 400,
   unauthorized: 401,
   forbidden: 403,

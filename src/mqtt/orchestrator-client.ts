@@ -7,7 +7,7 @@ export interface OrchestratorClientOptions {
   url: string
   username: string
   password: string
-  /** Resolves after the message's effect is committed; only then is it PUBACKed (SPEC §3). */
+  /** Resolves after the message's effect is committed; only then is it PUBACKed (docs/design.md, invariant 2). */
   onMessage: (topic: string, payload: Buffer) => Promise<void>
   onError: (error: unknown, context: string) => void
 }
@@ -18,7 +18,7 @@ export interface OrchestratorClient extends CommandSender {
 }
 
 function noDelay(client: MqttClient): void {
-  // Without TCP_NODELAY a QoS 1 round trip on loopback costs 44–88 ms instead of 0.4 ms (NOTES.md).
+  // Without TCP_NODELAY a QoS 1 round trip on loopback costs 40–90 ms instead of ~0.5 ms (docs/mqtt.md#connecting).
   const stream = client.stream as Partial<Socket> | undefined
   stream?.setNoDelay?.(true)
 }

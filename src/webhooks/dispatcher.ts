@@ -43,7 +43,7 @@ function resultOf(outcome: SendOutcome): AttemptResult {
 }
 
 /**
- * Delivers the outbox (SPEC §7). Fresh deliveries arrive through `eventsCommitted` (read from the outbox tail
+ * Delivers the outbox (docs/webhooks.md). Fresh deliveries arrive through `eventsCommitted` (read from the outbox tail
  * right after the commit, no polling); retries wait in a heap behind one Clock timer; every attempt is recorded
  * with its consequences in one transaction, and the database, not this memory, is the truth after a restart.
  */

@@ -1,7 +1,7 @@
 import { createHmac } from 'node:crypto'
 
 /**
- * Standard Webhooks / Svix signatures (SPEC §7): `v1,` + base64(HMAC-SHA256(key, `${id}.${timestamp}.${body}`)),
+ * Standard Webhooks / Svix signatures (docs/webhooks.md): `v1,` + base64(HMAC-SHA256(key, `${id}.${timestamp}.${body}`)),
  * where the key is the base64-decoded part of the secret after `whsec_`. Several secrets (a rotation) give
  * space-separated signatures; receivers accept the request if any one verifies.
  */

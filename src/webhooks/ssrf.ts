@@ -2,7 +2,7 @@ import { lookup as dnsLookup, type LookupAddress } from 'node:dns'
 import { BlockList, isIP, type LookupFunction } from 'node:net'
 
 /**
- * The SSRF guard of SPEC §7: a webhook may not reach loopback, private, link-local, CGNAT, multicast or other
+ * The SSRF guard of docs/webhooks.md: a webhook may not reach loopback, private, link-local, CGNAT, multicast or other
  * reserved addresses, unless WEBHOOK_ALLOWED_CIDRS covers them. Checked when a webhook is created or its URL
  * changed, and again on every new connection at delivery time (`lookup`), so a DNS answer that changes after
  * creation (rebinding) is refused too. Every address a host resolves to must pass.

@@ -1,7 +1,7 @@
 /**
  * The dispatcher's memory: deliveries due now, queued per webhook, and deliveries due later, in a heap by time.
  * `take()` hands out due work round-robin across webhooks within two bounds, in all and per webhook, so one
- * slow or dead endpoint holds at most its own slots and never the others' (SPEC §7). No I/O, no timers.
+ * slow or dead endpoint holds at most its own slots, never the others' (docs/webhooks.md). No I/O, no timers.
  */
 
 export interface Task {

@@ -1,33 +1,31 @@
-import { spawn, type ChildProcess } from 'node:child_process'
+import { spawn } from 'node:child_process'
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { afterAll, describe, expect, it } from 'vitest'
+import { describe, expect } from 'vitest'
+import { it } from '../helpers/latchkey.js'
 
 /**
  * `npm run bench -- --quick` end to end, as a child process: it must finish on its own and write a JSON whose
- * SHAPE is complete. No timing is asserted here (SPEC §11: benchmarks, not timed tests).
+ * SHAPE is complete. No timing is asserted here (docs/performance.md: benchmarks, not timed tests).
  */
 
 const ROOT = join(import.meta.dirname, '..', '..')
-const outDir = mkdtempSync(join(tmpdir(), 'latchkey-bench-test-'))
-let bench: ChildProcess | undefined
-afterAll(() => {
-  // SIGINT: the bench stops every process it started (it also has a watchdog of its own).
-  if (bench && bench.exitCode === null) bench.kill('SIGINT')
-  rmSync(outDir, { recursive: true, force: true })
-})
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
 type Json = any
 
-function runQuickBench(): Promise<{ code: number | null; output: string }> {
+function runQuickBench(
+  outDir: string,
+  defer: (close: () => unknown) => void,
+): Promise<{ code: number | null; output: string }> {
   return new Promise((resolve) => {
     const child = spawn(process.execPath, ['--import', 'tsx', 'bench/run.ts', '--quick', '--out', outDir], {
       cwd: ROOT,
       stdio: ['ignore', 'pipe', 'pipe'],
     })
-    bench = child
+    // SIGINT: the bench stops every process it started (it also has a watchdog of its own).
+    defer(() => child.exitCode === null && child.signalCode === null && child.kill('SIGINT'))
     let output = ''
     child.stdout.on('data', (chunk: Buffer) => (output += chunk.toString()))
     child.stderr.on('data', (chunk: Buffer) => (output += chunk.toString()))
@@ -52,9 +50,11 @@ function ranOrSkipped(result: Json, path: string, ran: (r: Json) => void): void 
 }
 
 describe('npm run bench -- --quick', () => {
-  it('runs every case on loopback, prints one table and writes a complete JSON', async () => {
+  it('runs every case on loopback, prints one table and writes a complete JSON', async ({ defer }) => {
     // Scenario: a quick run from a clean tree, results into a temp dir.
-    const { code, output } = await runQuickBench()
+    const outDir = mkdtempSync(join(tmpdir(), 'latchkey-bench-test-'))
+    defer(() => rmSync(outDir, { recursive: true, force: true }))
+    const { code, output } = await runQuickBench(outDir, defer)
     expect(code, output.slice(-3000)).toBe(0)
     expect(output).toMatch(/\| case +\| result +\| target +\| status +\|/)
     expect(output).toContain(join(outDir, 'latest.json'))

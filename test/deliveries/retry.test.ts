@@ -39,7 +39,7 @@ describe('POST /api/v1/retry', () => {
   it('answers 404 for what was never attempted or is gone, 400 while disabled or unsubscribed, 422 for a bad body', async ({
     rig,
   }) => {
-    // Scenario: each refusal of SPEC §8 in turn, through the SDK where it can send the request.
+    // Scenario: each refusal of POST /api/v1/retry (docs/deliveries.md) in turn, through the SDK where it can send it.
     const f = await twoTenants(rig)
     const sdk = outpost(f.t)
     const retry = (eventId: string, destinationId: string) => sdk.retry({ eventId, destinationId })

@@ -1,6 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process'
 import { once } from 'node:events'
-import { createServer } from 'node:net'
 import { fileURLToPath } from 'node:url'
 import { createInterface } from 'node:readline'
 
@@ -8,6 +7,7 @@ const ROOT = fileURLToPath(new URL('../..', import.meta.url))
 
 export interface ChildLatchkey {
   process: ChildProcess
+  /** The bound addresses, read from the start-up log lines (the child listens on port 0 unless told otherwise). */
   httpUrl: string
   mqttUrl: string
   output: string[]
@@ -15,22 +15,19 @@ export interface ChildLatchkey {
   kill(signal?: NodeJS.Signals): Promise<number | null>
 }
 
-/** A free TCP port on loopback, so a restarted child can keep the broker address its devices know. */
-export async function freePort(): Promise<number> {
-  const server = createServer()
-  server.listen(0, '127.0.0.1')
-  await once(server, 'listening')
-  const port = (server.address() as { port: number }).port
-  server.close()
-  await once(server, 'close')
-  return port
-}
-
 /** Runs `src/main.ts` in a child process, as `npm start` does, and resolves once it is listening. */
 export async function startChild(env: Record<string, string>): Promise<ChildLatchkey> {
   const child = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts'], {
     cwd: ROOT,
-    env: { ...process.env, HOST: '127.0.0.1', MQTT_HOST: '127.0.0.1', PORT: '0', LOG_LEVEL: 'info', ...env },
+    env: {
+      ...process.env,
+      HOST: '127.0.0.1',
+      MQTT_HOST: '127.0.0.1',
+      PORT: '0',
+      MQTT_PORT: '0',
+      LOG_LEVEL: 'info',
+      ...env,
+    },
     stdio: ['ignore', 'pipe', 'pipe'],
   })
   const output: string[] = []

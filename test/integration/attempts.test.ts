@@ -1,73 +1,57 @@
-import { afterEach, describe, expect, it, vi } from 'vitest'
+import { describe, expect, vi } from 'vitest'
 import { deviceTopic } from '../../devices/index.js'
-import type { VirtualLock } from '../../simulator/index.js'
-import { createDevice, onlineLock } from '../helpers/devices.js'
+import { createDevice } from '../helpers/devices.js'
 import { FakeClock } from '../helpers/fake-clock.js'
-import { startTestLatchkey, type TestLatchkey } from '../helpers/latchkey.js'
+import { it, type TestLatchkey } from '../helpers/latchkey.js'
 import { closed, connectRaw, end, publish } from '../helpers/mqtt.js'
 
-let t: TestLatchkey
-const locks: VirtualLock[] = []
-
-afterEach(async () => {
-  for (const lock of locks.splice(0)) await lock.stop().catch(() => {})
-  await t.close()
-})
-
-async function lock(options: Parameters<typeof onlineLock>[1] = {}) {
-  const made = await onlineLock(t, options)
-  locks.push(made.lock)
-  return made
-}
-
-async function history(attemptId: string): Promise<string[]> {
+async function history(t: TestLatchkey, attemptId: string): Promise<string[]> {
   const res = await t.call('/action_attempts/history', { action_attempt_id: attemptId })
   return res.body.history.map((h: { kind: string }) => h.kind)
 }
 
-async function attempt(attemptId: string) {
+async function attempt(t: TestLatchkey, attemptId: string) {
   return (await t.call('/action_attempts/get', { action_attempt_id: attemptId })).body.action_attempt
 }
 
 describe('action attempts', () => {
-  it('records accepted, then success, with the timeline fields', async () => {
+  it('records accepted, then success, with the timeline fields', async ({ latchkey: t, lock }) => {
     // Scenario: a lock that acks "accepted" before "success" → accepted_at, sent_at, completed_at all set.
-    t = await startTestLatchkey()
-    const { device } = await lock({ behaviour: { sendAccepted: true } })
+    const { device } = await lock(t, { behaviour: { sendAccepted: true } })
     const res = await t.call('/locks/lock_door', { device_id: device.deviceId, sync: true })
     const a = res.body.action_attempt
     expect(a).toMatchObject({ status: 'success', device_id: device.deviceId, workspace_id: t.workspaceId })
     for (const field of ['created_at', 'updated_at', 'sent_at', 'accepted_at', 'completed_at'])
       expect(a[field], field).toEqual(expect.any(String))
     await vi.waitFor(async () =>
-      expect(await history(a.action_attempt_id)).toEqual(['created', 'sent', 'accepted', 'succeeded']),
+      expect(await history(t, a.action_attempt_id)).toEqual(['created', 'sent', 'accepted', 'succeeded']),
     )
   })
 
-  it('lets the first settling ack win and records a duplicate without changing anything', async () => {
+  it('lets the first settling ack win and records a duplicate without changing anything', async ({
+    latchkey: t,
+    lock,
+  }) => {
     // Scenario: the lock sends its success ack twice.
-    t = await startTestLatchkey()
-    const { device } = await lock({ behaviour: { duplicateAck: 1 } })
+    const { device } = await lock(t, { behaviour: { duplicateAck: 1 } })
     const res = await t.call('/locks/lock_door', { device_id: device.deviceId, sync: true })
     const id = res.body.action_attempt.action_attempt_id
-    await vi.waitFor(async () => expect(await history(id)).toContain('duplicate_ack'))
-    expect(await attempt(id)).toEqual(res.body.action_attempt)
+    await vi.waitFor(async () => expect(await history(t, id)).toContain('duplicate_ack'))
+    expect(await attempt(t, id)).toEqual(res.body.action_attempt)
   })
 
-  it('settles at the deadline and records a late ack that changes nothing', async () => {
+  it('settles at the deadline and records a late ack that changes nothing', async ({ latchkey: t, lock }) => {
     // Scenario: a lock that acks success only after expires_at → expired at the deadline, the ack recorded as late.
-    t = await startTestLatchkey()
-    const { device } = await lock({ behaviour: { lateAck: 1 } })
+    const { device } = await lock(t, { behaviour: { lateAck: 1 } })
     const res = await t.call('/locks/unlock_door', { device_id: device.deviceId, sync: true, timeout_ms: 1000 })
     const settled = res.body.action_attempt
     expect(settled).toMatchObject({ status: 'error', error: { type: 'action_attempt_expired' } })
-    await vi.waitFor(async () => expect(await history(settled.action_attempt_id)).toContain('late_ack'))
-    expect(await attempt(settled.action_attempt_id)).toEqual(settled)
+    await vi.waitFor(async () => expect(await history(t, settled.action_attempt_id)).toContain('late_ack'))
+    expect(await attempt(t, settled.action_attempt_id)).toEqual(settled)
   })
 
-  it('drops and counts an ack for an unknown command', async () => {
+  it('drops and counts an ack for an unknown command', async ({ latchkey: t }) => {
     // Scenario: a device acks a command id latchkey never issued.
-    t = await startTestLatchkey()
     const device = await createDevice(t)
     const client = await connectRaw(device.url, {
       clientId: device.deviceId,
@@ -85,10 +69,12 @@ describe('action attempts', () => {
     await end(client)
   })
 
-  it("refuses a forged ack on another device's topic and leaves that attempt pending", async () => {
+  it("refuses a forged ack on another device's topic and leaves that attempt pending", async ({
+    latchkey: t,
+    lock,
+  }) => {
     // Scenario: device A publishes a success ack on B's acks topic for B's pending attempt.
-    t = await startTestLatchkey()
-    const { device: b } = await lock({ behaviour: { silent: 1 } })
+    const { device: b } = await lock(t, { behaviour: { silent: 1 } })
     const a = await createDevice(t, 'forger')
     const pending = (await t.call('/locks/unlock_door', { device_id: b.deviceId, sync: false })).body.action_attempt
     const forger = await connectRaw(a.url, { clientId: a.deviceId, username: a.deviceId, password: a.password })
@@ -110,14 +96,16 @@ describe('action attempts', () => {
     await vi.waitFor(() =>
       expect(t.lk.metrics.get('mqtt_messages_dropped_total', { reason: 'unknown_command' })).toBe(1),
     )
-    expect((await attempt(pending.action_attempt_id)).status).toBe('pending')
+    expect((await attempt(t, pending.action_attempt_id)).status).toBe('pending')
     await end(own)
   })
 
-  it('answers an Idempotency-Key replay with the same attempt and a reused key with 409', async () => {
+  it('answers an Idempotency-Key replay with the same attempt and a reused key with 409', async ({
+    latchkey: t,
+    lock,
+  }) => {
     // Scenario: the same key and body twice → one attempt, one command; the same key with another body → 409.
-    t = await startTestLatchkey()
-    const { device, lock: sim } = await lock()
+    const { device, lock: sim } = await lock(t)
     const headers = { 'idempotency-key': 'order-42' }
     const first = await t.call('/locks/lock_door', { device_id: device.deviceId }, undefined, headers)
     const second = await t.call('/locks/lock_door', { device_id: device.deviceId }, undefined, headers)
@@ -130,40 +118,38 @@ describe('action attempts', () => {
     expect(list.body.action_attempts).toHaveLength(1)
   })
 
-  it('refuses an action the device cannot perform remotely', async () => {
+  it('refuses an action the device cannot perform remotely', async ({ latchkey: t }) => {
     // Scenario: a lock created with can_remotely_unlock: false → unlock_door is 400, lock_door works.
-    t = await startTestLatchkey()
     const device = await createDevice(t, 'lock-only', { can_remotely_unlock: false })
     const res = await t.call('/locks/unlock_door', { device_id: device.deviceId })
     expect(res.status).toBe(400)
     expect(res.body.error.type).toBe('action_not_supported')
   })
 
-  it('settles a pending attempt as device_removed when its device is deleted', async () => {
+  it('settles a pending attempt as device_removed when its device is deleted', async ({ latchkey: t, lock }) => {
     // Scenario: a silent lock, a pending attempt, /devices/delete.
-    t = await startTestLatchkey()
-    const { device } = await lock({ behaviour: { silent: 1 } })
+    const { device } = await lock(t, { behaviour: { silent: 1 } })
     const pending = (await t.call('/locks/lock_door', { device_id: device.deviceId, sync: false })).body.action_attempt
     expect((await t.call('/devices/delete', { device_id: device.deviceId })).status).toBe(200)
-    expect(await attempt(pending.action_attempt_id)).toMatchObject({
+    expect(await attempt(t, pending.action_attempt_id)).toMatchObject({
       status: 'error',
       error: { type: 'device_removed' },
     })
   })
 
-  it('expires a silent attempt when the injected clock passes its deadline', async () => {
+  it('expires a silent attempt when the injected clock passes its deadline', async ({ start, lock }) => {
     // Scenario: fake clock; nothing settles before 8 s of clock time, then action_attempt_expired at exactly the deadline.
     const clock = new FakeClock(Date.now())
-    t = await startTestLatchkey({ clock })
-    const { device, lock: sim } = await lock({ behaviour: { silent: 1 }, now: () => clock.now() })
+    const t = await start({ clock })
+    const { device, lock: sim } = await lock(t, { behaviour: { silent: 1 }, now: () => clock.now() })
     const commanded = sim.next('command')
     const pending = (await t.call('/locks/lock_door', { device_id: device.deviceId, sync: false })).body.action_attempt
     await commanded
     clock.advance(7999)
-    expect((await attempt(pending.action_attempt_id)).status).toBe('pending')
+    expect((await attempt(t, pending.action_attempt_id)).status).toBe('pending')
     clock.advance(1)
-    await vi.waitFor(async () => expect((await attempt(pending.action_attempt_id)).status).toBe('error'))
-    const settled = await attempt(pending.action_attempt_id)
+    await vi.waitFor(async () => expect((await attempt(t, pending.action_attempt_id)).status).toBe('error'))
+    const settled = await attempt(t, pending.action_attempt_id)
     expect(settled.error.type).toBe('action_attempt_expired')
     expect(settled.completed_at).toBe(new Date(Date.parse(pending.created_at) + 8000).toISOString())
   })

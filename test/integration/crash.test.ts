@@ -1,54 +1,69 @@
 import Database from 'better-sqlite3'
 import { readFileSync, rmSync } from 'node:fs'
 import { join } from 'node:path'
-import { afterEach, describe, expect, it, vi } from 'vitest'
-import { VirtualLock } from '../../simulator/index.js'
-import { freePort, startChild, type ChildLatchkey } from '../helpers/child.js'
-import { ADMIN_KEY, request, tempDataDir } from '../helpers/latchkey.js'
+import { describe, expect, vi } from 'vitest'
+import { VirtualLock, type VirtualLockOptions } from '../../simulator/index.js'
+import { startChild, type ChildLatchkey } from '../helpers/child.js'
+import { ADMIN_KEY, it as base, request, tempDataDir } from '../helpers/latchkey.js'
 
-const children: ChildLatchkey[] = []
-const locks: VirtualLock[] = []
-let dataDir: string
-
-afterEach(async () => {
-  for (const lock of locks.splice(0)) await lock.stop().catch(() => lock.kill())
-  for (const child of children.splice(0)) await child.kill()
-  rmSync(dataDir, { recursive: true, force: true })
+/**
+ * `dataDir`: a fresh data dir, removed after the test; `child(env)`: latchkey in a child process on it (HTTP and MQTT
+ * on port 0), killed after the test; `sim(options)`: a simulated lock, stopped after the test.
+ */
+const it = base.extend<{
+  dataDir: string
+  child: (env?: Record<string, string>) => Promise<ChildLatchkey>
+  sim: (options: VirtualLockOptions) => VirtualLock
+}>({
+  dataDir: async ({ defer }, use) => {
+    const dir = tempDataDir()
+    defer(() => rmSync(dir, { recursive: true, force: true }))
+    await use(dir)
+  },
+  child: async ({ dataDir, defer }, use) => {
+    await use(async (env = {}) => {
+      const child = await startChild({ DATA_DIR: dataDir, ADMIN_API_KEY: ADMIN_KEY, ...env })
+      defer(() => child.kill())
+      return child
+    })
+  },
+  sim: async ({ defer }, use) => {
+    await use((options) => {
+      const lock = new VirtualLock(options)
+      defer(() => lock.stop().catch(() => lock.kill()))
+      return lock
+    })
+  },
 })
 
-async function start(env: Record<string, string>): Promise<ChildLatchkey> {
-  const child = await startChild(env)
-  children.push(child)
-  return child
-}
-
 describe('a crash in the middle of attempts', () => {
-  it('settles every attempt exactly once after SIGKILL and a restart, and redelivers to a returning lock', async () => {
+  it('settles every attempt exactly once after SIGKILL and a restart, and redelivers to a returning lock', async ({
+    dataDir,
+    child,
+    sim,
+  }) => {
     // Scenario: 5 attempts against a silent lock and 1 against a lock that drops, SIGKILL, restart on the same DATA_DIR.
-    dataDir = tempDataDir()
-    const env = { DATA_DIR: dataDir, MQTT_PORT: String(await freePort()), ADMIN_API_KEY: ADMIN_KEY }
-    const first = await start(env)
+    const first = await child()
     const { api_key: key } = JSON.parse(readFileSync(join(dataDir, 'bootstrap.json'), 'utf8')) as { api_key: string }
     const call = (base: string, path: string, body: unknown) => request(base, path, body, key)
 
     const creds = async (name: string) => (await call(first.httpUrl, '/devices/create', { name })).body.mqtt_credentials
     const silentCreds = await creds('silent')
     const returningCreds = await creds('returning')
-    const silent = new VirtualLock({
+    const silent = sim({
       url: silentCreds.url,
       deviceId: silentCreds.username,
       password: silentCreds.password,
       behaviour: { silent: 1 },
       reconnectPeriodMs: 50,
     })
-    const dropping = new VirtualLock({
+    const dropping = sim({
       url: returningCreds.url,
       deviceId: returningCreds.username,
       password: returningCreds.password,
       behaviour: { silent: 1 },
       reconnectPeriodMs: 0,
     })
-    locks.push(silent, dropping)
     await silent.start()
     await dropping.start()
     const online = async (base: string, id: string) =>
@@ -87,15 +102,15 @@ describe('a crash in the middle of attempts', () => {
     dropping.kill()
     await first.kill('SIGKILL')
 
-    // The lock comes back after the restart as a fresh boot: it remembers nothing and acks what it receives.
-    const second = await start(env)
-    const rebooted = new VirtualLock({
-      url: returningCreds.url,
+    // The lock comes back after the restart as a fresh boot: it remembers nothing and acks what it receives. The new
+    // process listens on a port of its own, so the lock is given the address the restarted broker reports.
+    const second = await child()
+    const rebooted = sim({
+      url: second.mqttUrl,
       deviceId: returningCreds.username,
       password: returningCreds.password,
       reconnectPeriodMs: 50,
     })
-    locks.push(rebooted)
     await rebooted.start()
 
     const all = [...silentIds, returning.action_attempt_id]
@@ -139,11 +154,10 @@ describe('a crash in the middle of attempts', () => {
     expect(outcomes.every((o) => o.n === 1)).toBe(true)
   }, 60_000)
 
-  it('exits 0 on SIGTERM', async () => {
+  it('exits 0 on SIGTERM', async ({ child }) => {
     // Scenario: a clean shutdown closes HTTP, MQTT and the database and exits with status 0.
-    dataDir = tempDataDir()
-    const child = await start({ DATA_DIR: dataDir, MQTT_PORT: '0', ADMIN_API_KEY: ADMIN_KEY })
-    expect(await child.kill('SIGTERM')).toBe(0)
-    expect(child.output.join('\n')).toContain('SIGTERM: shutting down')
+    const running = await child()
+    expect(await running.kill('SIGTERM')).toBe(0)
+    expect(running.output.join('\n')).toContain('SIGTERM: shutting down')
   })
 })

@@ -1,24 +1,11 @@
-import { afterEach, beforeEach, describe, expect, it } from 'vitest'
+import { describe, expect } from 'vitest'
 import { deviceTopic } from '../../devices/index.js'
-import type { VirtualLock } from '../../simulator/index.js'
-import { createDevice, onlineLock, waitForProps } from '../helpers/devices.js'
-import { startTestLatchkey, type TestLatchkey } from '../helpers/latchkey.js'
+import { createDevice, waitForProps } from '../helpers/devices.js'
+import { it } from '../helpers/latchkey.js'
 import { connectRaw, end, publish } from '../helpers/mqtt.js'
 
-let t: TestLatchkey
-const locks: VirtualLock[] = []
-
-beforeEach(async () => {
-  t = await startTestLatchkey()
-})
-
-afterEach(async () => {
-  for (const lock of locks.splice(0)) await lock.stop().catch(() => {})
-  await t.close()
-})
-
 describe('device registry', () => {
-  it('creates a lock and returns its MQTT credentials once', async () => {
+  it('creates a lock and returns its MQTT credentials once', async ({ latchkey: t }) => {
     // Scenario: /devices/create → a Seam-shaped device, offline, with credentials for the embedded broker.
     const res = await t.call('/devices/create', { name: 'Back door', custom_metadata: { unit: '4B' } })
     expect(res.status).toBe(200)
@@ -46,31 +33,30 @@ describe('device registry', () => {
     expect(JSON.stringify(fetched.body)).not.toContain(creds.password)
   })
 
-  it('follows online, state and the will of an abruptly dropped lock', async () => {
+  it('follows online, state and the will of an abruptly dropped lock', async ({ latchkey: t, lock }) => {
     // Scenario: a simulated lock connects (online, state), is killed (will → offline), comes back.
-    const { lock, device } = await onlineLock(t, {
+    const { lock: sim, device } = await lock(t, {
       initialState: { locked: true, battery_level: 0.8, firmware_version: '1.2.3' },
     })
-    locks.push(lock)
     const props = await waitForProps(t, device.deviceId, (p) => p.locked === true && p.battery_level === 0.8)
     expect(props).toMatchObject({ online: true, firmware_version: '1.2.3', battery: { level: 0.8, status: 'good' } })
     expect(props.last_seen_at).toEqual(expect.any(String))
 
-    await lock.setDoorOpen(true)
+    await sim.setDoorOpen(true)
     await waitForProps(t, device.deviceId, (p) => p.door_open === true)
-    await lock.manualUnlock()
+    await sim.manualUnlock()
     await waitForProps(t, device.deviceId, (p) => p.locked === false)
 
-    lock.kill()
+    sim.kill()
     await waitForProps(t, device.deviceId, (p) => p.online === false)
     const offline = await t.call('/devices/get', { device_id: device.deviceId })
     expect(offline.body.device.errors).toEqual([expect.objectContaining({ error_code: 'device_offline' })])
 
-    await lock.start()
+    await sim.start()
     await waitForProps(t, device.deviceId, (p) => p.online === true)
   })
 
-  it('drops malformed and oversize payloads, counts them, and stays healthy', async () => {
+  it('drops malformed and oversize payloads, counts them, and stays healthy', async ({ latchkey: t }) => {
     // Scenario: garbage on every uplink topic → dropped and counted; a good state after it still lands.
     const device = await createDevice(t)
     const client = await connectRaw(device.url, {
@@ -99,7 +85,7 @@ describe('device registry', () => {
     await end(client)
   })
 
-  it('lists with cursor pagination, filters by ids, updates and deletes', async () => {
+  it('lists with cursor pagination, filters by ids, updates and deletes', async ({ latchkey: t }) => {
     // Scenario: 5 devices paged 2 at a time; update renames; delete makes it 404.
     const ids: string[] = []
     for (let i = 0; i < 5; i++) ids.push((await createDevice(t, `lock ${i}`)).deviceId)
@@ -128,7 +114,7 @@ describe('device registry', () => {
     expect(gone.body.error.type).toBe('device_not_found')
   })
 
-  it('answers read routes as GET with a query string', async () => {
+  it('answers read routes as GET with a query string', async ({ latchkey: t }) => {
     // Scenario: GET /devices/get?device_id=… and GET /devices/list?limit=1 behave like the POSTs.
     const device = await createDevice(t)
     await createDevice(t, 'second')

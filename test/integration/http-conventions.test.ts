@@ -1,28 +1,23 @@
 import Database from 'better-sqlite3'
 import { join } from 'node:path'
-import { afterEach, beforeEach, describe, expect, it } from 'vitest'
+import { describe, expect } from 'vitest'
 import { createDevice } from '../helpers/devices.js'
-import { ADMIN_KEY, startTestLatchkey, type TestLatchkey } from '../helpers/latchkey.js'
+import { ADMIN_KEY, it as base } from '../helpers/latchkey.js'
 
-let t: TestLatchkey
-let other: { apiKey: string; workspaceId: string }
-
-beforeEach(async () => {
-  t = await startTestLatchkey()
-  const created = await t.call('/workspaces/create', { name: 'Other' }, ADMIN_KEY)
-  other = { apiKey: created.body.api_key.token, workspaceId: created.body.workspace.workspace_id }
-})
-
-afterEach(async () => {
-  await t.close()
+/** `latchkey` plus `other`: a second workspace on it, named Other. */
+const it = base.extend<{ other: { apiKey: string; workspaceId: string } }>({
+  other: async ({ latchkey }, use) => {
+    const created = await latchkey.call('/workspaces/create', { name: 'Other' }, ADMIN_KEY)
+    await use({ apiKey: created.body.api_key.token, workspaceId: created.body.workspace.workspace_id })
+  },
 })
 
 describe('Connect API conventions', () => {
-  it.each([
+  it.for([
     ['no key', null],
     ['a wrong key', 'seam_0wrongwrongwrongwrongwrongwro'],
     ['a malformed header', 'Basic abc'],
-  ])('answers %s with 401 unauthorized', async (_name, key) => {
+  ] as const)('answers %s with 401 unauthorized', async ([, key], { latchkey: t }) => {
     // Scenario: missing or wrong credentials → 401 in the Seam error envelope, with the request id.
     const res = await t.call('/devices/list', {}, key)
     expect(res.status).toBe(401)
@@ -30,7 +25,7 @@ describe('Connect API conventions', () => {
     expect(res.body.error.request_id).toBe(res.headers.get('seam-request-id'))
   })
 
-  it("never shows one workspace's devices or attempts to another", async () => {
+  it("never shows one workspace's devices or attempts to another", async ({ latchkey: t, other }) => {
     // Scenario: B's key on A's device → 404 device_not_found for every route; A's device never in B's lists.
     const device = await createDevice(t)
     const asB = (path: string, body: unknown) => t.call(path, body, other.apiKey)
@@ -61,7 +56,7 @@ describe('Connect API conventions', () => {
     expect((await t.call('/devices/get', { device_id: device.deviceId })).status).toBe(200)
   })
 
-  it('treats an empty body as {} whatever its content type', async () => {
+  it('treats an empty body as {} whatever its content type', async ({ latchkey: t }) => {
     // Scenario: the SDK sends parameterless calls as an empty form-encoded body.
     for (const type of ['application/x-www-form-urlencoded', 'application/json', 'text/plain']) {
       const res = await fetch(`${t.lk.httpUrl}/devices/list`, {
@@ -78,7 +73,7 @@ describe('Connect API conventions', () => {
     expect(none.status).toBe(200)
   })
 
-  it('rejects malformed JSON and invalid fields with invalid_input and validation_errors', async () => {
+  it('rejects malformed JSON and invalid fields with invalid_input and validation_errors', async ({ latchkey: t }) => {
     // Scenario: bad JSON → 400; a wrong type → 400 naming the field.
     const bad = await fetch(`${t.lk.httpUrl}/devices/create`, {
       method: 'POST',
@@ -94,7 +89,7 @@ describe('Connect API conventions', () => {
     expect(cursor.status).toBe(400)
   })
 
-  it('puts seam-request-id on every response, unknown routes included', async () => {
+  it('puts seam-request-id on every response, unknown routes included', async ({ latchkey: t }) => {
     // Scenario: 200, 401 and 404 responses all carry the header.
     for (const res of [
       await fetch(`${t.lk.httpUrl}/healthz`),
@@ -105,7 +100,7 @@ describe('Connect API conventions', () => {
     }
   })
 
-  it('answers internal failures with a detail-free 500', async () => {
+  it('answers internal failures with a detail-free 500', async ({ latchkey: t }) => {
     // Scenario: the table under a route disappears (another process drops it) → 500 without the SQL error.
     const db = new Database(join(t.dataDir, 'latchkey.db'))
     db.exec('DROP TABLE attempt_history')
@@ -122,7 +117,7 @@ describe('Connect API conventions', () => {
     expect((await fetch(`${t.lk.httpUrl}/healthz`)).status).toBe(200)
   })
 
-  it('restricts admin routes to the admin key and lets it act on any workspace', async () => {
+  it('restricts admin routes to the admin key and lets it act on any workspace', async ({ latchkey: t, other }) => {
     // Scenario: a workspace key cannot list workspaces; the admin can, and names a workspace with seam-workspace.
     expect((await t.call('/workspaces/list', {})).status).toBe(401)
     expect((await t.call('/workspaces/create', { name: 'x' })).status).toBe(401)
@@ -150,7 +145,7 @@ describe('Connect API conventions', () => {
     expect((await t.call('/workspaces/get', { workspace_id: t.workspaceId }, other.apiKey)).status).toBe(404)
   })
 
-  it('creates and deletes API keys; a deleted key stops working', async () => {
+  it('creates and deletes API keys; a deleted key stops working', async ({ latchkey: t, other }) => {
     // Scenario: api_keys/create → the new key works; api_keys/delete → 401; another workspace cannot delete it.
     const created = await t.call('/api_keys/create', { name: 'ci' })
     const key = created.body.api_key
@@ -161,7 +156,7 @@ describe('Connect API conventions', () => {
     expect((await t.call('/devices/list', {}, key.token)).status).toBe(401)
   })
 
-  it('serves health, readiness and an OpenAPI document generated from the route schemas', async () => {
+  it('serves health, readiness and an OpenAPI document generated from the route schemas', async ({ latchkey: t }) => {
     // Scenario: /healthz 200, /readyz 200 once connected, /openapi.json lists the Connect routes with their bodies.
     expect((await fetch(`${t.lk.httpUrl}/healthz`)).status).toBe(200)
     expect((await fetch(`${t.lk.httpUrl}/readyz`)).status).toBe(200)

@@ -4,40 +4,25 @@ import {
   SeamHttpInvalidInputError,
   SeamHttpUnauthorizedError,
 } from '@seamapi/http/connect'
-import { afterEach, beforeEach, describe, expect, it } from 'vitest'
-import type { VirtualLock } from '../../simulator/index.js'
-import { createDevice, onlineLock } from '../helpers/devices.js'
-import { startTestLatchkey, type TestLatchkey } from '../helpers/latchkey.js'
+import { describe, expect } from 'vitest'
+import { createDevice } from '../helpers/devices.js'
+import { it as base, type TestLatchkey } from '../helpers/latchkey.js'
 
-let t: TestLatchkey
-let seam: SeamHttp
-const locks: VirtualLock[] = []
-
-beforeEach(async () => {
-  t = await startTestLatchkey()
-  seam = new SeamHttp({ apiKey: t.apiKey, endpoint: t.lk.httpUrl })
-})
-
-afterEach(async () => {
-  for (const lock of locks.splice(0)) await lock.stop().catch(() => {})
-  await t.close()
+/** `latchkey` plus `seam`: the SDK pointed at it with the workspace key. */
+const it = base.extend<{ seam: SeamHttp }>({
+  seam: async ({ latchkey }, use) => use(new SeamHttp({ apiKey: latchkey.apiKey, endpoint: latchkey.lk.httpUrl })),
 })
 
 /** The SDK's failure error carries the attempt's error type as `code`. */
 const codeOf = (error: unknown) => (error as { code?: string }).code
 
-const polls = () => t.lk.metrics.get('http_requests_total', { route: '/action_attempts/get', status: '200' })
-
-async function lock(options: Parameters<typeof onlineLock>[1] = {}) {
-  const made = await onlineLock(t, options)
-  locks.push(made.lock)
-  return made
-}
+const polls = (t: TestLatchkey) =>
+  t.lk.metrics.get('http_requests_total', { route: '/action_attempts/get', status: '200' })
 
 describe('the @seamapi/http SDK against latchkey', () => {
-  it('reads devices and locks', async () => {
+  it('reads devices and locks', async ({ latchkey: t, seam, lock }) => {
     // Scenario: devices.get/list and locks.get/list return the device with its live properties.
-    const { device } = await lock({ initialState: { locked: true, battery_level: 0.7 } })
+    const { device } = await lock(t, { initialState: { locked: true, battery_level: 0.7 } })
     await createDevice(t, 'never connected')
     const got = await seam.devices.get({ device_id: device.deviceId })
     expect(got).toMatchObject({
@@ -51,7 +36,7 @@ describe('the @seamapi/http SDK against latchkey', () => {
     expect((await seam.locks.list()).length).toBe(2)
   })
 
-  it('maps errors to the SDK error classes', async () => {
+  it('maps errors to the SDK error classes', async ({ latchkey: t, seam }) => {
     // Scenario: a bad key → SeamHttpUnauthorizedError; a missing device_id → SeamHttpInvalidInputError; unknown id → 404 type.
     const stranger = new SeamHttp({ apiKey: 'seam_0notakeynotakeynotakeynotakey', endpoint: t.lk.httpUrl })
     await expect(stranger.devices.list()).rejects.toBeInstanceOf(SeamHttpUnauthorizedError)
@@ -62,10 +47,10 @@ describe('the @seamapi/http SDK against latchkey', () => {
     })
   })
 
-  it('locks a door and returns the settled attempt without polling', async () => {
+  it('locks a door and returns the settled attempt without polling', async ({ latchkey: t, seam, lock }) => {
     // Scenario: an instantly acking lock → lockDoor (default waitForActionAttempt) resolves success in one call.
-    const { device } = await lock()
-    const before = polls()
+    const { device } = await lock(t)
+    const before = polls(t)
     const attempt = await seam.locks.lockDoor({ device_id: device.deviceId })
     expect(attempt).toMatchObject({
       status: 'success',
@@ -73,29 +58,33 @@ describe('the @seamapi/http SDK against latchkey', () => {
       result: { was_confirmed_by_device: true },
       error: null,
     })
-    expect(polls()).toBe(before)
+    expect(polls(t)).toBe(before)
     expect((await seam.locks.get({ device_id: device.deviceId })).properties.locked).toBe(true)
   })
 
-  it('unlocks a door', async () => {
+  it('unlocks a door', async ({ latchkey: t, seam, lock }) => {
     // Scenario: unlockDoor → success, the lock's state follows.
-    const { device, lock: sim } = await lock({ initialState: { locked: true } })
+    const { device, lock: sim } = await lock(t, { initialState: { locked: true } })
     const attempt = await seam.locks.unlockDoor({ device_id: device.deviceId })
     expect(attempt).toMatchObject({ status: 'success', action_type: 'UNLOCK_DOOR' })
     expect(sim.state.locked).toBe(false)
   })
 
-  it('surfaces a jammed lock as SeamActionAttemptFailedError with code lock_jammed', async () => {
+  it('surfaces a jammed lock as SeamActionAttemptFailedError with code lock_jammed', async ({
+    latchkey: t,
+    seam,
+    lock,
+  }) => {
     // Scenario: the lock acks error lock_jammed.
-    const { device } = await lock({ behaviour: { jam: 1 } })
+    const { device } = await lock(t, { behaviour: { jam: 1 } })
     const failure = await seam.locks.lockDoor({ device_id: device.deviceId }).catch((error: unknown) => error)
     expect(failure).toBeInstanceOf(SeamActionAttemptFailedError)
     expect(codeOf(failure)).toBe('lock_jammed')
   })
 
-  it('settles a silent lock as action_attempt_expired at its deadline', async () => {
+  it('settles a silent lock as action_attempt_expired at its deadline', async ({ latchkey: t, seam, lock }) => {
     // Scenario: the lock never acks; timeout_ms 1000 → the SDK's first poll sees the expired attempt.
-    const { device } = await lock({ behaviour: { silent: 1 } })
+    const { device } = await lock(t, { behaviour: { silent: 1 } })
     const failure = await seam.locks
       .lockDoor({ device_id: device.deviceId, timeout_ms: 1000 } as { device_id: string })
       .catch((error: unknown) => error)
@@ -103,25 +92,25 @@ describe('the @seamapi/http SDK against latchkey', () => {
     expect(codeOf(failure)).toBe('action_attempt_expired')
   })
 
-  it('fails at once with device_offline for a lock that is not connected', async () => {
+  it('fails at once with device_offline for a lock that is not connected', async ({ latchkey: t, seam }) => {
     // Scenario: the device exists but never connected.
     const device = await createDevice(t)
     const failure = await seam.locks.lockDoor({ device_id: device.deviceId }).catch((error: unknown) => error)
     expect(codeOf(failure)).toBe('device_offline')
   })
 
-  it('answers sync: true with the settled attempt in one round trip', async () => {
+  it('answers sync: true with the settled attempt in one round trip', async ({ latchkey: t, lock }) => {
     // Scenario: a lock slower than the 500 ms grace wait → sync: true still returns success in one call; sync: false returns pending.
-    const { device } = await lock({ behaviour: { ackLatencyMs: 700 } })
+    const { device } = await lock(t, { behaviour: { ackLatencyMs: 700 } })
     const res = await t.call('/locks/lock_door', { device_id: device.deviceId, sync: true })
     expect(res.body.action_attempt.status).toBe('success')
     const quick = await t.call('/locks/unlock_door', { device_id: device.deviceId, sync: false })
     expect(quick.body.action_attempt.status).toBe('pending')
   })
 
-  it('reads attempts back by id, by device and in pages', async () => {
+  it('reads attempts back by id, by device and in pages', async ({ latchkey: t, seam, lock }) => {
     // Scenario: three attempts → get each, list by device newest first, page with limit 1.
-    const { device } = await lock()
+    const { device } = await lock(t)
     const ids: string[] = []
     for (const action of ['lockDoor', 'unlockDoor', 'lockDoor'] as const)
       ids.push((await seam.locks[action]({ device_id: device.deviceId })).action_attempt_id)

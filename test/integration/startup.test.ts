@@ -1,25 +1,31 @@
 import Database from 'better-sqlite3'
 import { existsSync, readFileSync, rmSync, statSync } from 'node:fs'
 import { join } from 'node:path'
-import { afterEach, describe, expect, it } from 'vitest'
+import { describe, expect } from 'vitest'
 import { startLatchkey } from '../../src/latchkey.js'
 import { openDatabase, schemaVersion } from '../../src/store/sqlite/database.js'
 import { MIGRATIONS } from '../../src/store/sqlite/migrations.js'
-import { onlineLock } from '../helpers/devices.js'
-import { request, startTestLatchkey, tempDataDir, testConfig } from '../helpers/latchkey.js'
+import { it as base, request, tempDataDir, testConfig } from '../helpers/latchkey.js'
 
-const dirs: string[] = []
-afterEach(() => {
-  for (const dir of dirs.splice(0)) rmSync(dir, { recursive: true, force: true })
+/** `dir()`: a fresh data dir, removed after the test. */
+const it = base.extend<{ dir: () => string }>({
+  dir: async ({ defer }, use) => {
+    await use(() => {
+      const dir = tempDataDir()
+      defer(() => rmSync(dir, { recursive: true, force: true }))
+      return dir
+    })
+  },
 })
 
 describe('start-up', () => {
-  it('bootstraps a workspace, an API key and an admin key once, in a 0600 file', async () => {
+  it('bootstraps a workspace, an API key and an admin key once, in a 0600 file', async ({ dir, defer }) => {
     // Scenario: first start on an empty DATA_DIR without ADMIN_API_KEY, then a restart on the same directory.
-    const dataDir = tempDataDir()
-    dirs.push(dataDir)
+    const dataDir = dir()
     const config = { ...testConfig(dataDir), ADMIN_API_KEY: undefined }
     const first = await startLatchkey(config)
+    let firstClosed = false
+    defer(() => firstClosed || first.close())
     const creds = first.bootstrap
     expect(creds?.api_key).toMatch(/^seam_[0-9][0-9A-Za-z]{31}$/)
     expect(creds?.admin_api_key).toMatch(/^seam_admin_/)
@@ -29,48 +35,40 @@ describe('start-up', () => {
     const ws = await request(first.httpUrl, '/workspaces/get', {}, creds?.api_key ?? '')
     expect(ws.body.workspace.workspace_id).toBe(creds?.workspace_id)
     await first.close()
+    firstClosed = true
 
     const second = await startLatchkey(config)
-    try {
-      expect(second.bootstrap).toBeUndefined()
-      expect(second.generatedAdminKey).toBeUndefined()
-      // Both keys from the first start still work; there is still exactly one workspace.
-      const listed = await request(second.httpUrl, '/workspaces/list', {}, creds?.admin_api_key ?? '')
-      expect(listed.body.workspaces).toHaveLength(1)
-      expect((await request(second.httpUrl, '/devices/list', {}, creds?.api_key ?? '')).status).toBe(200)
-      // The database holds hashes, never the keys themselves.
-      const db = new Database(join(dataDir, 'latchkey.db'), { readonly: true })
-      const dump =
-        JSON.stringify(db.prepare('SELECT * FROM api_keys').all()) +
-        JSON.stringify(db.prepare('SELECT * FROM settings').all())
-      db.close()
-      expect(dump).not.toContain(creds?.api_key)
-      expect(dump).not.toContain(creds?.admin_api_key)
-    } finally {
-      await second.close()
-    }
+    defer(() => second.close())
+    expect(second.bootstrap).toBeUndefined()
+    expect(second.generatedAdminKey).toBeUndefined()
+    // Both keys from the first start still work; there is still exactly one workspace.
+    const listed = await request(second.httpUrl, '/workspaces/list', {}, creds?.admin_api_key ?? '')
+    expect(listed.body.workspaces).toHaveLength(1)
+    expect((await request(second.httpUrl, '/devices/list', {}, creds?.api_key ?? '')).status).toBe(200)
+    // The database holds hashes, never the keys themselves.
+    const db = new Database(join(dataDir, 'latchkey.db'), { readonly: true })
+    const dump =
+      JSON.stringify(db.prepare('SELECT * FROM api_keys').all()) +
+      JSON.stringify(db.prepare('SELECT * FROM settings').all())
+    db.close()
+    expect(dump).not.toContain(creds?.api_key)
+    expect(dump).not.toContain(creds?.admin_api_key)
   })
 
-  it('counts every device offline after a restart until it announces itself', async () => {
+  it('counts every device offline after a restart until it announces itself', async ({ start, lock }) => {
     // Scenario: a lock is online, latchkey restarts, the lock has not reconnected yet → offline.
-    const t = await startTestLatchkey({ keep: true })
-    dirs.push(t.dataDir)
-    const { lock, device } = await onlineLock(t)
-    lock.kill()
-    await t.lk.close()
-    const again = await startLatchkey(testConfig(t.dataDir))
-    try {
-      const res = await request(again.httpUrl, '/devices/get', { device_id: device.deviceId }, t.apiKey)
-      expect(res.body.device.properties.online).toBe(false)
-    } finally {
-      await again.close()
-    }
+    const t = await start({ keep: true })
+    const { lock: sim, device } = await lock(t)
+    sim.kill()
+    await t.close()
+    const again = await start({ dataDir: t.dataDir })
+    const res = await again.call('/devices/get', { device_id: device.deviceId }, t.apiKey)
+    expect(res.body.device.properties.online).toBe(false)
   })
 
-  it('migrates a database written by an older version, keeping its rows', () => {
+  it('migrates a database written by an older version, keeping its rows', ({ dir }) => {
     // Scenario: a database at schema version 1 is opened by the current code → every migration applied, data kept.
-    const dataDir = tempDataDir()
-    dirs.push(dataDir)
+    const dataDir = dir()
     const file = join(dataDir, 'old.db')
     const old = openDatabase(file, MIGRATIONS.slice(0, 1))
     expect(schemaVersion(old)).toBe(1)
@@ -86,10 +84,9 @@ describe('start-up', () => {
     current.close()
   })
 
-  it('refuses a database newer than the code', () => {
+  it('refuses a database newer than the code', ({ dir }) => {
     // Scenario: user_version beyond the known migrations → a clear error, not silent damage.
-    const dataDir = tempDataDir()
-    dirs.push(dataDir)
+    const dataDir = dir()
     const file = join(dataDir, 'new.db')
     const db = openDatabase(file)
     db.pragma(`user_version = ${MIGRATIONS.length + 1}`)

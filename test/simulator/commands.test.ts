@@ -1,6 +1,7 @@
-import { describe, expect } from 'vitest'
+import { describe, expect, vi } from 'vitest'
 import { DeviceStateSchema, deviceTopic, type LockAction } from '../../devices/index.js'
 import type { BehaviourInput } from '../../simulator/index.js'
+import { FakeClock } from '../helpers/fake-clock.js'
 import { buildCommand, it } from './helpers.js'
 
 describe('VirtualLock commands', () => {
@@ -149,14 +150,28 @@ describe('VirtualLock commands', () => {
   })
 
   it('acks success only after expires_at with the late knob', async ({ mqtt }) => {
-    // Scenario: lateAck=1 models firmware ignoring the deadline; the success ack lands after expires_at.
-    const lock = await mqtt.startLock({ behaviour: { lateAck: 1, lateAckMarginMs: 20 } })
-    const expiresAt = Date.now() + 150
+    // Scenario: lateAck=1 models firmware ignoring the deadline; on the lock's own (fake) clock the success ack goes
+    // out at expires_at + lateAckMarginMs, not a millisecond before.
+    const clock = new FakeClock(Date.now())
+    const lock = await mqtt.startLock({
+      now: () => clock.now(),
+      timers: clock,
+      behaviour: { lateAck: 1, lateAckMarginMs: 20 },
+    })
+    const expiresAt = clock.now() + 150
     const command = buildCommand({ expires_at: new Date(expiresAt).toISOString() })
+    const received = lock.next('command')
     await mqtt.send(lock.deviceId, command)
+    await received
+    await vi.waitFor(() => expect(clock.pending).toBe(1))
+    clock.advance(169)
+    expect(clock.pending).toBe(1)
+    expect(lock.counters.acksSent.success).toBe(0)
+    const acked = lock.next('acked')
+    clock.advance(1)
+    await acked
+    expect(clock.now()).toBe(expiresAt + 20)
     await mqtt.waitForAcks(lock.deviceId, command.command_id)
-    const arrival = mqtt.received.find((m) => m.topic === deviceTopic(lock.deviceId, 'acks'))
-    expect(arrival?.at).toBeGreaterThan(expiresAt)
     expect(mqtt.acks(lock.deviceId, command.command_id)[0]?.status).toBe('success')
   })
 })

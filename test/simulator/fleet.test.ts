@@ -5,7 +5,7 @@ import type { AddressInfo } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { randomUUID } from 'node:crypto'
-import { afterEach, describe, expect, test } from 'vitest'
+import { describe, expect } from 'vitest'
 import { deviceTopic } from '../../devices/index.js'
 import {
   Fleet,
@@ -16,7 +16,7 @@ import {
 } from '../../simulator/index.js'
 import { buildCommand, it } from './helpers.js'
 
-/** A stand-in for `POST /devices/create` (SPEC §5) that records what it was sent. */
+/** A stand-in for `POST /devices/create` (docs/api.md) that records what it was sent. */
 async function fakeConnectApi(mqttUrl = 'mqtt://broker.internal:1883') {
   const requests: Array<{ auth: string | undefined; body: unknown; path: string | undefined }> = []
   let inFlight = 0
@@ -50,16 +50,11 @@ async function fakeConnectApi(mqttUrl = 'mqtt://broker.internal:1883') {
   return { url: `http://127.0.0.1:${port}`, requests, maxInFlight: () => maxInFlight, close: () => server.close() }
 }
 
-const cleanups: Array<() => unknown> = []
-afterEach(async () => {
-  for (const cleanup of cleanups.splice(0)) await cleanup()
-})
-
 describe('fleet provisioning', () => {
-  test('creates devices through the Connect API with bounded concurrency', async () => {
+  it('creates devices through the Connect API with bounded concurrency', async ({ defer }) => {
     // Scenario: 40 devices, at most 8 requests at once, names numbered, key sent as Bearer, broker URL overridden.
     const api = await fakeConnectApi()
-    cleanups.push(api.close)
+    defer(api.close)
     const creds = await provisionDevices({
       apiUrl: api.url,
       apiKey: 'seam_test',
@@ -77,24 +72,24 @@ describe('fleet provisioning', () => {
     expect(api.maxInFlight()).toBeLessThanOrEqual(8)
   })
 
-  test('fails with the HTTP status when the API refuses', async () => {
+  it('fails with the HTTP status when the API refuses', async ({ defer }) => {
     // Scenario: a wrong key: the error names the status, not a JSON parse failure.
     const server = createServer((_req, res) => {
       res.statusCode = 401
       res.end(JSON.stringify({ error: { type: 'unauthorized', message: 'bad key' }, ok: false }))
     }).listen(0, '127.0.0.1')
     await once(server, 'listening')
-    cleanups.push(() => server.close())
+    defer(() => server.close())
     const apiUrl = `http://127.0.0.1:${(server.address() as AddressInfo).port}`
     await expect(provisionDevices({ apiUrl, apiKey: 'seam_bad', count: 1 })).rejects.toThrow(/HTTP 401/)
   })
 
-  test('saves credentials to an owner-only file and reads them back', async () => {
+  it('saves credentials to an owner-only file and reads them back', async ({ defer }) => {
     // Scenario: --save then --from round-trips the credentials, and the file is mode 0600.
     const api = await fakeConnectApi()
-    cleanups.push(api.close)
+    defer(api.close)
     const dir = await mkdtemp(join(tmpdir(), 'latchkey-sim-'))
-    cleanups.push(() => rm(dir, { recursive: true, force: true }))
+    defer(() => rm(dir, { recursive: true, force: true }))
     const path = join(dir, 'creds.json')
     const fleet = await Fleet.provision({ apiUrl: api.url, apiKey: 'seam_test', count: 3 })
     await fleet.saveCredentials(path)
@@ -107,7 +102,7 @@ describe('fleet provisioning', () => {
 })
 
 describe('fleet on a broker', () => {
-  it('starts, counts per outcome, prints the status line and stops cleanly', async ({ mqtt }) => {
+  it('starts, counts per outcome, prints the status line and stops cleanly', async ({ mqtt, defer }) => {
     // Scenario: 4 locks, one overridden to jam; a command each; the status line sums outcomes; stop → all offline.
     const credentials: DeviceCredentials[] = Array.from({ length: 4 }, () => ({
       device_id: randomUUID(),
@@ -120,7 +115,7 @@ describe('fleet on a broker', () => {
       connectConcurrency: 2,
       behaviourFor: (id) => (id === jammer ? { jam: 1 } : undefined),
     })
-    cleanups.push(() => fleet.stop())
+    defer(() => fleet.stop())
     expect(await fleet.start()).toEqual([])
     expect(fleet.statusLine()).toBe('locks 4/4 online | commands 0 | acks success 0 error 0 silent 0 | dup 0')
     for (const { device_id } of credentials) await mqtt.send(device_id, buildCommand())
@@ -136,7 +131,7 @@ describe('fleet on a broker', () => {
     expect(fleet.counters().online).toBe(0)
   })
 
-  test('status line lists error types, accepted, invalid and events when present', () => {
+  it('status line lists error types, accepted, invalid and events when present', () => {
     // Scenario: the formatter alone, with every optional part present.
     const line = formatStatusLine({
       locks: 2,

@@ -3,9 +3,9 @@ import { EventEmitter, once } from 'node:events'
 import { createServer, type AddressInfo, type Server } from 'node:net'
 import { Aedes, type AedesOptions } from 'aedes'
 import { connectAsync, type MqttClient } from 'mqtt'
-import { test } from 'vitest'
 import { AckSchema, TOPIC_ROOT, deviceTopic, type Ack, type Command, type TopicKind } from '../../devices/index.js'
 import { VirtualLock, type VirtualLockOptions } from '../../simulator/index.js'
+import { it as base } from '../helpers/latchkey.js'
 
 /**
  * A plain aedes broker on 127.0.0.1:0 plus an mqtt.js client playing the orchestrator: it follows every device
@@ -141,12 +141,12 @@ export function buildCommand(overrides: Partial<Command> = {}): Command {
   }
 }
 
-/** `it` with a fresh broker + orchestrator per test, torn down after it. */
-export const it = test.extend<{ mqtt: Harness }>({
-  // eslint-disable-next-line no-empty-pattern -- vitest reads fixture dependencies from this pattern
-  mqtt: async ({}, use) => {
+/** The shared fixtures of test/helpers/latchkey.ts (`defer`…) plus `mqtt`: a fresh broker + orchestrator per test. */
+export const it = base.extend<{ mqtt: Harness }>({
+  // Closed through `defer`, so whatever a test defers after asking for it (a fleet on it) stops first.
+  mqtt: async ({ defer }, use) => {
     const harness = await Harness.start()
+    defer(() => harness.close())
     await use(harness)
-    await harness.close()
   },
 })

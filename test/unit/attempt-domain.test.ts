@@ -247,7 +247,7 @@ describe('attempt state machine', () => {
   })
 
   it('keeps known device error types and the device message', () => {
-    // Scenario: error mapping of SPEC §3.
+    // Scenario: error mapping of docs/mqtt.md#error-types.
     for (const type of [
       'lock_jammed',
       'door_open',

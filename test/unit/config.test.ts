@@ -14,7 +14,7 @@ function problemsOf(env: Record<string, string>): string[] {
 
 describe('configuration', () => {
   it('applies the documented defaults to an empty environment', () => {
-    // Scenario: no variables at all → embedded defaults of SPEC §1.
+    // Scenario: no variables at all → embedded defaults of docs/configuration.md.
     const config = loadConfig({})
     expect(config).toMatchObject({
       PORT: 3000,

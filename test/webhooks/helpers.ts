@@ -3,12 +3,12 @@ import type { AddressInfo } from 'node:net'
 import { SeamHttp } from '@seamapi/http/connect'
 import { Webhook as StandardWebhook } from 'standardwebhooks'
 import { SeamWebhook } from '@seamapi/webhook'
-import { test, vi } from 'vitest'
+import { vi } from 'vitest'
 import type { VirtualLock, VirtualLockOptions } from '../../simulator/index.js'
 import type { DeliveryAttempt } from '../../src/app/store.js'
 import type { Clock } from '../../src/domain/clock.js'
 import { onlineLock } from '../helpers/devices.js'
-import { ADMIN_KEY, startTestLatchkey, type TestLatchkey } from '../helpers/latchkey.js'
+import { ADMIN_KEY, it as base, startTestLatchkey, type TestLatchkey } from '../helpers/latchkey.js'
 
 /** One request a receiver got. */
 export interface Received {
@@ -20,7 +20,8 @@ export interface Received {
   event: any
 }
 
-export type Reply = { status: number; headers?: Record<string, string>; body?: string } | 'hang'
+/** An HTTP answer; `hang` never answers, `reset` drops the connection without one (a network failure). */
+export type Reply = { status: number; headers?: Record<string, string>; body?: string } | 'hang' | 'reset'
 export type Responder = (request: Received, index: number) => Reply
 
 /** A webhook receiver on 127.0.0.1:0 whose answers the test scripts; it records every request. */
@@ -85,6 +86,7 @@ export class Receiver {
     this.received.push(request)
     const reply = this.respond(request, this.received.length - 1)
     if (reply === 'hang') this.hanging.add(res)
+    else if (reply === 'reset') res.socket?.destroy()
     else res.writeHead(reply.status, reply.headers).end(reply.body ?? '')
   }
 }
@@ -141,13 +143,9 @@ export interface Workspace {
   workspaceId: string
 }
 
-/** Everything a test starts, closed in reverse order at teardown. */
+/** Everything a test starts, closed in reverse order at teardown by the shared `defer` fixture. */
 export class Rig {
-  private readonly closers: Array<() => Promise<unknown>> = []
-
-  defer(close: () => Promise<unknown>): void {
-    this.closers.push(close)
-  }
+  constructor(readonly defer: (close: () => unknown) => void) {}
 
   async latchkey(
     options: { env?: Record<string, string>; clock?: Clock; dataDir?: string; keep?: boolean } = {},
@@ -182,20 +180,14 @@ export class Rig {
   seam(t: TestLatchkey, apiKey = t.apiKey): SeamHttp {
     return new SeamHttp({ apiKey, endpoint: t.lk.httpUrl })
   }
-
-  async close(): Promise<void> {
-    for (const close of this.closers.splice(0).reverse()) await close().catch(() => {})
-  }
 }
 
-/** `it` with a `rig` fixture whose teardown closes every server, lock and latchkey the test started. */
-export const it = test.extend<{ rig: Rig }>({
-  // eslint-disable-next-line no-empty-pattern
-  rig: async ({}, use) => {
-    const rig = new Rig()
-    await use(rig)
-    await rig.close()
-  },
+/**
+ * The shared fixtures of test/helpers/latchkey.ts plus `rig`, whose `latchkey()` allows loopback webhooks and
+ * whose servers, locks and instances are closed after the test.
+ */
+export const it = base.extend<{ rig: Rig }>({
+  rig: async ({ defer }, use) => use(new Rig(defer)),
 })
 
 /** Creates a webhook and returns it (with its secret). */

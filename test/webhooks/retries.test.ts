@@ -83,7 +83,7 @@ describe('retries', () => {
     expect(delivery).toMatchObject({ status: 'failed', next_attempt_at: null, attempt_count: 3 })
     expect(attempts.map((a) => a.signature)).toEqual(receiver.received.map((r) => r.headers['webhook-signature']))
 
-    // The evidence chain of SPEC §9 recomputes from the rows alone.
+    // The evidence chain of docs/deliveries.md recomputes from the rows alone.
     let previous = ''
     for (const attempt of attempts) {
       const text = `${previous}\n${attempt.attempt_id}\n${attempt.signature}\n${attempt.response_code ?? ''}\n${attempt.attempted_at}`

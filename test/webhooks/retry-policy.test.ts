@@ -38,7 +38,7 @@ describe('retry schedule', () => {
     [6, 0, 28_800_000],
     [6, 1, 43_200_000],
   ])('retry %i with random %f waits %i ms (±20 %% jitter)', (index, random, ms) => {
-    // Scenario: SPEC §7 default schedule; random 0 → −20 %, 0.5 → exact, 1 → +20 %.
+    // Scenario: the default schedule of docs/webhooks.md; random 0 → −20 %, 0.5 → exact, 1 → +20 %.
     expect(retryDelayMs(SCHEDULE, index, () => random)).toBe(ms)
   })
 
@@ -168,7 +168,7 @@ describe('after an attempt', () => {
       { delivery: 'failed', willRetry: false },
     ],
   ])('%s', (_name, result, context, disableAfter, expected) => {
-    // Scenario: the pure decision the store commits with each attempt (SPEC §7).
+    // Scenario: the pure decision the store commits with each attempt (docs/webhooks.md).
     expect(decideAfterAttempt(result, ctx(context), policy(0.5, disableAfter), NOW)).toMatchObject(expected)
   })
 })

@@ -22,7 +22,7 @@ export interface ConnectApiDeps {
   webhooks: WebhookService
 }
 
-/** The Seam-dialect Connect API, mounted at `/` (SPEC §5). */
+/** The Seam-dialect Connect API, mounted at `/` (docs/api.md). */
 export async function connectApi(app: FastifyInstance, deps: ConnectApiDeps): Promise<void> {
   app.setErrorHandler((error, request, reply) => sendConnectError(error, request, reply))
 

@@ -5,7 +5,7 @@ import { batteryStatus, type DeviceRecord } from '../../domain/device.js'
 import type { Page } from '../../app/store.js'
 import type { Webhook } from '../../domain/webhook.js'
 
-/** The Seam-shaped device object of SPEC §5. */
+/** The Seam-shaped device object of docs/api.md. */
 export function presentDevice(device: DeviceRecord) {
   const p = device.props
   return {

@@ -3,7 +3,7 @@ import { LatchkeyError } from '../../domain/errors.js'
 import { ERROR_STATUS } from '../error-status.js'
 
 /**
- * Errors of the Outpost dialect (SPEC §8): `{message, data?}` with the status of the shared table. As Outpost does, a field
+ * Errors of the Outpost dialect (docs/deliveries.md): `{message, data?}`, status from the shared table. As Outpost does, a field
  * that fails validation is 422 `validation error` with `data` naming it; a request that is wrong as a whole (a bad
  * cursor, `next` with `prev`, a disabled destination) is 400.
  */

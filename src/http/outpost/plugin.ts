@@ -20,7 +20,7 @@ declare module 'fastify' {
 }
 
 /**
- * The Outpost-dialect delivery API, mounted at `/api/v1` (SPEC §8). The admin key sees every tenant; a tenant JWT
+ * The Outpost-dialect delivery API at `/api/v1` (docs/deliveries.md). The admin key sees every tenant; a tenant JWT
  * only its own; anything else, workspace API keys included, is 401.
  */
 export async function outpostApi(app: FastifyInstance, deps: OutpostApiDeps): Promise<void> {
@@ -34,7 +34,7 @@ export async function outpostApi(app: FastifyInstance, deps: OutpostApiDeps): Pr
   )
 
   async function scopeOf(token: string): Promise<TenantScope | undefined> {
-    // A token shaped like a JWT is verified as one and never looked up as a key (SPEC §2).
+    // A token shaped like a JWT is verified as one and never looked up as a key (docs/deliveries.md).
     if (looksLikeJwt(token)) {
       const tenantId = await deps.tokens.verify(token)
       return tenantId === undefined ? undefined : { kind: 'tenant', tenantId }

@@ -3,7 +3,7 @@ import type { DeliveryAttempt } from '../../app/store.js'
 import type { Includes } from './query.js'
 
 /**
- * Outpost-shaped objects (SPEC §8), as the Outpost SDK validates them: ids strings, `status` success|failed, `code` a
+ * Outpost-shaped objects (docs/deliveries.md), as its SDK validates them: ids strings, `status` success|failed, `code` a
  * string, times RFC 3339 with `Z` (attempts are stored that way).
  */
 

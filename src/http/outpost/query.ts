@@ -3,7 +3,7 @@ import type { AttemptListInput } from '../../app/delivery-log.js'
 import type { TimeRange } from '../../app/store.js'
 
 /**
- * The query strings of the Outpost dialect (SPEC §8), validated by zod (which also documents them in /openapi.json)
+ * The Outpost dialect's query strings (docs/deliveries.md), validated by zod (which also documents them in /openapi.json)
  * and then folded into one list input: repeated and comma-separated values, `time[op]` brackets, and the older
  * spellings (`time_gte`, `time_lte`, `next_cursor`, `prev_cursor`, `direction`) that older clients still send.
  */

@@ -18,7 +18,7 @@ function scopeOf(request: FastifyRequest): TenantScope {
   return request.tenantScope
 }
 
-/** Attempts, single and listed, on every route that returns them (SPEC §8). */
+/** Attempts, single and listed, on every route that returns them (docs/deliveries.md). */
 export function registerOutpostRoutes(app: FastifyInstance, log: DeliveryLog): void {
   const api = app.withTypeProvider<ZodTypeProvider>()
 

@@ -4,7 +4,7 @@ import { LatchkeyError } from '../../domain/errors.js'
 import { ERROR_STATUS } from '../error-status.js'
 
 /**
- * Errors of the v1 dialect (SPEC §9): every 4xx and 5xx is `application/problem+json` (RFC 9457)
+ * Errors of the v1 dialect (docs/deliveries.md): every 4xx and 5xx is `application/problem+json` (RFC 9457)
  * `{type, title, status, detail, instance}`, with `instance` the request id (also sent as `seam-request-id`).
  * `type` is `about:blank`: the status says it all, and `title` is its reason phrase.
  */

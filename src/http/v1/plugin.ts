@@ -44,7 +44,7 @@ function scopeOf(request: FastifyRequest): KeyScope {
 }
 
 /**
- * The v1-dialect delivery API, mounted at `/v1` (SPEC §9): a tenant's own workspace API key, or the admin key.
+ * The v1-dialect delivery API at `/v1` (docs/deliveries.md): a tenant's own workspace API key, or the admin key.
  * Another tenant's path answers exactly as a missing tenant.
  */
 export async function v1Api(app: FastifyInstance, deps: V1ApiDeps): Promise<void> {

@@ -50,7 +50,7 @@ interface Job {
 /**
  * Group commit: every write requested during one event-loop turn runs in one transaction, each job in its own
  * savepoint so that one failing job rolls back alone. Promises resolve only after the commit. A commit per write
- * caps at ~13k/s on these machines; grouped writes reach ~120k/s (NOTES.md).
+ * caps at ~13k/s on these machines; grouped writes reach ~120k/s (docs/operations.md#group-commit).
  */
 export class WriteQueue {
   private jobs: Job[] = []

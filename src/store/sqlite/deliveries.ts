@@ -83,7 +83,7 @@ export function toAttempt(row: AttemptRow): DeliveryAttempt {
   }
 }
 
-/** The evidence chain of SPEC §9: each attempt's hash covers the previous one of the same delivery. */
+/** The evidence chain of docs/deliveries.md: each attempt's hash covers the previous one of the same delivery. */
 export function evidenceId(
   previous: string | null,
   attemptId: string,
@@ -166,7 +166,7 @@ export class SqliteDeliveries implements DeliveryStore {
     }
   }
 
-  /** One delivery per matching webhook, in the event's own transaction (SPEC §6 outbox); held while disabled. */
+  /** One delivery per matching webhook, in the event's transaction (outbox, docs/design.md); held if disabled. */
   insertForEvent(event: LatchkeyEvent, eventSeq: number): void {
     for (const webhook of this.webhooks.matching(event.workspace_id, event.event_type)) {
       this.stmts.insert.run(

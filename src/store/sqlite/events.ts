@@ -12,7 +12,7 @@ interface EventRow {
 
 /**
  * The event log, and the outbox writer every other repository calls inside its own transaction: an event is
- * committed with the change that caused it or not at all (SPEC §6), and so is one delivery per webhook it goes to.
+ * committed with its change or not at all (the outbox, docs/design.md), and so is one delivery per webhook it goes to.
  */
 export class SqliteEvents implements EventStore {
   private readonly insert

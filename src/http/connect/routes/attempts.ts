@@ -19,7 +19,7 @@ function idempotencyKey(header: string | string[] | undefined): string | undefin
   return key
 }
 
-/** Lock commands and the attempts that track them (SPEC §4–5). */
+/** Lock commands and the attempts that track them (docs/api.md). */
 export function registerAttemptRoutes(app: FastifyInstance, attempts: AttemptService): void {
   for (const [path, action] of [
     ['/locks/lock_door', 'LOCK_DOOR'],

@@ -13,7 +13,7 @@ const ListInput = z.object({
   created_before: z.iso.datetime({ offset: true }).optional(),
 })
 
-/** Devices and their lock-shaped aliases (SPEC §5). Every mqtt_lock is a lock, so /locks/* list the same objects. */
+/** Devices and their lock-shaped aliases (docs/api.md). Every mqtt_lock is a lock: /locks/* list the same objects. */
 export function registerDeviceRoutes(app: FastifyInstance, devices: DeviceService): void {
   connectRoute(app, {
     path: '/devices/create',

@@ -28,7 +28,7 @@ function both<T>(one: T | undefined, many: T[] | undefined): T[] | undefined {
   return all.length > 0 ? all : undefined
 }
 
-/** The event log (SPEC §5–6): newest first, the last 24 h unless `since` or `between` says otherwise. */
+/** The event log (docs/api.md#events): newest first, the last 24 h unless `since` or `between` says otherwise. */
 export function registerEventRoutes(app: FastifyInstance, events: EventService): void {
   connectRoute(app, {
     path: '/events/list',

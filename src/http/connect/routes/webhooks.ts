@@ -12,7 +12,7 @@ const EventTypes = z
 const Url = z.string().min(1).max(2048)
 const WebhookId = z.object({ webhook_id: z.string().min(1) })
 
-/** Webhooks on the routes the Seam SDK calls (SPEC §5, §7). */
+/** Webhooks on the routes the Seam SDK calls (docs/api.md, docs/webhooks.md). */
 export function registerWebhookRoutes(app: FastifyInstance, webhooks: WebhookService): void {
   connectRoute(app, {
     path: '/webhooks/create',

@@ -142,4 +142,24 @@ describe('webhook HTTP client', () => {
     })
     expect(s.requests).toHaveLength(0)
   })
+  it('reports anything else that throws as an internal failure, never a rejection', async () => {
+    // Scenario: a guard that throws while checking the host → stage internal with its message; send() resolves.
+    const guard = createUrlGuard({ allowedCidrs: ['127.0.0.0/8'] })
+    const broken = createHttpSender({
+      timeoutMs: 5000,
+      clock: new FakeClock(),
+      guard: {
+        ...guard,
+        literalRefusal: () => {
+          throw new Error('guard broke')
+        },
+      },
+    })
+    closers.push(() => broken.close())
+    expect(await broken.send({ url: 'http://127.0.0.1:9/', headers: {}, body: '{}' })).toEqual({
+      kind: 'no_response',
+      failure: { stage: 'internal', message: 'guard broke' },
+      durationMs: 0,
+    })
+  })
 })

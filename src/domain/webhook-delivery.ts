@@ -66,7 +66,7 @@ export type DeliveryDecision =
   | { kind: 'failed'; failures: number; disable: WebhookDisabledReason | null }
   /** The webhook was deleted: the delivery is dropped. */
   | { kind: 'cancelled'; failures: number }
-  /** A manual attempt failed on a delivery already delivered: it stays delivered. */
+  /** An attempt outside the schedule (manual, or overtaken by one) failed on a delivered delivery: it stays so. */
   | { kind: 'still_delivered'; failures: number; disable: WebhookDisabledReason | null }
 
 /**
@@ -159,7 +159,9 @@ export function decideAfterAttempt(
   if (ctx.webhookDeleted) return { kind: 'cancelled', failures }
   const disable = disableReason(failure, ctx, failures, policy)
   const enabledAfter = ctx.webhookEnabled && disable === null
-  if (ctx.manual) return afterManualFailure(ctx, failures, disable, enabledAfter, nowMs)
+  // A manual attempt leaves the automatic schedule as it was. An automatic one on a delivery settled meanwhile (a
+  // manual attempt delivered it while this one was in flight) must not revive it either.
+  if (ctx.manual || ctx.status !== 'pending') return keepingSchedule(ctx, failures, disable, enabledAfter, nowMs)
   // Disabled (before or by this attempt): held, not dropped, until the webhook is enabled again.
   if (!enabledAfter) return { kind: 'held', failures, disable }
   const scheduled = retryDelayMs(policy.scheduleSeconds, ctx.retriesScheduled, policy.random)
@@ -168,8 +170,8 @@ export function decideAfterAttempt(
   return { kind: 'retry', at, retriesScheduled: ctx.retriesScheduled + 1, failures }
 }
 
-/** A manual attempt leaves the automatic schedule as it was; a webhook it disables holds the delivery. */
-function afterManualFailure(
+/** A failure that leaves the delivery's state and schedule as they were, except that a disabled webhook holds it. */
+function keepingSchedule(
   ctx: DeliveryContext,
   failures: number,
   disable: WebhookDisabledReason | null,

@@ -132,12 +132,11 @@ export function createHttpSender(options: { timeoutMs: number; clock: Clock; gua
       timedOut = true
       abort.abort(new Error(`timed out after ${options.timeoutMs} ms`))
     }, options.timeoutMs)
-    let code = 0
-    let headers: Record<string, string | string[]> | undefined
+    let head: { code: number; headers: Record<string, string | string[]> } | undefined
     const chunks: Buffer[] = []
-    const answered = (): SendOutcome => ({
+    const answered = (got: NonNullable<typeof head>): SendOutcome => ({
       kind: 'response',
-      response: { code, headers: headers ?? {}, body: Buffer.concat(chunks).toString('utf8') },
+      response: { code: got.code, headers: got.headers, body: Buffer.concat(chunks).toString('utf8') },
       durationMs: performance.now() - started,
     })
     try {
@@ -149,13 +148,12 @@ export function createHttpSender(options: { timeoutMs: number; clock: Clock; gua
         body: request.body,
         signal: abort.signal,
       })
-      code = response.statusCode
-      headers = response.headers as Record<string, string | string[]>
+      head = { code: response.statusCode, headers: response.headers as Record<string, string | string[]> }
       await readCapped(response.body, chunks)
-      return answered()
+      return answered(head)
     } catch (error) {
       // The outcome is the status line: a body still streaming at the deadline is kept as far as it came.
-      if (headers) return answered()
+      if (head) return answered(head)
       const failure: TransportFailure = timedOut
         ? { stage: 'timeout', message: messageOf(abort.signal.reason) }
         : transportFailure(abort.signal.aborted ? abort.signal.reason : error)

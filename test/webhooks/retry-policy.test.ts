@@ -254,6 +254,13 @@ describe('after an attempt', () => {
       { kind: 'still_delivered', failures: 1, disable: null },
     ],
     [
+      'an automatic failure of a delivery delivered meanwhile leaves it delivered',
+      network,
+      { status: 'delivered', nextAttemptAtMs: null, retriesScheduled: 2 },
+      100,
+      { kind: 'still_delivered', failures: 1, disable: null },
+    ],
+    [
       'a manual failure of a delivered delivery can still disable the webhook',
       code(500),
       { manual: true, status: 'delivered', nextAttemptAtMs: null, consecutiveFailures: 2 },

@@ -15,17 +15,17 @@ export type DeliveryStatus = 'pending' | 'delivered' | 'failed' | 'cancelled'
  * and counted toward WEBHOOK_DISABLE_AFTER; see `disablesAtOnce` and the table in docs/webhooks.md.
  */
 export type SendFailure =
-  /** The stored URL cannot be parsed or used (bad percent-encoding, not http or https): nothing was sent. */
+  /** The stored URL cannot be parsed or used (bad percent-encoding, not http or https): nothing was sent. `invalid URL: …` */
   | { stage: 'invalid_url'; message: string }
-  /** The SSRF guard refused the address (an IP literal, or what the name resolved to): nothing was sent. */
+  /** The SSRF guard refused the address (an IP literal, or what the name resolved to): nothing was sent. `refused: …` */
   | { stage: 'refused'; message: string }
-  /** DNS, connect, TLS, reset: no status line arrived. */
+  /** DNS, connect, TLS, reset: no status line arrived. The client's error text, e.g. `connect ECONNREFUSED …`. */
   | { stage: 'network'; message: string; code?: string | undefined }
-  /** No status line within WEBHOOK_TIMEOUT_MS. */
+  /** No status line within WEBHOOK_TIMEOUT_MS. `timed out after …` */
   | { stage: 'timeout'; message: string }
   /** A status line other than 2xx (3xx included: redirects are not followed). */
   | { stage: 'http_status'; code: number; retryAfter?: string | undefined }
-  /** Anything else that threw while the request was prepared or sent (signing, the HTTP client): a latchkey fault. */
+  /** Anything else that threw while the request was prepared or sent (signing, the HTTP client). `internal error: …` */
   | { stage: 'internal'; message: string }
 
 export type FailureStage = SendFailure['stage']
@@ -124,6 +124,29 @@ export function failureMessage(failure: SendFailure): string | null {
       return assertNever(failure)
   }
 }
+
+/**
+ * The stage at which a recorded attempt failed, read back from what it records (its status code and error text:
+ * every stage's text has its own start, see `SendFailure`), or null for a success.
+ */
+export function recordedFailureStage(
+  status: 'success' | 'failed',
+  responseCode: number | null,
+  errorMessage: string | null,
+): FailureStage | null {
+  if (status === 'success') return null
+  if (responseCode !== null) return 'http_status'
+  for (const [prefix, stage] of MESSAGE_PREFIXES) if (errorMessage?.startsWith(prefix)) return stage
+  return 'network'
+}
+
+/** How the error text of each stage without a status line starts; anything else is a network error. */
+const MESSAGE_PREFIXES: ReadonlyArray<readonly [string, FailureStage]> = [
+  ['timed out after ', 'timeout'],
+  ['refused: ', 'refused'],
+  ['invalid URL: ', 'invalid_url'],
+  ['internal error: ', 'internal'],
+]
 
 /** A status line: 2xx is success, anything else a failure at the `http_status` stage. */
 export function responseResult(code: number, retryAfter?: string): AttemptResult {

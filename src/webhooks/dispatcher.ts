@@ -152,7 +152,11 @@ export function createDispatcher(deps: DispatcherDeps): Dispatcher {
         body: plan.body,
       })
     } catch (error) {
-      outcome = { kind: 'no_response', failure: { stage: 'internal', message: messageOf(error) }, durationMs: 0 }
+      outcome = {
+        kind: 'no_response',
+        failure: { stage: 'internal', message: `internal error: ${messageOf(error)}` },
+        durationMs: 0,
+      }
     }
     const result = resultOf(outcome)
     const response = outcome.kind === 'response' ? outcome.response : null

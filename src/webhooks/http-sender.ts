@@ -171,7 +171,11 @@ export function createHttpSender(options: { timeoutMs: number; clock: Clock; gua
         if (!isTarget(to)) return { kind: 'no_response', failure: to, durationMs: 0 }
         return await exchange(to, request)
       } catch (error) {
-        return { kind: 'no_response', failure: { stage: 'internal', message: messageOf(error) }, durationMs: 0 }
+        return {
+          kind: 'no_response',
+          failure: { stage: 'internal', message: `internal error: ${messageOf(error)}` },
+          durationMs: 0,
+        }
       }
     },
 

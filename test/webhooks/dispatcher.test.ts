@@ -166,6 +166,7 @@ describe('dispatcher: whatever fails while sending is a recorded attempt under t
         await until(() => store.recorded.length === n)
         const { input, decision } = store.recorded[n - 1] as (typeof store.recorded)[number]
         expect(input).toMatchObject({ attempted_at: iso(at), response_code: null, manual: false })
+        expect(input.error_message).toMatch(/^internal error: /)
         expect(input.error_message).toContain(message)
         expect(decision.outcome.kind).toBe(n < 3 ? 'retry' : 'failed')
       }

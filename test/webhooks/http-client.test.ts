@@ -158,7 +158,7 @@ describe('webhook HTTP client', () => {
     closers.push(() => broken.close())
     expect(await broken.send({ url: 'http://127.0.0.1:9/', headers: {}, body: '{}' })).toEqual({
       kind: 'no_response',
-      failure: { stage: 'internal', message: 'guard broke' },
+      failure: { stage: 'internal', message: 'internal error: guard broke' },
       durationMs: 0,
     })
   })

@@ -6,6 +6,7 @@ import {
   decideAfterAttempt,
   disablesAtOnce,
   failureMessage,
+  recordedFailureStage,
   responseResult,
   type AttemptResult,
   type DeliveryContext,
@@ -38,7 +39,7 @@ const network = failed({ stage: 'network', message: 'connect ECONNREFUSED 203.0.
 const refused = failed({ stage: 'refused', message: 'refused: 127.0.0.1 is a loopback address' })
 const invalidUrl = failed({ stage: 'invalid_url', message: 'invalid URL: not a valid URL' })
 const timeout = failed({ stage: 'timeout', message: 'timed out after 15000 ms' })
-const internal = failed({ stage: 'internal', message: 'boom' })
+const internal = failed({ stage: 'internal', message: 'internal error: boom' })
 
 describe('retry schedule', () => {
   it.each([
@@ -365,11 +366,18 @@ describe('after an attempt', () => {
     [{ stage: 'invalid_url', message: 'invalid URL: x' }, null, 'invalid URL: x'],
     [{ stage: 'network', message: 'connect ECONNREFUSED' }, null, 'connect ECONNREFUSED'],
     [{ stage: 'timeout', message: 'timed out after 15000 ms' }, null, 'timed out after 15000 ms'],
-    [{ stage: 'internal', message: 'boom' }, null, 'boom'],
+    [{ stage: 'internal', message: 'internal error: boom' }, null, 'internal error: boom'],
   ])('failure %j: disables at once → %s, recorded error → %s', (failure, disables, message) => {
-    // Scenario: the failure policy of docs/webhooks.md, one stage at a time.
+    // Scenario: the failure policy of docs/webhooks.md, one stage at a time; the stage reads back from the record.
     expect(disablesAtOnce(failure)).toBe(disables)
     expect(failureMessage(failure)).toBe(message)
+    const code = failure.stage === 'http_status' ? failure.code : null
+    expect(recordedFailureStage('failed', code, message)).toBe(failure.stage)
+  })
+
+  it('reads no failure stage from a success', () => {
+    // Scenario: a 2xx attempt has no stage.
+    expect(recordedFailureStage('success', 204, null)).toBeNull()
   })
 
   it.each([

@@ -221,47 +221,24 @@ function keepingSchedule(
   }
 }
 
-/** The webhook disabled by this attempt, if it was. */
-export function disabledBy(decision: DeliveryDecision): WebhookDisabledReason | null {
-  switch (decision.kind) {
-    case 'held':
-    case 'failed':
-    case 'still_delivered':
-      return decision.disable
-    case 'delivered':
-    case 'retry':
-    case 'cancelled':
-      return null
-    default:
-      return assertNever(decision)
-  }
-}
-
 /** The columns the store commits for `decision`, taken by the attempt on a delivery in state `ctx`. */
 export function attemptRecord(decision: DeliveryDecision, ctx: DeliveryContext): AttemptDecision {
   const kept = ctx.retriesScheduled
   switch (decision.kind) {
     case 'delivered':
-      return record(decision, 'success', 'delivered', false, null, false, kept, 0)
-    case 'retry':
-      return record(
-        decision,
-        'failed',
-        'pending',
-        false,
-        decision.at,
-        true,
-        decision.retriesScheduled,
-        decision.failures,
-      )
+      return record(decision, 'success', 'delivered', false, null, false, kept, 0, null)
+    case 'retry': {
+      const { at, retriesScheduled, failures } = decision
+      return record(decision, 'failed', 'pending', false, at, true, retriesScheduled, failures, null)
+    }
     case 'held':
-      return record(decision, 'failed', 'pending', true, null, false, kept, decision.failures)
+      return record(decision, 'failed', 'pending', true, null, false, kept, decision.failures, decision.disable)
     case 'failed':
-      return record(decision, 'failed', 'failed', false, null, false, kept, decision.failures)
+      return record(decision, 'failed', 'failed', false, null, false, kept, decision.failures, decision.disable)
     case 'cancelled':
-      return record(decision, 'failed', 'cancelled', false, null, false, kept, decision.failures)
+      return record(decision, 'failed', 'cancelled', false, null, false, kept, decision.failures, null)
     case 'still_delivered':
-      return record(decision, 'failed', 'delivered', false, null, false, kept, decision.failures)
+      return record(decision, 'failed', 'delivered', false, null, false, kept, decision.failures, decision.disable)
     default:
       return assertNever(decision)
   }
@@ -278,7 +255,7 @@ function record(
   willRetry: boolean,
   retriesScheduled: number,
   consecutiveFailures: number,
+  disable: WebhookDisabledReason | null,
 ): AttemptDecision {
-  const disable = disabledBy(outcome)
   return { outcome, status, delivery, held, nextAttemptAtMs, willRetry, retriesScheduled, consecutiveFailures, disable }
 }

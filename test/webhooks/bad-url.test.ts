@@ -1,7 +1,7 @@
 import { randomBytes, randomUUID } from 'node:crypto'
-import { describe, expect } from 'vitest'
+import { describe, expect, it as plainIt } from 'vitest'
 import { iso } from '../../src/domain/clock.js'
-import type { Webhook } from '../../src/domain/webhook.js'
+import { unsendableUrl, webhookUrlProblem, type Webhook } from '../../src/domain/webhook.js'
 import { FakeClock } from '../helpers/fake-clock.js'
 import type { TestLatchkey } from '../helpers/latchkey.js'
 import { attemptsOf, createWebhook, it, waitForAttempts } from './helpers.js'
@@ -37,6 +37,22 @@ async function addDevice(t: TestLatchkey): Promise<string> {
 }
 
 describe('webhook URLs that cannot be sent to', () => {
+  plainIt.each<[string, string | undefined, string | undefined]>([
+    ['https://hooks.example.com/latchkey?x=%20y', undefined, undefined],
+    ['https://user:p%40ss@hooks.example.com/', undefined, undefined],
+    ['https://hooks.example.com/caf%C3%A9', undefined, undefined],
+    [BAD_USERINFO, 'invalid percent-encoding in the user name or password (not UTF-8)', 'same'],
+    ['http://%E0%A4@127.0.0.1/', 'invalid percent-encoding in the user name or password (not UTF-8)', 'same'],
+    ['http://127.0.0.1/a%zz', undefined, 'invalid percent-encoding (a % must be followed by two hex digits)'],
+    ['http://127.0.0.1/?q=1%', undefined, 'invalid percent-encoding (a % must be followed by two hex digits)'],
+    ['not a url', 'not a valid URL', 'same'],
+    ['ftp://127.0.0.1/', 'only http and https URLs are allowed, not ftp', 'same'],
+  ])('%s: unsendable → %s; refused at create → %s', (url, unsendable, refused) => {
+    // Scenario: what cannot be sent at all fails each attempt; create and update are stricter (any bad escape).
+    expect(unsendableUrl(url)).toBe(unsendable)
+    expect(webhookUrlProblem(url)).toBe(refused === 'same' ? unsendable : refused)
+  })
+
   it('refuses invalid percent-encoding at create and update with 400 invalid_input', async ({ rig }) => {
     // Scenario: bad escapes in the user info, the path or the query → 400 naming the url field; nothing stored,
     // nothing changed.

@@ -11,11 +11,12 @@ import type { WebhookDisabledReason } from './webhook.js'
 export type DeliveryStatus = 'pending' | 'delivered' | 'failed' | 'cancelled'
 
 /**
- * Why an attempt failed, by the stage it reached. Every kind is recorded as a failed attempt, retried on the schedule
- * and counted toward WEBHOOK_DISABLE_AFTER; see `disablesAtOnce` and the table in docs/webhooks.md.
+ * Why an attempt failed, by the stage it reached. Every kind is recorded as a failed attempt and counted toward
+ * WEBHOOK_DISABLE_AFTER, and all but a 410 are retried on the schedule: see `disablesAtOnce` and the table in
+ * docs/webhooks.md.
  */
 export type SendFailure =
-  /** The stored URL cannot be parsed or used (bad percent-encoding, not http or https): nothing was sent. `invalid URL: …` */
+  /** The stored URL cannot be used (a bad escape in its user info, not http or https): nothing sent. `invalid URL: …` */
   | { stage: 'invalid_url'; message: string }
   /** The SSRF guard refused the address (an IP literal, or what the name resolved to): nothing was sent. `refused: …` */
   | { stage: 'refused'; message: string }

@@ -16,9 +16,9 @@ export type DeliveryStatus = 'pending' | 'delivered' | 'failed' | 'cancelled'
  * docs/webhooks.md.
  */
 export type SendFailure =
-  /** The stored URL cannot be used (a bad escape in its user info, not http or https): nothing sent. `invalid URL: …` */
+  /** The stored URL cannot be used (a bad escape in its user info, not http(s)): nothing sent. `invalid URL: …` */
   | { stage: 'invalid_url'; message: string }
-  /** The SSRF guard refused the address (an IP literal, or what the name resolved to): nothing was sent. `refused: …` */
+  /** The SSRF guard refused the address (an IP literal, or what the name resolved to): nothing sent. `refused: …` */
   | { stage: 'refused'; message: string }
   /** DNS, connect, TLS, reset: no status line arrived. The client's error text, e.g. `connect ECONNREFUSED …`. */
   | { stage: 'network'; message: string; code?: string | undefined }
@@ -26,7 +26,7 @@ export type SendFailure =
   | { stage: 'timeout'; message: string }
   /** A status line other than 2xx (3xx included: redirects are not followed). */
   | { stage: 'http_status'; code: number; retryAfter?: string | undefined }
-  /** Anything else that threw while the request was prepared or sent (signing, the HTTP client). `internal error: …` */
+  /** Anything else that threw while the request was prepared or sent (signing, the client). `internal error: …` */
   | { stage: 'internal'; message: string }
 
 export type FailureStage = SendFailure['stage']

@@ -23,8 +23,7 @@ import type { Config } from './config.js'
 import { iso, type Clock } from './domain/clock.js'
 import { createHttpServer } from './http/server.js'
 import { connectOrchestrator, type OrchestratorClient } from './mqtt/orchestrator-client.js'
-import { SqliteDeliveryLog } from './store/sqlite/delivery-log.js'
-import { createSqliteStore, databasePath } from './store/sqlite/index.js'
+import { createStore } from './store/index.js'
 import { createDispatcher } from './webhooks/dispatcher.js'
 import { createHttpSender } from './webhooks/http-sender.js'
 import { createUrlGuard, type Resolve } from './webhooks/ssrf.js'
@@ -78,8 +77,7 @@ export async function startLatchkey(config: Config, options: StartOptions = {}):
 
   try {
     mkdirSync(config.DATA_DIR, { recursive: true })
-    const store = createSqliteStore({
-      filename: databasePath(config.DATA_DIR),
+    const store = await createStore(config, {
       newId,
       now,
       onEvents: (events) => bus.emit('eventsCommitted', events),
@@ -183,9 +181,8 @@ export async function startLatchkey(config: Config, options: StartOptions = {}):
 
     // The delivery APIs (docs/deliveries.md): one read model for both dialects; manual retries go to the dispatcher.
     const tokens = createTenantTokens({ secret: await resolveJwtSecret(store, config.JWT_SECRET), clock })
-    const deliveryReads = new SqliteDeliveryLog(store.db)
-    const deliveryLog = createDeliveryLog({ log: deliveryReads, store, manual: dispatcher, tokens, onError })
-    const deliveryStatus = createDeliveryStatus({ log: deliveryReads, store })
+    const deliveryLog = createDeliveryLog({ log: store.deliveryLog, store, manual: dispatcher, tokens, onError })
+    const deliveryStatus = createDeliveryStatus({ log: store.deliveryLog, store })
 
     const http = await createHttpServer({
       workspaces,
@@ -197,7 +194,7 @@ export async function startLatchkey(config: Config, options: StartOptions = {}):
       deliveryStatus,
       tokens,
       metrics,
-      ready: () => client.connected && store.db.open,
+      ready: () => client.connected && store.ready(),
       gauges: () => {
         const { queued, inFlight } = dispatcher.stats()
         return {

@@ -1,6 +1,6 @@
 import { join } from 'node:path'
 import type { Store } from '../../app/store.js'
-import type { LatchkeyEvent } from '../../domain/events.js'
+import type { StoreDeps } from '../index.js'
 import { SqliteAttempts } from './attempts.js'
 import { openDatabase, WriteQueue } from './database.js'
 import { SqliteDeliveries } from './deliveries.js'
@@ -10,12 +10,9 @@ import { SqliteEvents } from './events.js'
 import { SqliteWebhooks } from './webhooks.js'
 import { SqliteSettings, SqliteWorkspaces } from './workspaces.js'
 
-export interface SqliteStoreDeps {
+export interface SqliteStoreDeps extends StoreDeps {
   /** A file path, or `:memory:`. */
   filename: string
-  newId: () => string
-  now: () => string
-  onEvents?: (events: LatchkeyEvent[]) => void
 }
 
 export function databasePath(dataDir: string): string {

@@ -1,6 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { seedAttemptRows, type SeedManifest } from '../../bench/seed-attempts.js'
-import { seededRandom } from '../../simulator/behaviour.js'
 import { createDeliveryLog, type DeliveryLogDeps } from '../../src/app/delivery-log.js'
 import { createDeliveryStatus, type DeliveryView } from '../../src/app/delivery-status.js'
 import type { AttemptOutcome } from '../../src/domain/delivery-log.js'
@@ -8,6 +7,7 @@ import type { DeliveryAttempt } from '../../src/domain/delivery.js'
 import { EVENT_TYPES } from '../../src/domain/events.js'
 import { openDatabase, type Db } from '../../src/store/sqlite/database.js'
 import { SqliteDeliveryLog } from '../../src/store/sqlite/delivery-log.js'
+import { seededRandom } from '../../simulator/behaviour.js'
 
 /**
  * The keyset listings against a brute-force model, on a seeded log where many attempts share a time (an event's

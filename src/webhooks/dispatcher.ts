@@ -1,7 +1,8 @@
 import type { Bus } from '../app/bus.js'
 import type { Metrics } from '../app/metrics.js'
-import type { AttemptInput, DeliveryPlan, DeliveryRef, DeliveryStore, RecordedAttempt } from '../app/store.js'
+import type { DeliveryStore, RecordedAttempt } from '../app/store.js'
 import { iso, type Clock, type TimerHandle } from '../domain/clock.js'
+import type { AttemptInput, DeliveryPlan, DeliveryRef } from '../domain/delivery.js'
 import { signingSecrets } from '../domain/webhook.js'
 import { assertNever } from '../domain/assert.js'
 import {

@@ -1,14 +1,8 @@
 import { describe, expect, it, vi } from 'vitest'
 import { createBus } from '../../src/app/bus.js'
 import { Metrics } from '../../src/app/metrics.js'
-import type {
-  AttemptInput,
-  DeliveryAttempt,
-  DeliveryPlan,
-  DeliveryRef,
-  DeliveryStore,
-  RecordedAttempt,
-} from '../../src/app/store.js'
+import type { DeliveryStore, RecordedAttempt } from '../../src/app/store.js'
+import type { AttemptInput, DeliveryAttempt, DeliveryPlan, DeliveryRef } from '../../src/domain/delivery.js'
 import { iso } from '../../src/domain/clock.js'
 import type { AttemptDecision, DeliveryContext, DeliveryStatus } from '../../src/domain/webhook-delivery.js'
 import { createDispatcher } from '../../src/webhooks/dispatcher.js'

@@ -156,7 +156,7 @@ export async function startLatchkey(config: Config, options: StartOptions = {}):
       onError,
       warn: (detail, message) => log.warn(detail, message),
     })
-    const handleDeviceMessage = createDeviceMessageHandler({ store, attempts, clock, metrics })
+    const handleDeviceMessage = createDeviceMessageHandler({ store, attempts, clock, metrics, bus })
     const devices = createDeviceService({
       store,
       bus,

@@ -196,6 +196,7 @@ export async function startLatchkey(config: Config, options: StartOptions = {}):
       deliveryLog,
       deliveryStatus,
       tokens,
+      bus,
       metrics,
       ready: () => client.connected && store.db.open,
       gauges: () => {

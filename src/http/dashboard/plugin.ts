@@ -27,7 +27,7 @@ export interface DashboardDeps {
 const DEVICE_LIMIT = 200
 const ATTEMPT_LIMIT = 20
 /** Recent deliveries shown per webhook, newest first (one row per event, its latest attempt). */
-const DELIVERY_LIMIT = 8
+const DELIVERY_LIMIT = 6
 
 const asset = (name: string) => readFileSync(new URL(`./static/${name}`, import.meta.url), 'utf8')
 

@@ -294,8 +294,8 @@ function renderDevices() {
           last
             ? h(
                 'span',
-                { class: 'row', 'data-field': 'last-action' },
-                last.action_type === 'LOCK_DOOR' ? 'lock' : 'unlock',
+                { class: 'row muted', 'data-field': 'last-action' },
+                last.action_type === 'LOCK_DOOR' ? 'last lock' : 'last unlock',
                 h('span', { class: `badge ${last.status}` }, last.status),
               )
             : null,
@@ -390,28 +390,36 @@ function renderWebhooks() {
                 if (retrying.has(key) && !waiting) retrying.delete(key)
                 return h(
                   'li',
-                  { 'data-event-id': d.event_id },
+                  { class: 'delivery', 'data-event-id': d.event_id },
                   h(
                     'div',
-                    { class: 'row' },
-                    h('span', { class: `badge ${d.status}`, 'data-field': 'status' }, d.status),
-                    h('b', {}, d.event_type),
-                    h('span', { class: 'muted' }, d.response_code === null ? 'no response' : `HTTP ${d.response_code}`),
-                    h('span', { class: 'muted' }, `#${d.attempt_number}${d.manual ? ' manual' : ''}`),
-                    h('span', { class: 'grow' }),
+                    { class: 'info' },
                     h(
-                      'button',
-                      {
-                        type: 'button',
-                        class: 'small secondary',
-                        disabled: waiting || !w.enabled,
-                        onclick: (e) => retry(e.currentTarget, w, d),
-                      },
-                      waiting ? 'Retrying…' : 'Retry',
+                      'div',
+                      { class: 'row' },
+                      h('span', { class: `badge ${d.status}`, 'data-field': 'status' }, d.status),
+                      h('b', { class: 'event-type' }, d.event_type),
                     ),
+                    h(
+                      'div',
+                      { class: 'row muted' },
+                      d.response_code === null ? 'no response' : `HTTP ${d.response_code}`,
+                      h('span', {}, `#${d.attempt_number}${d.manual ? ' manual' : ''}`),
+                      h('span', { class: 'mono' }, clock(d.attempted_at)),
+                    ),
+                    h('div', { class: 'mono' }, d.event_id),
+                    d.error_message ? h('div', { class: 'attempt-error' }, d.error_message) : null,
                   ),
-                  h('div', { class: 'mono' }, `${clock(d.attempted_at)} · ${d.event_id}`),
-                  d.error_message ? h('div', { class: 'attempt-error' }, d.error_message) : null,
+                  h(
+                    'button',
+                    {
+                      type: 'button',
+                      class: 'small secondary',
+                      disabled: waiting || !w.enabled,
+                      onclick: (e) => retry(e.currentTarget, w, d),
+                    },
+                    waiting ? 'Retrying…' : 'Retry',
+                  ),
                 )
               }),
             ),

@@ -42,7 +42,7 @@ export default tseslint.config(
     },
   },
   {
-    files: ['src/config.ts', 'test/**', 'bench/**', 'simulator/cli.ts'],
+    files: ['src/config.ts', 'test/**', 'bench/**', 'simulator/cli.ts', 'src/cli/**', 'scripts/**'],
     rules: { 'no-restricted-syntax': 'off' },
   },
 )

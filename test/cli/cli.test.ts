@@ -17,7 +17,7 @@ interface Run {
 }
 
 /** A running `latchkey` child: its output so far, and a way to wait for its end (killed after `limitMs`). */
-function spawnCli(args: string[], env: Record<string, string>, limitMs = 20_000) {
+function spawnCli(args: string[], env: Record<string, string>, limitMs = 45_000) {
   const child: ChildProcess = spawn(process.execPath, [BIN, ...args], {
     // Only what the test gives it: no key or config of the person running the tests leaks in.
     env: { PATH: process.env.PATH ?? '', ...env },
@@ -93,7 +93,8 @@ async function withLock<T>(
   }
 }
 
-describe('latchkey CLI', () => {
+// Each run starts a Node process with tsx: slow on a loaded machine, hence the longer limits.
+describe('latchkey CLI', { timeout: 90_000 }, () => {
   it('creates a device, printing its MQTT credentials once, and lists it as a table and as JSON', async ({ env }) => {
     const created = await cli(['devices', 'create', 'Front door'], env)
     expect(created.code, created.stderr).toBe(0)
@@ -205,5 +206,34 @@ describe('latchkey CLI', () => {
     const deliveries = await cli(['deliveries', 'list', '--json'], env)
     expect(deliveries.code, deliveries.stderr).toBe(0)
     expect(JSON.parse(deliveries.stdout)).toMatchObject({ data: [] })
+  })
+
+  test('serve runs latchkey until SIGTERM; simulate hands over to the simulator', async () => {
+    const dataDir = mkdtempSync(join(tmpdir(), 'latchkey-cli-serve-'))
+    const serve = spawnCli(['serve'], {
+      DATA_DIR: dataDir,
+      HOST: '127.0.0.1',
+      PORT: '0',
+      MQTT_HOST: '127.0.0.1',
+      MQTT_PORT: '0',
+      ADMIN_API_KEY: ADMIN_KEY,
+    })
+    try {
+      await vi.waitFor(() => expect(serve.run.stdout).toMatch(/http:\/\/127\.0\.0\.1:\d+/), {
+        timeout: 20_000,
+        interval: 10,
+      })
+      const url = /http:\/\/127\.0\.0\.1:\d+/.exec(serve.run.stdout)?.[0]
+      const ready = await fetch(`${url}/healthz`)
+      expect(ready.status).toBe(200)
+    } finally {
+      serve.child.kill('SIGTERM')
+    }
+    expect((await serve.done).code).toBe(0)
+    rmSync(dataDir, { recursive: true, force: true })
+
+    const help = await cli(['simulate', '--help'], {})
+    expect(help.code).toBe(0)
+    expect(help.stdout).toContain('npm run simulate')
   })
 })

@@ -130,6 +130,19 @@ async function lockCommand(api: ApiClient, io: Io, values: Values, action: 'lock
   return attempt.status === 'success' ? EXIT.ok : EXIT.attemptFailed
 }
 
+/** Every event at or after `since`, newest first, following the pages (bounded: a burst beyond is skipped). */
+async function eventsSince(api: ApiClient, since: string): Promise<Json[]> {
+  const all: Json[] = []
+  let cursor: string | undefined
+  for (let page = 0; page < 20; page++) {
+    const res = await api.post('/events/list', { since, limit: 1000, ...(cursor ? { page_cursor: cursor } : {}) })
+    all.push(...(res.events as Json[]))
+    cursor = res.pagination?.next_page_cursor ?? undefined
+    if (!cursor) break
+  }
+  return all
+}
+
 async function eventsTail(api: ApiClient, io: Io, values: Values): Promise<number> {
   const intervalMs = intOption(values['interval-ms'], 'interval-ms', 100, 60_000) ?? 1000
   let since = values.since ?? new Date().toISOString()
@@ -144,8 +157,7 @@ async function eventsTail(api: ApiClient, io: Io, values: Values): Promise<numbe
   // On stderr, so that --json output stays one event per line.
   io.err(`following events since ${since} (Ctrl-C to stop)`)
   while (!stop) {
-    const { events } = await api.post('/events/list', { since, limit: 1000 })
-    const fresh = (events as Json[]).filter((e) => !printedAtSince.has(e.event_id)).reverse()
+    const fresh = (await eventsSince(api, since)).filter((e) => !printedAtSince.has(e.event_id)).reverse()
     for (const e of fresh) {
       if (values.json === true) io.out(JSON.stringify(e))
       else

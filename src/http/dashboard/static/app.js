@@ -439,8 +439,10 @@ $('signin-form').addEventListener('submit', (event) => {
   signIn(key).catch((error) => signOut(error.status === 401 ? 'That key was refused.' : error.message))
 })
 $('signout').addEventListener('click', () => signOut(''))
-// "last seen" ages without a new snapshot.
-setInterval(() => session?.workspaceId && renderDevices(), 5000)
+// "last seen" ages without a new snapshot: only those texts change, so no button is replaced under a click.
+setInterval(() => {
+  for (const el of document.querySelectorAll('[data-field="last-seen"]')) el.textContent = ago(el.title || null)
+}, 5000)
 
 if (session?.workspaceId) start()
 else showSignin()

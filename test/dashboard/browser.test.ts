@@ -38,7 +38,7 @@ describe('dashboard in Chromium', () => {
       await card.locator('[data-field="online"]', { hasText: /^online$/ }).waitFor()
       await card.locator('[data-field="locked"]', { hasText: /^unlocked$/ }).waitFor()
 
-      await card.getByRole('button', { name: 'Lock', exact: true }).click()
+      await page.getByRole('button', { name: 'Lock Front door', exact: true }).click()
       const attempt = page.locator('#attempts li', { hasText: 'Front door' }).first()
       await attempt.locator('[data-field="status"]', { hasText: /^success$/ }).waitFor()
       await attempt.locator('.timeline', { hasText: 'settled' }).waitFor()
@@ -53,11 +53,16 @@ describe('dashboard in Chromium', () => {
       expect(receiver.received).toHaveLength(1)
 
       answer = 200
-      await delivery.getByRole('button', { name: 'Retry' }).click()
+      await delivery.getByRole('button', { name: /^Retry lock\.locked / }).click()
       await delivery.locator('[data-field="status"]', { hasText: /^delivered$/ }).waitFor()
       await delivery.getByText('HTTP 200').waitFor()
       await delivery.getByText('#2 manual').waitFor()
       expect(receiver.received).toHaveLength(2)
+
+      // Phone width: nothing sticks out sideways.
+      // A string: the test's own TypeScript has no DOM types.
+      const overflow = await page.evaluate('document.documentElement.scrollWidth - window.innerWidth')
+      expect(overflow).toBeLessThanOrEqual(0)
     } finally {
       await lock.stop()
     }

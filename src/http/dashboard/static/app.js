@@ -276,6 +276,7 @@ function renderDevices() {
             {
               type: 'button',
               class: 'small',
+              'aria-label': `Lock ${d.name}`,
               disabled: !d.can_remotely_lock,
               onclick: (e) => act(e.currentTarget, '/locks/lock_door', d.device_id),
             },
@@ -286,6 +287,7 @@ function renderDevices() {
             {
               type: 'button',
               class: 'small secondary',
+              'aria-label': `Unlock ${d.name}`,
               disabled: !d.can_remotely_unlock,
               onclick: (e) => act(e.currentTarget, '/locks/unlock_door', d.device_id),
             },
@@ -415,6 +417,7 @@ function renderWebhooks() {
                     {
                       type: 'button',
                       class: 'small secondary',
+                      'aria-label': `Retry ${d.event_type} ${d.event_id}`,
                       disabled: waiting || !w.enabled,
                       onclick: (e) => retry(e.currentTarget, w, d),
                     },

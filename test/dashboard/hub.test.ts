@@ -87,4 +87,24 @@ describe('DashboardHub', () => {
       hub.close()
     }
   })
+
+  it('ends a stream whose key stopped working, at the next resync', async () => {
+    const bus = createBus()
+    const hub = new DashboardHub({ bus, snapshot: async () => ({}), onError: () => {}, resyncMs: 10 })
+    const revoked = new StuckResponse()
+    const kept = new StuckResponse()
+    revoked.full = kept.full = false
+    let keyWorks = true
+    try {
+      hub.open('ws_a', revoked as unknown as ServerResponse, async () => keyWorks)
+      hub.open('ws_a', kept as unknown as ServerResponse)
+      await vi.waitFor(() => expect(revoked.writes.length).toBeGreaterThanOrEqual(4))
+      keyWorks = false
+      await vi.waitFor(() => expect(revoked.ended).toBe(true))
+      expect(kept.ended).toBe(false)
+      expect(hub.size).toBe(1)
+    } finally {
+      hub.close()
+    }
+  })
 })

@@ -27,6 +27,8 @@ interface Stream {
   timer: NodeJS.Timeout | undefined
   flushing: boolean
   closed: boolean
+  /** Whether the key the stream was opened with still works; asked at every resync. */
+  authorized: () => Promise<boolean>
 }
 
 export class TooManyStreams extends Error {}
@@ -68,9 +70,7 @@ export class DashboardHub {
       bus.off('deliveryAttempted', delivery)
       bus.off('eventsCommitted', events)
     }
-    this.resync = setInterval(() => {
-      for (const workspaceId of this.streams.keys()) this.mark(workspaceId, VIEWS)
-    }, options.resyncMs ?? 20_000)
+    this.resync = setInterval(() => void this.recheck(), options.resyncMs ?? 20_000)
     this.resync.unref()
   }
 
@@ -81,11 +81,19 @@ export class DashboardHub {
   }
 
   /** Takes over an HTTP response as an event stream of one workspace, and sends every view at once. */
-  open(workspaceId: string, raw: ServerResponse): void {
+  open(workspaceId: string, raw: ServerResponse, authorized: () => Promise<boolean> = async () => true): void {
     let set = this.streams.get(workspaceId)
     if (set && set.size >= this.maxPerWorkspace) throw new TooManyStreams()
     if (!set) this.streams.set(workspaceId, (set = new Set()))
-    const stream: Stream = { workspaceId, raw, dirty: new Set(VIEWS), timer: undefined, flushing: false, closed: false }
+    const stream: Stream = {
+      workspaceId,
+      raw,
+      dirty: new Set(VIEWS),
+      timer: undefined,
+      flushing: false,
+      closed: false,
+      authorized,
+    }
     set.add(stream)
     raw.writeHead(200, {
       'content-type': 'text/event-stream; charset=utf-8',
@@ -105,6 +113,20 @@ export class DashboardHub {
     this.unsubscribe()
     for (const set of this.streams.values()) for (const stream of set) this.end(stream)
     this.streams.clear()
+  }
+
+  /** Ends the streams whose key was deleted since they opened, and refreshes every view of the others. */
+  private async recheck(): Promise<void> {
+    for (const [workspaceId, set] of this.streams) {
+      for (const stream of set) {
+        const ok = await stream.authorized().catch((error: unknown) => {
+          this.options.onError(error, 'dashboard key check')
+          return true
+        })
+        if (!ok) this.end(stream)
+      }
+      this.mark(workspaceId, VIEWS)
+    }
   }
 
   private mark(workspaceId: string, views: readonly View[]): void {

@@ -107,14 +107,14 @@ export async function dashboard(app: FastifyInstance, deps: DashboardDeps): Prom
   app.addHook('preClose', async () => hub.close())
 
   /** The workspace a dashboard call acts on: a workspace key's own, or the admin's `seam-workspace`. */
-  async function workspaceFor(request: FastifyRequest): Promise<string> {
+  async function workspaceFor(request: FastifyRequest): Promise<{ workspaceId: string; token: string }> {
     const token = bearerToken(request.headers.authorization)
     const caller = token ? await deps.workspaces.authenticate(token) : undefined
-    if (!caller) throw new LatchkeyError('unauthorized', 'Unauthorized: a valid API key is required')
+    if (!token || !caller) throw new LatchkeyError('unauthorized', 'Unauthorized: a valid API key is required')
     const named = request.headers['seam-workspace']
     const workspaceId = workspaceOf(caller, typeof named === 'string' ? named : undefined)
     if (caller.kind === 'admin') await deps.workspaces.get(workspaceId)
-    return workspaceId
+    return { workspaceId, token }
   }
 
   const hide = { schema: { hide: true } }
@@ -129,10 +129,11 @@ export async function dashboard(app: FastifyInstance, deps: DashboardDeps): Prom
   )
 
   app.get('/dashboard/stream', hide, async (request, reply) => {
-    const workspaceId = await workspaceFor(request)
+    const { workspaceId, token } = await workspaceFor(request)
     try {
       reply.hijack()
-      hub.open(workspaceId, reply.raw)
+      // A key deleted while its stream is open stops the stream at the next resync.
+      hub.open(workspaceId, reply.raw, async () => (await deps.workspaces.authenticate(token)) !== undefined)
     } catch (error) {
       if (!(error instanceof TooManyStreams)) throw error
       reply.raw.writeHead(429, { 'content-type': 'application/json' })
@@ -142,7 +143,7 @@ export async function dashboard(app: FastifyInstance, deps: DashboardDeps): Prom
 
   const RetryInput = z.object({ event_id: z.string().min(1), webhook_id: z.string().min(1) })
   app.post('/dashboard/retry', hide, async (request) => {
-    const workspaceId = await workspaceFor(request)
+    const { workspaceId } = await workspaceFor(request)
     const parsed = RetryInput.safeParse(request.body)
     if (!parsed.success) throw new LatchkeyError('invalid_input', 'event_id and webhook_id are required')
     await deps.deliveryLog.retry(

@@ -104,6 +104,8 @@ export class DashboardHub {
     raw.write(`retry: 2000\nevent: hello\ndata: ${JSON.stringify({ workspace_id: workspaceId })}\n\n`)
     raw.on('close', () => this.drop(stream))
     raw.on('error', () => this.drop(stream))
+    // Gone before it was taken over: its 'close' has already been emitted.
+    if (raw.destroyed || raw.socket?.destroyed) return this.drop(stream)
     void this.flush(stream)
   }
 

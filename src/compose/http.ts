@@ -18,7 +18,7 @@ export interface HttpDeps {
 /** Step 6: the HTTP server, listening. */
 export async function startHttp(
   config: Pick<Config, 'HOST' | 'PORT'>,
-  rt: Pick<Runtime, 'metrics' | 'log' | 'lifecycle'>,
+  rt: Pick<Runtime, 'metrics' | 'log' | 'lifecycle' | 'bus'>,
   deps: HttpDeps,
 ): Promise<{ http: FastifyInstance; url: string }> {
   const { services } = deps
@@ -29,6 +29,7 @@ export async function startHttp(
     events: services.events,
     webhooks: services.webhooks,
     ...deps.deliveryApis,
+    bus: rt.bus,
     metrics: rt.metrics,
     ready: deps.ready,
     gauges: deps.gauges,

@@ -7,10 +7,11 @@ import type { Metrics } from '../app/metrics.js'
 import { LatchkeyError } from '../domain/errors.js'
 import { connectApi, type ConnectApiDeps } from './connect/plugin.js'
 import { sendConnectError } from './connect/errors.js'
+import { dashboard, type DashboardDeps } from './dashboard/plugin.js'
 import { outpostApi, type OutpostApiDeps } from './outpost/plugin.js'
 import { v1Api, type V1ApiDeps } from './v1/plugin.js'
 
-export interface HttpDeps extends ConnectApiDeps, OutpostApiDeps, V1ApiDeps {
+export interface HttpDeps extends ConnectApiDeps, OutpostApiDeps, V1ApiDeps, Omit<DashboardDeps, 'logger'> {
   metrics: Metrics
   /** True once the database, the broker and the orchestrator's MQTT connection are up. */
   ready: () => boolean
@@ -90,5 +91,6 @@ export async function createHttpServer(deps: HttpDeps): Promise<FastifyInstance>
   await app.register(async (scope) => connectApi(scope, deps))
   await app.register(async (scope) => outpostApi(scope, deps), { prefix: '/api/v1' })
   await app.register(async (scope) => v1Api(scope, deps), { prefix: '/v1' })
+  await app.register(async (scope) => dashboard(scope, deps))
   return app
 }

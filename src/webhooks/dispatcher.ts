@@ -177,6 +177,7 @@ export function createDispatcher(deps: DispatcherDeps): Dispatcher {
 
   function observe(recorded: RecordedAttempt): void {
     const { attempt, decision } = recorded
+    deps.bus.emit('deliveryAttempted', attempt)
     deps.metrics.inc('webhook_attempts_total', { status: attempt.status })
     const reason = decision.disable
     if (!reason) return

@@ -209,6 +209,11 @@ export async function startLatchkey(config: Config, options: StartOptions = {}):
       },
       logger: log,
       version: '0.1.0',
+      publicUrl: config.PUBLIC_URL,
+      rateLimits: {
+        perKeyPerMinute: config.RATE_LIMIT_PER_MINUTE,
+        authFailuresPerMinute: config.RATE_LIMIT_AUTH_FAILURES_PER_MINUTE,
+      },
     })
     await http.listen({ host: config.HOST, port: config.PORT })
     closers.push(() => http.close())

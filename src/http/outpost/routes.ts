@@ -14,11 +14,11 @@ const Tags = ['Delivery API (Outpost dialect)']
 export type Access = 'admin' | 'tenant'
 
 function scopeOf(request: FastifyRequest): TenantScope {
-  if (!request.tenantScope) throw new LatchkeyError('unauthorized', 'unauthorized')
+  if (!request.tenantScope) throw new LatchkeyError('unauthorized')
   return request.tenantScope
 }
 
-/** Attempts, single and listed, on every route that returns them (SPEC §8). */
+/** Attempts, single and listed, on every route that returns them (docs/deliveries.md). */
 export function registerOutpostRoutes(app: FastifyInstance, log: DeliveryLog): void {
   const api = app.withTypeProvider<ZodTypeProvider>()
 

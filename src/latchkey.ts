@@ -13,7 +13,7 @@ import { createDeviceService } from './app/devices.js'
 import { createDeliveryLog } from './app/delivery-log.js'
 import { createDeliveryStatus } from './app/delivery-status.js'
 import { createEventService } from './app/events.js'
-import { Metrics } from './app/metrics.js'
+import { Metrics, recordSettledAttempt, type GaugeSources } from './app/metrics.js'
 import type { Store } from './app/store.js'
 import { systemClock } from './app/system-clock.js'
 import { createTenantTokens } from './app/tenant-tokens.js'
@@ -58,6 +58,32 @@ function hostForUrl(host: string): string {
   return host.includes(':') ? `[${host}]` : host
 }
 
+/** The /metrics gauges, read at scrape time (docs/operations.md). */
+function gaugeSources(parts: {
+  store: Store
+  clock: Clock
+  attempts: { pendingTimers(): number }
+  dispatcher: { stats(): { queued: number; inFlight: number } }
+  broker: Broker | undefined
+}): GaugeSources {
+  const { store, clock, dispatcher } = parts
+  // The two delivery gauges share one read per scrape.
+  let owed: ReturnType<Store['deliveries']['owedSummary']> | undefined
+  const summary = () => (owed ??= store.deliveries.owedSummary().finally(() => (owed = undefined)))
+  return {
+    devices_connected: () => store.devices.countOnline(),
+    mqtt_connected_clients: () => parts.broker?.connectedClients() ?? 0,
+    action_attempts_pending: () => parts.attempts.pendingTimers(),
+    webhook_deliveries_queued: () => dispatcher.stats().queued,
+    webhook_deliveries_in_flight: () => dispatcher.stats().inFlight,
+    webhook_deliveries_held: async () => (await summary()).held,
+    webhook_oldest_owed_delivery_age_seconds: async () => {
+      const { oldestOwedAt } = await summary()
+      return oldestOwedAt === null ? 0 : Math.max(0, (clock.now() - Date.parse(oldestOwedAt)) / 1000)
+    },
+  }
+}
+
 /**
  * The composition root: config → store → broker → orchestrator → webhook dispatcher → http, closed in reverse
  * (STYLE.md).
@@ -69,6 +95,7 @@ export async function startLatchkey(config: Config, options: StartOptions = {}):
   const now = () => iso(clock.now())
   const metrics = new Metrics()
   const bus = createBus()
+  bus.on('attemptSettled', (attempt) => recordSettledAttempt(metrics, attempt))
   const closers: Array<() => Promise<void>> = []
   const close = async () => {
     // Each part closes even when an earlier one failed; failures are logged, not swallowed.
@@ -186,6 +213,7 @@ export async function startLatchkey(config: Config, options: StartOptions = {}):
     const deliveryReads = new SqliteDeliveryLog(store.db)
     const deliveryLog = createDeliveryLog({ log: deliveryReads, store, manual: dispatcher, tokens, onError })
     const deliveryStatus = createDeliveryStatus({ log: deliveryReads, store })
+    metrics.gauges(gaugeSources({ store, clock, attempts, dispatcher, broker }))
 
     const http = await createHttpServer({
       workspaces,
@@ -198,15 +226,7 @@ export async function startLatchkey(config: Config, options: StartOptions = {}):
       tokens,
       metrics,
       ready: () => client.connected && store.db.open,
-      gauges: () => {
-        const { queued, inFlight } = dispatcher.stats()
-        return {
-          mqtt_connected_clients: broker?.connectedClients() ?? 0,
-          attempts_pending_timers: attempts.pendingTimers(),
-          webhook_deliveries_queued: queued,
-          webhook_deliveries_in_flight: inFlight,
-        }
-      },
+      metricsToken: config.METRICS_TOKEN,
       logger: log,
       version: '0.1.0',
     })

@@ -3,6 +3,7 @@ import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } 
 import { jsonSchemaTransform, serializerCompiler, validatorCompiler } from 'fastify-type-provider-zod'
 import { randomUUID } from 'node:crypto'
 import type { Logger } from 'pino'
+import { sameDigest, sha256 } from '../app/credentials.js'
 import type { Metrics } from '../app/metrics.js'
 import { LatchkeyError } from '../domain/errors.js'
 import { connectApi, type ConnectApiDeps } from './connect/plugin.js'
@@ -14,7 +15,8 @@ export interface HttpDeps extends ConnectApiDeps, OutpostApiDeps, V1ApiDeps {
   metrics: Metrics
   /** True once the database, the broker and the orchestrator's MQTT connection are up. */
   ready: () => boolean
-  gauges: () => Record<string, number>
+  /** When set, /metrics answers 401 without `Authorization: Bearer <token>`. */
+  metricsToken?: string | undefined
   logger: Logger
   version: string
 }
@@ -70,9 +72,20 @@ export async function createHttpServer(deps: HttpDeps): Promise<FastifyInstance>
   app.get('/readyz', { schema: { hide: true } }, async (_request, reply) =>
     reply.status(deps.ready() ? 200 : 503).send({ ok: deps.ready() }),
   )
-  app.get('/metrics', { schema: { hide: true } }, async (_request, reply) =>
-    reply.type('text/plain; version=0.0.4').send(deps.metrics.toPrometheus(deps.gauges())),
-  )
+  const metricsTokenHash = deps.metricsToken === undefined ? undefined : sha256(deps.metricsToken)
+  app.get('/metrics', { schema: { hide: true } }, async (request, reply) => {
+    if (metricsTokenHash !== undefined) {
+      const token = /^Bearer (.+)$/i.exec(request.headers.authorization ?? '')?.[1] ?? ''
+      if (!sameDigest(sha256(token), metricsTokenHash)) {
+        return reply
+          .status(401)
+          .header('www-authenticate', 'Bearer realm="metrics"')
+          .type('text/plain; charset=utf-8')
+          .send('METRICS_TOKEN is set: send it as Authorization: Bearer <token>\n')
+      }
+    }
+    return reply.type(deps.metrics.contentType).send(await deps.metrics.render())
+  })
   app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger())
 
   app.setNotFoundHandler((request, reply) =>

@@ -1,9 +1,14 @@
 import type { Bus } from '../app/bus.js'
-import type { Metrics } from '../app/metrics.js'
+import { recordDeliveryAttempt, type Metrics } from '../app/metrics.js'
 import type { AttemptInput, DeliveryPlan, DeliveryRef, DeliveryStore, RecordedAttempt } from '../app/store.js'
 import { iso, type Clock, type TimerHandle } from '../domain/clock.js'
 import { signingSecrets } from '../domain/webhook.js'
-import { decideAfterAttempt, type AttemptResult, type RetryPolicy } from '../domain/webhook-delivery.js'
+import {
+  decideAfterAttempt,
+  type AttemptResult,
+  type DeliveryStatus,
+  type RetryPolicy,
+} from '../domain/webhook-delivery.js'
 import type { HttpSender, SendOutcome } from './http-sender.js'
 import { deliveryHeaders, signatureHeader } from './signing.js'
 import { WorkQueue, type Limits, type Task } from './work-queue.js'
@@ -139,9 +144,9 @@ export function createDispatcher(deps: DispatcherDeps): Dispatcher {
     return { input, result: resultOf(outcome) }
   }
 
-  function observe(recorded: RecordedAttempt): void {
+  function observe(recorded: RecordedAttempt, before: DeliveryStatus): void {
     const { attempt, decision } = recorded
-    deps.metrics.inc('webhook_attempts_total', { status: attempt.status })
+    recordDeliveryAttempt(deps.metrics, recorded, before)
     if (!decision.disable) return
     queue.dropWebhook(attempt.webhook_id)
     deps.metrics.inc('webhooks_disabled_total', { reason: decision.disable })
@@ -163,7 +168,7 @@ export function createDispatcher(deps: DispatcherDeps): Dispatcher {
       decideAfterAttempt(result, ctx, deps.policy, clock.now()),
     )
     if (!recorded) return undefined
-    observe(recorded)
+    observe(recorded, plan.status)
     const { decision } = recorded
     return decision.delivery === 'pending' && !decision.held ? (decision.nextAttemptAtMs ?? undefined) : undefined
   }
@@ -192,7 +197,7 @@ export function createDispatcher(deps: DispatcherDeps): Dispatcher {
       const recorded = await deliveries.recordAttempt(input, (ctx) =>
         decideAfterAttempt(result, ctx, deps.policy, clock.now()),
       )
-      if (recorded) observe(recorded)
+      if (recorded) observe(recorded, plan.status)
     } catch (error) {
       deps.onError(error, 'manual webhook delivery')
     }

@@ -1,4 +1,5 @@
 import swagger from '@fastify/swagger'
+import swaggerUi from '@fastify/swagger-ui'
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from 'fastify'
 import { jsonSchemaTransform, serializerCompiler, validatorCompiler } from 'fastify-type-provider-zod'
 import { randomUUID } from 'node:crypto'
@@ -87,6 +88,8 @@ export async function createHttpServer(deps: HttpDeps): Promise<FastifyInstance>
     return reply.type(deps.metrics.contentType).send(await deps.metrics.render())
   })
   app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger())
+  // The interactive reference of the same document (docs/api.md); /docs/json serves it too.
+  await app.register(swaggerUi, { routePrefix: '/docs', uiConfig: { deepLinking: true } })
 
   app.setNotFoundHandler((request, reply) =>
     reply.status(404).send({

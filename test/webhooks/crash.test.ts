@@ -4,6 +4,7 @@ import { readFileSync, rmSync } from 'node:fs'
 import { createServer } from 'node:net'
 import { fileURLToPath } from 'node:url'
 import { describe, expect } from 'vitest'
+import { startupBanner } from '../helpers/child.js'
 import { ADMIN_KEY, request, tempDataDir } from '../helpers/latchkey.js'
 import { it, verifyBoth, type Receiver } from './helpers.js'
 
@@ -30,6 +31,7 @@ async function startChild(dataDir: string): Promise<Child> {
       MQTT_HOST: '127.0.0.1',
       ADMIN_API_KEY: ADMIN_KEY,
       LOG_LEVEL: 'info',
+      LOG_FORMAT: 'json',
       WEBHOOK_ALLOWED_CIDRS: '127.0.0.0/8',
       WEBHOOK_RETRY_SCHEDULE: '2,2,2,2,2,2,2,2,2,2',
     },
@@ -40,10 +42,8 @@ async function startChild(dataDir: string): Promise<Child> {
     const read = (chunk: Buffer) => {
       output += chunk.toString()
       for (const line of output.split('\n')) {
-        if (!line.startsWith('{')) continue
-        const msg = (JSON.parse(line) as { msg?: string }).msg ?? ''
-        const match = /^latchkey HTTP listening on (\S+)$/.exec(msg)
-        if (match?.[1]) return resolve(match[1])
+        const banner = startupBanner(line)
+        if (banner) return resolve(banner.httpUrl)
       }
     }
     child.stdout?.on('data', read)

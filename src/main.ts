@@ -17,10 +17,6 @@ async function main(): Promise<void> {
   const tty = process.stdout.isTTY === true
   const latchkey = await startLatchkey(config, { logger: createLogger(config, tty) })
   const log = latchkey.log
-  const facts = startupFacts(latchkey, config)
-  if (prettyLogs(config, tty)) process.stdout.write(bannerText(facts))
-  else logBanner(log, facts)
-
   let stopping = false
   const stop = (signal: string) => {
     if (stopping) return
@@ -36,6 +32,11 @@ async function main(): Promise<void> {
   }
   process.on('SIGTERM', () => stop('SIGTERM'))
   process.on('SIGINT', () => stop('SIGINT'))
+
+  // Last: whoever waits for the banner may signal at once, and the handlers above are in place by then.
+  const facts = startupFacts(latchkey, config)
+  if (prettyLogs(config, tty)) process.stdout.write(bannerText(facts))
+  else logBanner(log, facts)
 }
 
 main().catch((error: unknown) => {

@@ -232,7 +232,7 @@ export async function startLatchkey(config: Config, options: StartOptions = {}):
     })
     // fastify logs a "Server listening" line per address; src/main.ts names every address once, in its banner.
     const level = http.log.level
-    http.log.level = 'warn'
+    if (log.isLevelEnabled('info')) http.log.level = 'warn'
     await http.listen({ host: config.HOST, port: config.PORT }).finally(() => (http.log.level = level))
     closers.push(() => http.close())
     // Runs first on close: waiting requests answer with the attempt as it stands; pending attempts stay committed

@@ -119,6 +119,13 @@ export const ConfigSchema = z.object({
     .describe(
       'Failed authentications (401) per minute from one client address; then 429 until the minute ends. 0: off.',
     ),
+  METRICS_TOKEN: optionalSecret.describe(
+    'Bearer token required by GET /metrics (at least 16 characters). When unset, /metrics is open.',
+  ),
+  LOG_FORMAT: z
+    .enum(['auto', 'json', 'pretty'])
+    .default('auto')
+    .describe('Log format: pretty (pino-pretty) on a terminal and JSON otherwise (auto), or forced.'),
   LOG_LEVEL: z
     .enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'])
     .default('info')

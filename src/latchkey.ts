@@ -5,7 +5,7 @@ import type { Metrics } from './app/metrics.js'
 import type { Store } from './app/store.js'
 import { startBroker } from './compose/broker.js'
 import { startDispatcher } from './compose/dispatcher.js'
-import { gauges } from './compose/gauges.js'
+import { gaugeSources } from './compose/gauges.js'
 import { startHttp } from './compose/http.js'
 import { createRuntime } from './compose/runtime.js'
 import { createDeliveryApis, createServices } from './compose/services.js'
@@ -67,11 +67,13 @@ export async function startLatchkey(config: Config, options: StartOptions = {}):
       random: options.random ?? Math.random,
     })
     const deliveryApis = await createDeliveryApis(config, rt, store, dispatcher)
+    rt.metrics.gauges(
+      gaugeSources({ store, clock: rt.clock, broker: mqtt.broker, attempts: services.attempts, dispatcher }),
+    )
     const { http, url } = await startHttp(config, rt, {
       services,
       deliveryApis,
       ready: () => transport.connected && store.ready(),
-      gauges: gauges({ broker: mqtt.broker, attempts: services.attempts, dispatcher }),
     })
     return {
       httpUrl: url,

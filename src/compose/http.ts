@@ -12,14 +12,13 @@ export interface HttpDeps {
   deliveryApis: DeliveryApis
   /** True once the store, the broker and the transport are up. */
   ready: () => boolean
-  gauges: () => Record<string, number>
 }
 
 /** Step 6: the HTTP server, listening. */
 export async function startHttp(
   config: Pick<
     Config,
-    'HOST' | 'PORT' | 'PUBLIC_URL' | 'RATE_LIMIT_PER_MINUTE' | 'RATE_LIMIT_AUTH_FAILURES_PER_MINUTE'
+    'HOST' | 'PORT' | 'PUBLIC_URL' | 'RATE_LIMIT_PER_MINUTE' | 'RATE_LIMIT_AUTH_FAILURES_PER_MINUTE' | 'METRICS_TOKEN'
   >,
   rt: Pick<Runtime, 'metrics' | 'log' | 'lifecycle' | 'bus'>,
   deps: HttpDeps,
@@ -35,7 +34,7 @@ export async function startHttp(
     bus: rt.bus,
     metrics: rt.metrics,
     ready: deps.ready,
-    gauges: deps.gauges,
+    metricsToken: config.METRICS_TOKEN,
     logger: rt.log,
     version: packageVersion(),
     publicUrl: config.PUBLIC_URL,
@@ -44,7 +43,10 @@ export async function startHttp(
       authFailuresPerMinute: config.RATE_LIMIT_AUTH_FAILURES_PER_MINUTE,
     },
   })
-  await http.listen({ host: config.HOST, port: config.PORT })
+  // fastify logs a "Server listening" line per address; src/main.ts names every address once, in its banner.
+  const level = http.log.level
+  if (rt.log.isLevelEnabled('info')) http.log.level = 'warn'
+  await http.listen({ host: config.HOST, port: config.PORT }).finally(() => (http.log.level = level))
   rt.lifecycle.defer('http', () => http.close())
   // Runs first on close: waiting requests answer with the attempt as it stands; pending attempts stay committed
   // and are recovered by the next start.

@@ -1,8 +1,10 @@
 import swagger from '@fastify/swagger'
+import swaggerUi from '@fastify/swagger-ui'
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from 'fastify'
 import { jsonSchemaTransform, serializerCompiler, validatorCompiler } from 'fastify-type-provider-zod'
 import { randomUUID } from 'node:crypto'
 import type { Logger } from 'pino'
+import { sameDigest, sha256 } from '../app/credentials.js'
 import type { Metrics } from '../app/metrics.js'
 import { LatchkeyError } from '../domain/errors.js'
 import { createAuthGate, DEFAULT_RATE_LIMITS, type RateLimits } from './auth-gate.js'
@@ -19,7 +21,8 @@ export interface HttpDeps extends ConnectApiDeps, OutpostApiDeps, V1ApiDeps, Omi
   metrics: Metrics
   /** True once the database, the broker and the orchestrator's MQTT connection are up. */
   ready: () => boolean
-  gauges: () => Record<string, number>
+  /** When set, /metrics answers 401 without `Authorization: Bearer <token>`. */
+  metricsToken?: string | undefined
   logger: Logger
   version: string
   /** The externally visible origin (`PUBLIC_URL`) that links such as `next_page_url` are built on. */
@@ -86,10 +89,23 @@ export async function createHttpServer(deps: HttpDeps): Promise<FastifyInstance>
   app.get('/readyz', { schema: { hide: true } }, async (request, reply) =>
     deps.ready() ? { ok: true } : sendConnectError(new LatchkeyError('service_unavailable'), request, reply),
   )
-  app.get('/metrics', { schema: { hide: true } }, async (_request, reply) =>
-    reply.type('text/plain; version=0.0.4').send(deps.metrics.toPrometheus(deps.gauges())),
-  )
+  const metricsTokenHash = deps.metricsToken === undefined ? undefined : sha256(deps.metricsToken)
+  app.get('/metrics', { schema: { hide: true } }, async (request, reply) => {
+    if (metricsTokenHash !== undefined) {
+      const token = /^Bearer (.+)$/i.exec(request.headers.authorization ?? '')?.[1] ?? ''
+      if (!sameDigest(sha256(token), metricsTokenHash)) {
+        return reply
+          .status(401)
+          .header('www-authenticate', 'Bearer realm="metrics"')
+          .type('text/plain; charset=utf-8')
+          .send('METRICS_TOKEN is set: send it as Authorization: Bearer <token>\n')
+      }
+    }
+    return reply.type(deps.metrics.contentType).send(await deps.metrics.render())
+  })
   app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger())
+  // The interactive reference of the same document (docs/api.md); /docs/json serves it too.
+  await app.register(swaggerUi, { routePrefix: '/docs', uiConfig: { deepLinking: true } })
 
   app.setNotFoundHandler((request, reply) =>
     sendConnectError(new LatchkeyError('not_found', `No route ${request.method} ${pathOf(request)}`), request, reply),

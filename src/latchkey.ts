@@ -25,6 +25,7 @@ import { createHttpServer } from './http/server.js'
 import { connectOrchestrator, type OrchestratorClient } from './mqtt/orchestrator-client.js'
 import { SqliteDeliveryLog } from './store/sqlite/delivery-log.js'
 import { createSqliteStore, databasePath } from './store/sqlite/index.js'
+import { readTlsContext } from './tls.js'
 import { createDispatcher } from './webhooks/dispatcher.js'
 import { createHttpSender } from './webhooks/http-sender.js'
 import { createUrlGuard, type Resolve } from './webhooks/ssrf.js'
@@ -50,6 +51,10 @@ export interface Latchkey {
   log: Logger
   /** Read access for tests and benchmarks (e.g. the recorded webhook attempts). */
   store: Store
+  /** The embedded broker's device listeners (plain and/or TLS), for the start-up log. */
+  brokerUrls: string[]
+  /** Re-reads TLS_CERT_FILE and TLS_KEY_FILE for new HTTPS and MQTTS connections (SIGHUP); throws and keeps the old pair on a bad one. */
+  reloadTls(): void
   close(): Promise<void>
 }
 
@@ -91,6 +96,7 @@ export async function startLatchkey(config: Config, options: StartOptions = {}):
     const workspaces = createWorkspaceService({ store, newId, now, adminKeyHash: admin.hash })
     const credentials = await bootstrap(store, workspaces, config.DATA_DIR, admin.generated)
 
+    const tls = readTlsContext(config)
     const servicePassword = config.MQTT_SERVICE_PASSWORD ?? newServiceSecret()
     const servicePasswordHash = sha256(servicePassword)
     let broker: Broker | undefined
@@ -98,6 +104,15 @@ export async function startLatchkey(config: Config, options: StartOptions = {}):
       broker = await createBroker({
         host: config.MQTT_HOST,
         port: config.MQTT_PORT,
+        plaintext: config.MQTT_PLAINTEXT,
+        ...(tls ? { tls: { port: config.MQTTS_PORT, context: tls } } : {}),
+        limits: {
+          maxPacketBytes: config.MQTT_MAX_PACKET_BYTES,
+          devicePublishPerSecond: config.MQTT_DEVICE_PUBLISH_RATE,
+          devicePublishBurst: config.MQTT_DEVICE_PUBLISH_BURST,
+          authFailuresPerMinute: config.MQTT_AUTH_FAILURES_PER_MINUTE,
+        },
+        now: () => clock.now(),
         async authenticate(username, password) {
           if (username === config.MQTT_SERVICE_USERNAME) {
             return sameDigest(sha256(password), servicePasswordHash) ? { kind: 'service' } : undefined
@@ -109,14 +124,21 @@ export async function startLatchkey(config: Config, options: StartOptions = {}):
           metrics.inc('mqtt_refusals_total', { reason })
           log.warn({ reason, clientId, detail }, 'mqtt refused')
         },
+        onDropped(reason, clientId, detail) {
+          metrics.inc('mqtt_messages_dropped_total', { reason })
+          log.debug({ reason, clientId, detail }, 'mqtt publish dropped')
+        },
       })
       const embedded = broker
       closers.push(() => embedded.close())
     }
     const mqttUrl = config.MQTT_URL ?? `mqtt://127.0.0.1:${broker?.port ?? config.MQTT_PORT}`
+    const brokerUrls = [
+      ...(config.MQTT_PLAINTEXT ? [`mqtt://${hostForUrl(config.MQTT_HOST)}:${broker?.port ?? config.MQTT_PORT}`] : []),
+      ...(broker?.tlsPort !== undefined ? [`mqtts://${hostForUrl(config.MQTT_HOST)}:${broker.tlsPort}`] : []),
+    ]
     const mqttPublicUrl =
-      config.MQTT_PUBLIC_URL ??
-      (config.MQTT_URL ? mqttUrl : `mqtt://${hostForUrl(config.MQTT_HOST)}:${broker?.port ?? config.MQTT_PORT}`)
+      config.MQTT_PUBLIC_URL ?? (config.MQTT_URL ? mqttUrl : (brokerUrls[brokerUrls.length - 1] as string))
 
     const onError = (error: unknown, context: string) => log.error({ err: error, context }, 'background failure')
     // The attempt service sends through the MQTT client, which in turn feeds it device messages: late-bound.
@@ -209,6 +231,7 @@ export async function startLatchkey(config: Config, options: StartOptions = {}):
       },
       logger: log,
       version: '0.1.0',
+      ...(tls ? { https: tls } : {}),
     })
     await http.listen({ host: config.HOST, port: config.PORT })
     closers.push(() => http.close())
@@ -218,7 +241,7 @@ export async function startLatchkey(config: Config, options: StartOptions = {}):
     const { port } = http.server.address() as AddressInfo
 
     return {
-      httpUrl: `http://${hostForUrl(config.HOST)}:${port}`,
+      httpUrl: `${tls ? 'https' : 'http'}://${hostForUrl(config.HOST)}:${port}`,
       mqttUrl: mqttPublicUrl,
       bootstrap: credentials,
       generatedAdminKey: admin.generated,
@@ -226,6 +249,14 @@ export async function startLatchkey(config: Config, options: StartOptions = {}):
       http,
       log,
       store,
+      brokerUrls,
+      reloadTls() {
+        const renewed = readTlsContext(config)
+        if (!renewed) return
+        ;(http.server as unknown as { setSecureContext(context: typeof renewed): void }).setSecureContext(renewed)
+        broker?.setSecureContext(renewed)
+        log.info('TLS certificate reloaded')
+      },
       close,
     }
   } catch (error) {

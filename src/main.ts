@@ -17,6 +17,7 @@ async function main(): Promise<void> {
   const log = latchkey.log
   log.info(`latchkey HTTP listening on ${latchkey.httpUrl}`)
   log.info(`latchkey MQTT broker for devices at ${latchkey.mqttUrl}`)
+  for (const url of latchkey.brokerUrls) log.info(`latchkey embedded broker listening on ${url}`)
   if (latchkey.bootstrap) {
     const lines = [
       '',
@@ -47,6 +48,14 @@ async function main(): Promise<void> {
   }
   process.on('SIGTERM', () => stop('SIGTERM'))
   process.on('SIGINT', () => stop('SIGINT'))
+  // Renewed certificates: new HTTPS and MQTTS connections get them, connected locks stay (docs/operations.md).
+  process.on('SIGHUP', () => {
+    try {
+      latchkey.reloadTls()
+    } catch (error) {
+      log.error({ err: error }, 'TLS reload failed; the previous certificate stays in use')
+    }
+  })
 }
 
 main().catch((error: unknown) => {

@@ -17,6 +17,8 @@ export interface HttpDeps extends ConnectApiDeps, OutpostApiDeps, V1ApiDeps {
   gauges: () => Record<string, number>
   logger: Logger
   version: string
+  /** PEM certificate and key: serve HTTPS instead of HTTP (docs/operations.md, "TLS"). */
+  https?: { cert: string | Buffer; key: string | Buffer }
 }
 
 /**
@@ -30,7 +32,8 @@ export async function createHttpServer(deps: HttpDeps): Promise<FastifyInstance>
     // Per-request access logs would dominate the hot path; failures are logged by the error handlers.
     logController: new LogController({ disableRequestLogging: true }),
     bodyLimit: 1024 * 1024,
-  })
+    ...(deps.https ? { https: deps.https } : {}),
+  }) as FastifyInstance
   app.setValidatorCompiler(validatorCompiler)
   app.setSerializerCompiler(serializerCompiler)
 

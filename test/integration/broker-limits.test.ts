@@ -36,19 +36,22 @@ const defaults: BrokerLimits = {
   authFailuresPerMinute: 3,
 }
 
-const it = test.extend<{ start: (limits?: Partial<BrokerLimits>) => Promise<TestBroker> }>({
+const it = test.extend<{
+  start: (limits?: Partial<BrokerLimits>, plaintext?: boolean) => Promise<TestBroker>
+}>({
   // eslint-disable-next-line no-empty-pattern -- vitest reads fixture dependencies from this pattern
   start: async ({}, use) => {
     const brokers: Broker[] = []
     const clients: MqttClient[] = []
     const sockets: Socket[] = []
-    await use(async (limits = {}) => {
+    await use(async (limits = {}, plaintext = true) => {
       const refusals: TestBroker['refusals'] = []
       const drops: TestBroker['drops'] = []
       const clock = { now: Date.parse('2026-01-01T00:00:00Z') }
       const broker = await createBroker({
         host: '127.0.0.1',
         port: 0,
+        plaintext,
         limits: { ...defaults, ...limits },
         now: () => clock.now,
         async authenticate(username, password) {
@@ -322,5 +325,15 @@ describe('failed logins', () => {
     b.clock.now += 20_000
     const device = await b.client(id)
     expect(device.connected).toBe(true)
+  })
+})
+
+describe('plaintext off', () => {
+  it('keeps the plain port for the orchestrator alone', async ({ start }) => {
+    // Scenario: plaintext off → a device with valid credentials is refused on the plain port; the service connects.
+    const b = await start({}, false)
+    await expect(b.client(randomUUID())).rejects.toThrow()
+    expect(b.refusals.map((r) => r.reason)).toEqual(['plaintext_disabled'])
+    expect((await b.client(SERVICE)).connected).toBe(true)
   })
 })

@@ -49,13 +49,16 @@ async function main(): Promise<void> {
   process.on('SIGTERM', () => stop('SIGTERM'))
   process.on('SIGINT', () => stop('SIGINT'))
   // Renewed certificates: new HTTPS and MQTTS connections get them, connected locks stay (docs/operations.md).
-  process.on('SIGHUP', () => {
-    try {
-      latchkey.reloadTls()
-    } catch (error) {
-      log.error({ err: error }, 'TLS reload failed; the previous certificate stays in use')
-    }
-  })
+  // Without TLS, SIGHUP keeps its default meaning.
+  if (config.TLS_CERT_FILE) {
+    process.on('SIGHUP', () => {
+      try {
+        latchkey.reloadTls()
+      } catch (error) {
+        log.error({ err: error }, 'TLS reload failed; the previous certificate stays in use')
+      }
+    })
+  }
 }
 
 main().catch((error: unknown) => {

@@ -8,7 +8,8 @@ import { connect as tlsConnect, type PeerCertificate } from 'node:tls'
 import { Agent, fetch } from 'undici'
 import { describe, expect, test, vi } from 'vitest'
 import { VirtualLock } from '../../simulator/index.js'
-import { startTestLatchkey, type TestLatchkey } from '../helpers/latchkey.js'
+import { startChild, type ChildLatchkey } from '../helpers/child.js'
+import { ADMIN_KEY, startTestLatchkey, tempDataDir, type TestLatchkey } from '../helpers/latchkey.js'
 import { connectRaw } from '../helpers/mqtt.js'
 
 /**
@@ -90,10 +91,32 @@ interface TlsLatchkey {
   lock: (device: { url: string; deviceId: string; password: string }) => VirtualLock
 }
 
-const it = test.extend<{ lk: TlsLatchkey }>({
+const it = test.extend<{
+  certs: Certs
+  lk: TlsLatchkey
+  child: (env: Record<string, string>) => Promise<ChildLatchkey>
+}>({
   // eslint-disable-next-line no-empty-pattern -- vitest reads fixture dependencies from this pattern
-  lk: async ({}, use) => {
+  certs: async ({}, use) => {
     const certs = makeCerts()
+    await use(certs)
+    rmSync(certs.dir, { recursive: true, force: true })
+  },
+  // eslint-disable-next-line no-empty-pattern -- vitest reads fixture dependencies from this pattern
+  child: async ({}, use) => {
+    const children: ChildLatchkey[] = []
+    const dirs: string[] = []
+    await use(async (env) => {
+      const dataDir = tempDataDir()
+      dirs.push(dataDir)
+      const child = await startChild({ DATA_DIR: dataDir, MQTT_PORT: '0', ADMIN_API_KEY: ADMIN_KEY, ...env })
+      children.push(child)
+      return child
+    })
+    for (const child of children) await child.kill('SIGKILL')
+    for (const dir of dirs) rmSync(dir, { recursive: true, force: true })
+  },
+  lk: async ({ certs }, use) => {
     const t = await startTestLatchkey({
       env: {
         TLS_CERT_FILE: certs.certFile,
@@ -125,7 +148,6 @@ const it = test.extend<{ lk: TlsLatchkey }>({
     for (const lock of locks) await lock.stop().catch(() => {})
     await dispatcher.close()
     await t.close()
-    rmSync(certs.dir, { recursive: true, force: true })
   },
 })
 
@@ -228,5 +250,22 @@ describe('TLS', () => {
     copyFileSync(lk.certs.renewed.cert, lk.certs.certFile)
     expect(() => lk.t.lk.reloadTls()).toThrow()
     expect((await servedCertificate(lk.t.lk.httpUrl, lk.certs.ca)).subject.CN).toBe('first')
+  })
+
+  it('reloads on SIGHUP in `npm start`, and logs the TLS port', async ({ certs, child }) => {
+    // Scenario: main.ts with TLS on and MQTTS_PORT=0 → logs an mqtts:// listener; after the files are replaced,
+    // SIGHUP → "TLS certificate reloaded" and new handshakes get CN=renewed; the process keeps running.
+    const lk = await child({ TLS_CERT_FILE: certs.certFile, TLS_KEY_FILE: certs.keyFile, MQTTS_PORT: '0' })
+    expect(lk.httpUrl).toMatch(/^https:/)
+    expect(lk.mqttUrl).toMatch(/^mqtts:\/\/127\.0\.0\.1:\d+$/)
+    await vi.waitFor(() => expect(lk.output.join('\n')).toContain(`embedded broker listening on ${lk.mqttUrl}`))
+    expect((await servedCertificate(lk.httpUrl, certs.ca)).subject.CN).toBe('first')
+    copyFileSync(certs.renewed.cert, certs.certFile)
+    copyFileSync(certs.renewed.key, certs.keyFile)
+    lk.process.kill('SIGHUP')
+    await vi.waitFor(() => expect(lk.output.join('\n')).toContain('TLS certificate reloaded'), { timeout: 10_000 })
+    expect((await servedCertificate(lk.httpUrl, certs.ca)).subject.CN).toBe('renewed')
+    expect((await servedCertificate(lk.mqttUrl, certs.ca)).subject.CN).toBe('renewed')
+    expect(lk.process.exitCode).toBeNull()
   })
 })

@@ -22,6 +22,7 @@ import { createWorkspaceService } from './app/workspaces.js'
 import type { Config } from './config.js'
 import { iso, type Clock } from './domain/clock.js'
 import { createHttpServer } from './http/server.js'
+import { brokerSettings, deviceBrokerUrls } from './mqtt/broker-settings.js'
 import { connectOrchestrator, type OrchestratorClient } from './mqtt/orchestrator-client.js'
 import { SqliteDeliveryLog } from './store/sqlite/delivery-log.js'
 import { createSqliteStore, databasePath } from './store/sqlite/index.js'
@@ -104,14 +105,7 @@ export async function startLatchkey(config: Config, options: StartOptions = {}):
       broker = await createBroker({
         host: config.MQTT_HOST,
         port: config.MQTT_PORT,
-        plaintext: config.MQTT_PLAINTEXT,
-        ...(tls ? { tls: { port: config.MQTTS_PORT, context: tls } } : {}),
-        limits: {
-          maxPacketBytes: config.MQTT_MAX_PACKET_BYTES,
-          devicePublishPerSecond: config.MQTT_DEVICE_PUBLISH_RATE,
-          devicePublishBurst: config.MQTT_DEVICE_PUBLISH_BURST,
-          authFailuresPerMinute: config.MQTT_AUTH_FAILURES_PER_MINUTE,
-        },
+        ...brokerSettings(config, tls),
         now: () => clock.now(),
         async authenticate(username, password) {
           if (username === config.MQTT_SERVICE_USERNAME) {
@@ -133,12 +127,10 @@ export async function startLatchkey(config: Config, options: StartOptions = {}):
       closers.push(() => embedded.close())
     }
     const mqttUrl = config.MQTT_URL ?? `mqtt://127.0.0.1:${broker?.port ?? config.MQTT_PORT}`
-    const brokerUrls = [
-      ...(config.MQTT_PLAINTEXT ? [`mqtt://${hostForUrl(config.MQTT_HOST)}:${broker?.port ?? config.MQTT_PORT}`] : []),
-      ...(broker?.tlsPort !== undefined ? [`mqtts://${hostForUrl(config.MQTT_HOST)}:${broker.tlsPort}`] : []),
-    ]
+    const brokerUrls = deviceBrokerUrls(config, hostForUrl(config.MQTT_HOST), broker)
     const mqttPublicUrl =
-      config.MQTT_PUBLIC_URL ?? (config.MQTT_URL ? mqttUrl : (brokerUrls[brokerUrls.length - 1] as string))
+      config.MQTT_PUBLIC_URL ??
+      (config.MQTT_URL ? mqttUrl : (brokerUrls.at(-1) ?? `mqtt://${hostForUrl(config.MQTT_HOST)}:${config.MQTT_PORT}`))
 
     const onError = (error: unknown, context: string) => log.error({ err: error, context }, 'background failure')
     // The attempt service sends through the MQTT client, which in turn feeds it device messages: late-bound.

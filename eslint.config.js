@@ -21,7 +21,7 @@ export default tseslint.config(
     },
   },
   {
-    files: ['src/config.ts', 'test/**', 'bench/**', 'simulator/cli.ts'],
+    files: ['src/config.ts', 'test/**', 'bench/**', 'scripts/**', 'simulator/cli.ts', 'vitest.config.ts'],
     rules: { 'no-restricted-syntax': 'off' },
   },
 )

@@ -14,15 +14,17 @@ import { createDeliveryLog } from './app/delivery-log.js'
 import { createDeliveryStatus } from './app/delivery-status.js'
 import { createEventService } from './app/events.js'
 import { Metrics } from './app/metrics.js'
-import type { Store } from './app/store.js'
+import type { DeliveryLogStore, Store } from './app/store.js'
 import { systemClock } from './app/system-clock.js'
 import { createTenantTokens } from './app/tenant-tokens.js'
 import { createWebhookService } from './app/webhooks.js'
 import { createWorkspaceService } from './app/workspaces.js'
 import type { Config } from './config.js'
 import { iso, type Clock } from './domain/clock.js'
+import type { LatchkeyEvent } from './domain/events.js'
 import { createHttpServer } from './http/server.js'
 import { connectOrchestrator, type OrchestratorClient } from './mqtt/orchestrator-client.js'
+import { createPostgresStore } from './store/postgres/index.js'
 import { SqliteDeliveryLog } from './store/sqlite/delivery-log.js'
 import { createSqliteStore, databasePath } from './store/sqlite/index.js'
 import { createDispatcher } from './webhooks/dispatcher.js'
@@ -78,12 +80,30 @@ export async function startLatchkey(config: Config, options: StartOptions = {}):
 
   try {
     mkdirSync(config.DATA_DIR, { recursive: true })
-    const store = createSqliteStore({
-      filename: databasePath(config.DATA_DIR),
-      newId,
-      now,
-      onEvents: (events) => bus.emit('eventsCommitted', events),
-    })
+    const onEvents = (events: LatchkeyEvent[]) => bus.emit('eventsCommitted', events)
+    // DATABASE_URL selects PostgreSQL (docs/operations.md); without it, SQLite in DATA_DIR.
+    let storeParts: Pick<Latchkey, 'store'> & { deliveryReads: DeliveryLogStore; storeReady: () => boolean }
+    if (config.DATABASE_URL) {
+      const pg = await createPostgresStore({
+        url: config.DATABASE_URL,
+        poolMax: config.DATABASE_POOL_MAX,
+        newId,
+        now,
+        onEvents,
+        onError: (error, context) => log.error({ err: error, context }, context),
+      })
+      // Back after an outage: settle what expired meanwhile, re-arm the rest (the dispatcher retries by itself).
+      pg.onRestored(() => {
+        log.info('database reachable again')
+        void recoverAfterOutage()
+      })
+      storeParts = { store: pg, deliveryReads: pg.deliveryLog, storeReady: pg.ready }
+    } else {
+      const sqlite = createSqliteStore({ filename: databasePath(config.DATA_DIR), newId, now, onEvents })
+      storeParts = { store: sqlite, deliveryReads: new SqliteDeliveryLog(sqlite.db), storeReady: () => sqlite.db.open }
+    }
+    const { store, deliveryReads, storeReady } = storeParts
+    let recoverAfterOutage = async (): Promise<void> => {}
     closers.push(() => store.close())
     await store.devices.markAllOffline()
 
@@ -168,6 +188,11 @@ export async function startLatchkey(config: Config, options: StartOptions = {}):
 
     // Before the first device message: a device's `online` must find its recovered attempts waiting for it.
     await attempts.recover()
+    recoverAfterOutage = () =>
+      attempts.recover().then(
+        () => undefined,
+        (error: unknown) => onError(error, 'recover'),
+      )
     const client = await connectOrchestrator({
       url: mqttUrl,
       username: config.MQTT_SERVICE_USERNAME,
@@ -183,7 +208,6 @@ export async function startLatchkey(config: Config, options: StartOptions = {}):
 
     // The delivery APIs (docs/deliveries.md): one read model for both dialects; manual retries go to the dispatcher.
     const tokens = createTenantTokens({ secret: await resolveJwtSecret(store, config.JWT_SECRET), clock })
-    const deliveryReads = new SqliteDeliveryLog(store.db)
     const deliveryLog = createDeliveryLog({ log: deliveryReads, store, manual: dispatcher, tokens, onError })
     const deliveryStatus = createDeliveryStatus({ log: deliveryReads, store })
 
@@ -197,7 +221,7 @@ export async function startLatchkey(config: Config, options: StartOptions = {}):
       deliveryStatus,
       tokens,
       metrics,
-      ready: () => client.connected && store.db.open,
+      ready: () => client.connected && storeReady(),
       gauges: () => {
         const { queued, inFlight } = dispatcher.stats()
         return {

@@ -3,6 +3,7 @@ import { once } from 'node:events'
 import { createServer } from 'node:net'
 import { fileURLToPath } from 'node:url'
 import { createInterface } from 'node:readline'
+import { testDatabaseEnv } from './store.js'
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url))
 
@@ -26,11 +27,22 @@ export async function freePort(): Promise<number> {
   return port
 }
 
-/** Runs `src/main.ts` in a child process, as `npm start` does, and resolves once it is listening. */
+/**
+ * Runs `src/main.ts` in a child process, as `npm start` does, and resolves once it is listening. On the PostgreSQL
+ * test store, a DATA_DIR brings its own database.
+ */
 export async function startChild(env: Record<string, string>): Promise<ChildLatchkey> {
   const child = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts'], {
     cwd: ROOT,
-    env: { ...process.env, HOST: '127.0.0.1', MQTT_HOST: '127.0.0.1', PORT: '0', LOG_LEVEL: 'info', ...env },
+    env: {
+      ...process.env,
+      HOST: '127.0.0.1',
+      MQTT_HOST: '127.0.0.1',
+      PORT: '0',
+      LOG_LEVEL: 'info',
+      ...(env.DATA_DIR ? testDatabaseEnv(env.DATA_DIR) : {}),
+      ...env,
+    },
     stdio: ['ignore', 'pipe', 'pipe'],
   })
   const output: string[] = []

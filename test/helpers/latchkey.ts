@@ -4,6 +4,7 @@ import { join } from 'node:path'
 import { loadConfig, type Config } from '../../src/config.js'
 import type { Clock } from '../../src/domain/clock.js'
 import { startLatchkey, type Latchkey } from '../../src/latchkey.js'
+import { dropTestDatabase, testDatabaseEnv } from './store.js'
 
 /** Test responses are read field by field; asserting on them is the test's job. */
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
@@ -35,6 +36,7 @@ export function testConfig(dataDir: string, env: Record<string, string> = {}): C
     MQTT_PORT: '0',
     LOG_LEVEL: 'silent',
     ADMIN_API_KEY: ADMIN_KEY,
+    ...testDatabaseEnv(dataDir),
     ...env,
   })
 }
@@ -81,7 +83,9 @@ export async function startTestLatchkey(
     call: (path, body, key, headers) => request(lk.httpUrl, path, body, key === undefined ? apiKey : key, headers),
     close: async () => {
       await lk.close()
-      if (!options.keep) rmSync(dataDir, { recursive: true, force: true })
+      if (options.keep) return
+      rmSync(dataDir, { recursive: true, force: true })
+      dropTestDatabase(dataDir)
     },
   }
 }

@@ -5,6 +5,7 @@ import { createServer } from 'node:net'
 import { fileURLToPath } from 'node:url'
 import { describe, expect } from 'vitest'
 import { ADMIN_KEY, request, tempDataDir } from '../helpers/latchkey.js'
+import { testDatabaseEnv } from '../helpers/store.js'
 import { it, verifyBoth, type Receiver } from './helpers.js'
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url))
@@ -32,6 +33,7 @@ async function startChild(dataDir: string): Promise<Child> {
       LOG_LEVEL: 'info',
       WEBHOOK_ALLOWED_CIDRS: '127.0.0.0/8',
       WEBHOOK_RETRY_SCHEDULE: '2,2,2,2,2,2,2,2,2,2',
+      ...testDatabaseEnv(dataDir),
     },
   })
   const exited = once(child, 'exit')

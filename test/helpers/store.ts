@@ -1,0 +1,67 @@
+import { execFileSync } from 'node:child_process'
+import { createHash } from 'node:crypto'
+import { join } from 'node:path'
+import { PG_BIN } from '../../scripts/pg-test-server.js'
+
+/**
+ * Which store the suite runs on: `LATCHKEY_TEST_STORE=postgres` (npm run test:pg) runs every latchkey the tests
+ * start on PostgreSQL, one database per data directory, on the private server test/helpers/pg-global-setup.ts
+ * started for the run. Otherwise SQLite in the data directory, as in production without DATABASE_URL.
+ */
+export const TEST_STORE: 'sqlite' | 'postgres' = process.env.LATCHKEY_TEST_STORE === 'postgres' ? 'postgres' : 'sqlite'
+
+/** The admin URL of the run's private PostgreSQL (set by the global setup). */
+export function testPostgresUrl(): string {
+  const url = process.env.LATCHKEY_TEST_PG_URL
+  if (!url) throw new Error('LATCHKEY_TEST_STORE=postgres but no test PostgreSQL is running (see vitest.config.ts)')
+  return url
+}
+
+function psql(sql: string): string {
+  const url = new URL(testPostgresUrl())
+  return execFileSync(
+    join(PG_BIN, 'psql'),
+    ['-X', '-q', '-t', '-A', '-h', url.hostname, '-p', url.port, '-U', 'postgres', '-d', 'postgres', '-c', sql],
+    { stdio: ['ignore', 'pipe', 'pipe'] },
+  ).toString()
+}
+
+/** The database that belongs to a data directory: a restart on the same directory finds the same data. */
+export function testDatabaseName(dataDir: string): string {
+  return `lk_${createHash('sha256').update(dataDir).digest('hex').slice(0, 20)}`
+}
+
+const created = new Set<string>()
+
+/**
+ * The environment that puts a latchkey started on `dataDir` on the store under test: nothing for SQLite, a
+ * `DATABASE_URL` to an empty database of its own (created on first use) for PostgreSQL.
+ */
+export function testDatabaseEnv(dataDir: string): Record<string, string> {
+  if (TEST_STORE === 'sqlite') return {}
+  const name = testDatabaseName(dataDir)
+  if (!created.has(name)) {
+    if (psql(`SELECT 1 FROM pg_database WHERE datname = '${name}'`).trim() !== '1')
+      psql(`CREATE DATABASE ${name} TEMPLATE template0`)
+    created.add(name)
+  }
+  const url = new URL(testPostgresUrl())
+  url.pathname = `/${name}`
+  return { DATABASE_URL: url.toString() }
+}
+
+/** Drops the database of a data directory (its connections are closed by force). */
+export function dropTestDatabase(dataDir: string): void {
+  if (TEST_STORE === 'sqlite') return
+  const name = testDatabaseName(dataDir)
+  psql(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`)
+  created.delete(name)
+}
+
+/** Drops every database this test process created: the per-file teardown (test/helpers/pg-setup-file.ts). */
+export function dropCreatedDatabases(): void {
+  for (const name of [...created]) {
+    psql(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`)
+    created.delete(name)
+  }
+}

@@ -13,6 +13,7 @@ import { createServer } from 'node:net'
 import { once } from 'node:events'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { pathToFileURL } from 'node:url'
 
 export const PG_BIN = '/usr/lib/postgresql/15/bin'
 
@@ -128,7 +129,7 @@ export async function startTestPostgres(): Promise<TestPostgres> {
 }
 
 // CLI: start | stop DIR PORT
-if (process.argv[1] && /pg-test-server\.ts$/.test(process.argv[1])) {
+if (process.argv[1] && pathToFileURL(process.argv[1]).href === import.meta.url) {
   const [command, dir, port] = process.argv.slice(2)
   if (command === 'start') {
     const server = await startTestPostgres()

@@ -1,6 +1,8 @@
+import Database from 'better-sqlite3'
 import { execFileSync } from 'node:child_process'
 import { createHash } from 'node:crypto'
 import { join } from 'node:path'
+import pg from 'pg'
 import { PG_BIN } from '../../scripts/pg-test-server.js'
 
 /**
@@ -63,5 +65,33 @@ export function dropCreatedDatabases(): void {
   for (const name of [...created]) {
     psql(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`)
     created.delete(name)
+  }
+}
+
+/**
+ * Runs SQL on the database of a latchkey that used `dataDir`, whichever the store: for tests that check what is
+ * stored (hashes, not keys; one row per attempt) or break it on purpose. Counts come back as numbers on both.
+ */
+export async function queryTestDatabase<R = Record<string, unknown>>(dataDir: string, sql: string): Promise<R[]> {
+  if (TEST_STORE === 'sqlite') {
+    const db = new Database(join(dataDir, 'latchkey.db'))
+    try {
+      const statement = db.prepare(sql)
+      if (statement.reader) return statement.all() as R[]
+      statement.run()
+      return []
+    } finally {
+      db.close()
+    }
+  }
+  const client = new pg.Client({
+    connectionString: testDatabaseEnv(dataDir).DATABASE_URL,
+    types: { getTypeParser: (oid, format) => (oid === 20 ? Number : pg.types.getTypeParser(oid, format)) },
+  } as pg.ClientConfig)
+  await client.connect()
+  try {
+    return (await client.query(sql)).rows as R[]
+  } finally {
+    await client.end()
   }
 }

@@ -14,9 +14,7 @@ export default defineConfig({
           'test/postgres/**/*.test.ts',
         ]
       : ['test/**/*.test.ts'],
-    exclude: postgres
-      ? ['test/deliveries/keyset.test.ts', 'test/deliveries/log-queries.test.ts']
-      : ['test/postgres/**'],
+    exclude: postgres ? ['test/deliveries/keyset.test.ts'] : ['test/postgres/**'],
     globalSetup: ['test/helpers/pg-global-setup.ts'],
     setupFiles: ['test/helpers/pg-setup-file.ts'],
     testTimeout: 30_000,

@@ -127,6 +127,7 @@ export async function copySqliteToPostgres(options: CopyOptions): Promise<CopyCo
       if (n !== expected[table]) problems.push(`${table}: ${n} rows, expected ${expected[table]}`)
     }
     if (problems.length > 0) throw new Error(`verification failed: ${problems.join('; ')}`)
+    await target.query('ANALYZE')
     log(`verified: ${TABLES.map((table) => `${table} ${expected[table]}`).join(', ')}`)
     return expected
   } finally {

@@ -91,7 +91,15 @@ export function controlFor(dir: string, port: number): TestPostgres {
   }
 }
 
-export async function startTestPostgres(): Promise<TestPostgres> {
+/**
+ * Tests run with fsync, full_page_writes and synchronous_commit off (the data dies with the run). `durable` keeps
+ * fsync and full_page_writes on; `synchronousCommit` (default on when durable) is the setting docs/operations.md
+ * discusses: off has the durability of the SQLite store (nothing committed is lost when latchkey crashes; the last
+ * fraction of a second can be lost when the database server or the machine does).
+ */
+export async function startTestPostgres(
+  options: { durable?: boolean; synchronousCommit?: boolean } = {},
+): Promise<TestPostgres> {
   ensureInstalled()
   const dir = mkdtempSync(join(tmpdir(), 'latchkey-pg-'))
   if (process.getuid?.() === 0) {
@@ -101,14 +109,13 @@ export async function startTestPostgres(): Promise<TestPostgres> {
   const port = await freePort()
   const data = join(dir, 'data')
   pgRun('initdb', ['-D', data, '-A', 'trust', '-U', 'postgres', '-E', 'UTF8', '--locale=C', '--no-sync'])
-  // Throwaway data: no fsync. Enough connections for parallel test files, each with its own pool.
+  // Throwaway data: no fsync unless durable. Enough connections for parallel test files, each with its own pool.
   const settings = [
     `port = ${port}`,
     `listen_addresses = '127.0.0.1'`,
     `unix_socket_directories = '${dir}'`,
-    'fsync = off',
-    'synchronous_commit = off',
-    'full_page_writes = off',
+    ...(options.durable ? [] : ['fsync = off', 'full_page_writes = off']),
+    `synchronous_commit = ${(options.synchronousCommit ?? options.durable) ? 'on' : 'off'}`,
     'max_connections = 300',
     'shared_buffers = 64MB',
     'log_min_messages = warning',

@@ -1,9 +1,14 @@
 import Database from 'better-sqlite3'
 import { execFileSync } from 'node:child_process'
 import { createHash } from 'node:crypto'
-import { join } from 'node:path'
+import { dirname, join } from 'node:path'
 import pg from 'pg'
+import { copySqliteToPostgres } from '../../scripts/db-copy.js'
 import { PG_BIN } from '../../scripts/pg-test-server.js'
+import type { DeliveryLogStore } from '../../src/app/store.js'
+import { PgDb } from '../../src/store/postgres/database.js'
+import { PostgresDeliveryLog } from '../../src/store/postgres/delivery-log.js'
+import { SqliteDeliveryLog } from '../../src/store/sqlite/delivery-log.js'
 
 /**
  * Which store the suite runs on: `LATCHKEY_TEST_STORE=postgres` (npm run test:pg) runs every latchkey the tests
@@ -93,5 +98,26 @@ export async function queryTestDatabase<R = Record<string, unknown>>(dataDir: st
     return (await client.query(sql)).rows as R[]
   } finally {
     await client.end()
+  }
+}
+
+/**
+ * The delivery log of the store under test over the rows of a SQLite database: that database itself, or a copy of
+ * it (npm run db:copy) in a fresh PostgreSQL database.
+ */
+export async function deliveryLogUnderTest(
+  db: Database.Database,
+): Promise<{ log: DeliveryLogStore; close: () => Promise<void> }> {
+  if (TEST_STORE === 'sqlite') return { log: new SqliteDeliveryLog(db), close: async () => {} }
+  const dir = dirname(db.name)
+  const url = testDatabaseEnv(dir).DATABASE_URL as string
+  await copySqliteToPostgres({ from: db.name, to: url, log: () => {} })
+  const pgDb = new PgDb({ url, poolMax: 2 })
+  return {
+    log: new PostgresDeliveryLog(pgDb),
+    close: async () => {
+      await pgDb.close()
+      dropTestDatabase(dir)
+    },
   }
 }

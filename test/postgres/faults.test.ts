@@ -49,7 +49,8 @@ describe('PostgreSQL faults', () => {
     // Scenario: a webhook, a silent lock and a pending attempt; the database stops; the API answers 503 in each
     // dialect's shape; the deadline passes meanwhile; the database returns → ready, the attempt expires once, its
     // webhook arrives, and everything committed before the outage is still there.
-    const clock = new FakeClock(Date.parse('2026-05-01T12:00:00.000Z'))
+    // Near the real time: the lock checks a command's expires_at on its own clock.
+    const clock = new FakeClock(Date.now())
     const t = await rig.latchkey({ clock, env: { DATABASE_URL: outage.url, LOCK_RESPONSE_WAIT_MS: '0' } })
     const receiver = await rig.receiver()
     const webhook = await createWebhook(t, receiver.url, ['action_attempt.*'])

@@ -3,7 +3,7 @@ import type { AttemptRecord, HistoryEntry, Transition } from '../../domain/attem
 import type { EventDraft, LatchkeyEvent } from '../../domain/events.js'
 import { decodeCursor, toPage } from '../sqlite/cursor.js'
 import type { PgContext } from './context.js'
-import type { Sql } from './database.js'
+import type { Tx } from './database.js'
 import type { PgEvents } from './events.js'
 
 interface AttemptRow extends Omit<AttemptRecord, 'result' | 'error'> {
@@ -46,7 +46,7 @@ export class PgAttempts implements AttemptStore {
   async create(attempt: AttemptRecord, history: HistoryEntry[], events: EventDraft[]): Promise<void> {
     const recorded = await this.ctx.db.writes.run(async (tx) => {
       const a = attempt
-      await tx.exec(
+      tx.write(
         `INSERT INTO action_attempts (action_attempt_id, workspace_id, device_id, action_type, status, result, error,
            created_at, updated_at, sent_at, accepted_at, completed_at, deadline_at, idempotency_key, request_hash)
          VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
@@ -170,7 +170,7 @@ export class PgAttempts implements AttemptStore {
   }
 
   /** For the device repository: pending attempts of a device, read inside its transaction. */
-  async pendingForDevice(tx: Sql, deviceId: string): Promise<AttemptRecord[]> {
+  async pendingForDevice(tx: Tx, deviceId: string): Promise<AttemptRecord[]> {
     const rows = await tx.query<AttemptRow>(
       `SELECT ${COLUMNS} FROM action_attempts WHERE status = 'pending' AND device_id = ? ORDER BY seq`,
       [deviceId],
@@ -179,11 +179,11 @@ export class PgAttempts implements AttemptStore {
   }
 
   /** Writes a transition's effects; runs inside a write transaction. */
-  async applyInTransaction(tx: Sql, transition: Transition): Promise<LatchkeyEvent[]> {
+  async applyInTransaction(tx: Tx, transition: Transition): Promise<LatchkeyEvent[]> {
     const a = transition.attempt
     await this.insertHistory(tx, a.action_attempt_id, transition.history)
     if (!transition.changed) return []
-    await tx.exec(
+    tx.write(
       `UPDATE action_attempts SET status = ?, result = ?, error = ?, updated_at = ?, sent_at = ?, accepted_at = ?,
          completed_at = ? WHERE action_attempt_id = ?`,
       [
@@ -198,13 +198,13 @@ export class PgAttempts implements AttemptStore {
       ],
     )
     if (transition.locked !== undefined)
-      await tx.exec('UPDATE devices SET locked = ? WHERE device_id = ?', [transition.locked, a.device_id])
+      tx.write('UPDATE devices SET locked = ? WHERE device_id = ?', [transition.locked, a.device_id])
     return this.events.record(tx, transition.events)
   }
 
-  private async insertHistory(tx: Sql, attemptId: string, entries: HistoryEntry[]): Promise<void> {
+  private async insertHistory(tx: Tx, attemptId: string, entries: HistoryEntry[]): Promise<void> {
     if (entries.length === 0) return
-    await tx.exec(
+    tx.write(
       `INSERT INTO attempt_history (action_attempt_id, at, kind, detail)
        SELECT ?, h.at, h.kind, h.detail FROM unnest(?::text[], ?::text[], ?::text[]) WITH ORDINALITY AS h(at, kind, detail, n)
        ORDER BY h.n`,

@@ -9,6 +9,11 @@ export interface Sql {
   exec(text: string, params?: unknown[]): Promise<number>
 }
 
+/** A write transaction: also takes writes whose outcome nobody reads, sent with the next statement that is read. */
+export interface Tx extends Sql {
+  write(text: string, params?: unknown[]): void
+}
+
 /** Advisory lock key of the migrations ("latchkey" in ASCII). */
 const MIGRATION_LOCK = 0x6c617463686b6579n
 
@@ -199,19 +204,77 @@ export class PgDb implements Sql {
 }
 
 interface Job {
-  fn: (tx: Sql) => Promise<unknown>
+  fn: (tx: Tx) => Promise<unknown>
   resolve: (value: unknown) => void
   reject: (error: unknown) => void
 }
 
-function clientSql(client: pg.PoolClient): Sql {
-  return {
-    async query<R>(text: string, params?: unknown[]) {
-      return (await run(client, text, params)).rows as R[]
-    },
-    async exec(text: string, params?: unknown[]) {
-      return (await run(client, text, params)).rowCount ?? 0
-    },
+/** PostgreSQL's string literal for `text` (pg's escapeLiteral): quotes doubled, backslashes under E''. */
+function escapeLiteral(text: string): string {
+  let backslash = false
+  let out = "'"
+  for (const c of text) {
+    if (c === "'") out += "''"
+    else if (c === '\\') {
+      out += '\\\\'
+      backslash = true
+    } else out += c
+  }
+  out += "'"
+  return backslash ? ` E${out}` : out
+}
+
+function literal(value: unknown): string {
+  if (value === null || value === undefined) return 'NULL'
+  if (typeof value === 'boolean') return value ? 'true' : 'false'
+  if (typeof value === 'number') {
+    if (!Number.isFinite(value)) throw new Error(`not a finite number: ${value}`)
+    return String(value)
+  }
+  if (typeof value === 'bigint') return value.toString()
+  if (typeof value === 'string') return escapeLiteral(value)
+  if (Array.isArray(value)) return `ARRAY[${value.map(literal).join(',')}]`
+  throw new Error(`no SQL literal for ${typeof value}`)
+}
+
+/** The statement with its parameters written in as literals, so that several go in one round trip. */
+export function inline(text: string, params: unknown[] = []): string {
+  let n = 0
+  return text.replace(/\?/g, () => literal(params[n++]))
+}
+
+/**
+ * The writer's transaction. Statements travel as simple queries with their parameters inlined; writes whose result
+ * is not read wait and go with the next statement that is, BEGIN with the first and COMMIT with the last: a job that
+ * loads a row and writes its consequences costs two round trips, however many statements it writes.
+ */
+class WriterTx implements Tx {
+  private pending: string[] = ['BEGIN']
+
+  constructor(private readonly client: pg.PoolClient) {}
+
+  write(text: string, params?: unknown[]): void {
+    this.pending.push(inline(text, params))
+  }
+
+  async query<R>(text: string, params?: unknown[]): Promise<R[]> {
+    return (await this.send(inline(text, params))).rows as R[]
+  }
+
+  async exec(text: string, params?: unknown[]): Promise<number> {
+    return (await this.send(inline(text, params))).rowCount ?? 0
+  }
+
+  async commit(): Promise<void> {
+    await this.send('COMMIT')
+  }
+
+  private async send(statement: string): Promise<pg.QueryResult> {
+    this.pending.push(statement)
+    const text = this.pending.join(';\n')
+    this.pending = []
+    const result = (await this.client.query(text)) as pg.QueryResult | pg.QueryResult[]
+    return Array.isArray(result) ? (result[result.length - 1] as pg.QueryResult) : result
   }
 }
 
@@ -230,7 +293,7 @@ export class PgWriteQueue {
 
   constructor(private readonly db: PgDb) {}
 
-  run<T>(fn: (tx: Sql) => Promise<T>, urgent = false): Promise<T> {
+  run<T>(fn: (tx: Tx) => Promise<T>, urgent = false): Promise<T> {
     if (this.closed) return Promise.reject(new Error('store is closed'))
     return new Promise<T>((resolve, reject) => {
       this.jobs.push({ fn, resolve: resolve as (value: unknown) => void, reject })
@@ -284,12 +347,11 @@ export class PgWriteQueue {
   }
 
   private async transaction(client: pg.PoolClient, jobs: Job[]): Promise<unknown[]> {
-    const tx = clientSql(client)
-    await client.query('BEGIN')
+    const tx = new WriterTx(client)
     try {
       const values: unknown[] = []
       for (const job of jobs) values.push(await job.fn(tx))
-      await client.query('COMMIT')
+      await tx.commit()
       return values
     } catch (error) {
       await client.query('ROLLBACK').catch(() => {})

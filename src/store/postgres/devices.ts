@@ -62,7 +62,7 @@ export class PgDevices implements DeviceStore {
 
   async create({ device, secretHash, event }: NewDevice): Promise<void> {
     const recorded = await this.ctx.db.writes.run(async (tx) => {
-      await tx.exec(
+      tx.write(
         `INSERT INTO devices (device_id, workspace_id, display_name, nickname, custom_metadata, secret_hash,
            can_remotely_lock, can_remotely_unlock, created_at, online) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, false)`,
         [
@@ -156,7 +156,7 @@ export class PgDevices implements DeviceStore {
         recorded.push(...(await this.attempts.applyInTransaction(tx, transition)))
         if (transition.settled) settled.push(transition.attempt)
       }
-      await tx.exec('DELETE FROM devices WHERE device_id = ?', [deviceId])
+      tx.write('DELETE FROM devices WHERE device_id = ?', [deviceId])
       recorded.push(...(await this.events.record(tx, [event])))
       return { settled, recorded }
     })
@@ -203,7 +203,7 @@ export class PgDevices implements DeviceStore {
       const { patch, events } = decide(device)
       const props = { ...device.props, ...patch }
       if (changesSomething(device.props, props))
-        await tx.exec(
+        tx.write(
           `UPDATE devices SET online = ?, locked = ?, door_open = ?, jammed = ?, battery_level = ?, firmware_version = ?,
              last_seen_at = ? WHERE device_id = ?`,
           [

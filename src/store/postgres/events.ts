@@ -2,7 +2,7 @@ import type { EventListQuery, EventStore, Page } from '../../app/store.js'
 import { finaliseEvent, type EventDraft, type LatchkeyEvent } from '../../domain/events.js'
 import { decodeCursor, toPage } from '../sqlite/cursor.js'
 import type { PgContext } from './context.js'
-import type { Sql } from './database.js'
+import type { Tx } from './database.js'
 import type { PgWebhooks } from './webhooks.js'
 
 interface EventRow {
@@ -22,7 +22,7 @@ export class PgEvents implements EventStore {
   ) {}
 
   /** Must run inside a write transaction. Returns the committed envelopes, for the post-commit notification. */
-  async record(tx: Sql, drafts: EventDraft[], dedupeKey?: string): Promise<LatchkeyEvent[]> {
+  async record(tx: Tx, drafts: EventDraft[], dedupeKey?: string): Promise<LatchkeyEvent[]> {
     if (drafts.length === 0) return []
     const createdAt = this.ctx.now()
     const recorded: LatchkeyEvent[] = []
@@ -30,7 +30,7 @@ export class PgEvents implements EventStore {
       const event = finaliseEvent(draft, this.ctx.newId(), createdAt)
       const key = dedupeKey === undefined ? null : `${dedupeKey}#${i}`
       const hooks = await this.webhooks.matching(tx, event.workspace_id, event.event_type)
-      await tx.exec(
+      tx.write(
         `WITH e AS (
            INSERT INTO events (event_id, workspace_id, event_type, device_id, action_attempt_id, created_at, dedupe_key, body)
            VALUES (?, ?, ?, ?, ?, ?, ?, ?) RETURNING seq, event_id, workspace_id, event_type, created_at)

@@ -156,10 +156,13 @@ export const MIGRATIONS: readonly string[] = [
   );
   CREATE INDEX delivery_attempts_by_delivery ON delivery_attempts(delivery_seq, attempt_number);
   -- The delivery-attempt listings (docs/deliveries.md) are keyset pages in (attempted_at, seq) order, pinned to a
-  -- destination, a tenant, or nothing; topic and outcome filters are checked on the rows these indexes yield.
-  CREATE INDEX delivery_attempts_by_time ON delivery_attempts(attempted_at, seq);
-  CREATE INDEX delivery_attempts_by_tenant ON delivery_attempts(workspace_id, attempted_at, seq);
-  CREATE INDEX delivery_attempts_by_destination ON delivery_attempts(webhook_id, attempted_at, seq);
+  -- destination, a tenant, or nothing. Topic and outcome are trailing key columns: their filters are checked on
+  -- the index entries, without reading the rows they skip.
+  CREATE INDEX delivery_attempts_by_time ON delivery_attempts(attempted_at, seq, event_type, status, will_retry);
+  CREATE INDEX delivery_attempts_by_tenant
+    ON delivery_attempts(workspace_id, attempted_at, seq, event_type, status, will_retry);
+  CREATE INDEX delivery_attempts_by_destination
+    ON delivery_attempts(webhook_id, attempted_at, seq, event_type, status, will_retry);
   `,
 ]
 

@@ -1,7 +1,7 @@
 import type { WebhookChange, WebhookPatch, WebhookStore } from '../../app/store.js'
 import { matchesEventType, type Webhook, type WebhookDisabledReason } from '../../domain/webhook.js'
 import type { PgContext } from './context.js'
-import type { Sql } from './database.js'
+import type { Tx } from './database.js'
 
 interface WebhookRow extends Omit<Webhook, 'event_types' | 'disabled_reason'> {
   event_types: string
@@ -65,7 +65,7 @@ export class PgWebhooks implements WebhookStore {
   constructor(private readonly ctx: PgContext) {}
 
   /** The webhooks of a workspace that receive `eventType`; runs inside the event's write transaction. */
-  async matching(tx: Sql, workspaceId: string, eventType: string): Promise<WebhookMatch[]> {
+  async matching(tx: Tx, workspaceId: string, eventType: string): Promise<WebhookMatch[]> {
     let all = this.cache.get(workspaceId)
     if (!all) {
       const rows = await tx.query<{ webhook_id: string; event_types: string; enabled: boolean }>(
@@ -104,7 +104,7 @@ export class PgWebhooks implements WebhookStore {
     return rows.map(fromRow)
   }
 
-  private async load(tx: Sql, workspaceId: string, webhookId: string): Promise<Webhook | undefined> {
+  private async load(tx: Tx, workspaceId: string, webhookId: string): Promise<Webhook | undefined> {
     const rows = await tx.query<WebhookRow>(
       `SELECT ${COLUMNS} FROM webhooks WHERE webhook_id = ? AND workspace_id = ? AND deleted_at IS NULL`,
       [webhookId, workspaceId],
@@ -112,9 +112,9 @@ export class PgWebhooks implements WebhookStore {
     return rows[0] && fromRow(rows[0])
   }
 
-  private async save(tx: Sql, w: Webhook): Promise<void> {
+  private async save(tx: Tx, w: Webhook): Promise<void> {
     const [id, , url, types, secret, prev, prevExp, enabled, reason, disabledAt, failures, , updatedAt] = toParams(w)
-    await tx.exec(
+    tx.write(
       `UPDATE webhooks SET url = ?, event_types = ?, secret = ?, previous_secret = ?, previous_secret_expires_at = ?,
          enabled = ?, disabled_reason = ?, disabled_at = ?, consecutive_failures = ?, updated_at = ? WHERE webhook_id = ?`,
       [url, types, secret, prev, prevExp, enabled, reason, disabledAt, failures, updatedAt, id],
@@ -139,12 +139,12 @@ export class PgWebhooks implements WebhookStore {
       }
       await this.save(tx, webhook)
       if (released)
-        await tx.exec(
+        tx.write(
           `UPDATE deliveries SET held = false, next_attempt_at = ?, updated_at = ?
            WHERE webhook_id = ? AND status = 'pending' AND held`,
           [at, at, webhookId],
         )
-      if (held) await tx.exec(HOLD, [at, webhookId])
+      if (held) tx.write(HOLD, [at, webhookId])
       return { webhook, released, held }
     })
   }
@@ -179,7 +179,7 @@ export class PgWebhooks implements WebhookStore {
         [at, at, webhookId, workspaceId],
       )
       if (changed === 0) return false
-      await tx.exec(
+      tx.write(
         `UPDATE deliveries SET status = 'cancelled', held = false, next_attempt_at = NULL, updated_at = ?
          WHERE webhook_id = ? AND status = 'pending'`,
         [at, webhookId],
@@ -190,7 +190,7 @@ export class PgWebhooks implements WebhookStore {
 
   /** After an attempt, inside its transaction: the failure streak, and a disable that holds what is pending. */
   async applyAttemptOutcome(
-    tx: Sql,
+    tx: Tx,
     workspaceId: string,
     webhookId: string,
     failures: { before: number; after: number },
@@ -198,13 +198,13 @@ export class PgWebhooks implements WebhookStore {
     at: string,
   ): Promise<void> {
     if (failures.after !== failures.before)
-      await tx.exec('UPDATE webhooks SET consecutive_failures = ? WHERE webhook_id = ?', [failures.after, webhookId])
+      tx.write('UPDATE webhooks SET consecutive_failures = ? WHERE webhook_id = ?', [failures.after, webhookId])
     if (disable === null) return
-    await tx.exec(
+    tx.write(
       'UPDATE webhooks SET enabled = false, disabled_reason = ?, disabled_at = ?, updated_at = ? WHERE webhook_id = ?',
       [disable, at, at, webhookId],
     )
-    await tx.exec(HOLD, [at, webhookId])
+    tx.write(HOLD, [at, webhookId])
     this.cache.delete(workspaceId)
   }
 
@@ -213,7 +213,7 @@ export class PgWebhooks implements WebhookStore {
   }
 
   /** A write that changes webhooks: the cache is dropped inside the transaction and again after it. */
-  private async write<T>(workspaceId: string, fn: (tx: Sql) => Promise<T>): Promise<T> {
+  private async write<T>(workspaceId: string, fn: (tx: Tx) => Promise<T>): Promise<T> {
     try {
       return await this.ctx.db.writes.run((tx) => {
         this.cache.delete(workspaceId)

@@ -11,7 +11,7 @@ export class PgSettings implements SettingsStore {
 
   setIfAbsent(key: string, value: string): Promise<string> {
     return this.ctx.db.writes.run(async (tx) => {
-      await tx.exec('INSERT INTO settings (key, value) VALUES (?, ?) ON CONFLICT (key) DO NOTHING', [key, value])
+      tx.write('INSERT INTO settings (key, value) VALUES (?, ?) ON CONFLICT (key) DO NOTHING', [key, value])
       const rows = await tx.query<{ value: string }>('SELECT value FROM settings WHERE key = ?', [key])
       return rows[0]?.value ?? value
     })

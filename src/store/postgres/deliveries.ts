@@ -11,6 +11,7 @@ import { iso } from '../../domain/clock.js'
 import type { AttemptDecision, DeliveryContext, DeliveryStatus } from '../../domain/webhook-delivery.js'
 import { evidenceId } from '../sqlite/deliveries.js'
 import type { PgContext } from './context.js'
+import type { Tx } from './database.js'
 import type { PgWebhooks } from './webhooks.js'
 
 interface RefRow {
@@ -51,6 +52,8 @@ interface StateRow extends DeliveryRow {
 
 /** A delivery_attempts row as PostgreSQL returns it. */
 export type AttemptRow = Omit<DeliveryAttempt, 'response_headers'> & { response_headers: string | null }
+
+const SEQ_BLOCK = 256
 
 const REF = 'seq, webhook_id, status, held, next_attempt_at'
 const DELIVERY = `${REF}, event_id, workspace_id, event_type, attempt_count, retries_scheduled, last_attempt_at, last_evidence_id,
@@ -111,6 +114,7 @@ function contextOf(row: StateRow, manual: boolean): DeliveryContext {
 /** The delivery outbox and its attempts. */
 export class PgDeliveries implements DeliveryStore {
   private counter = 0
+  private seqs: number[] = []
 
   constructor(
     private readonly ctx: PgContext,
@@ -184,18 +188,19 @@ export class PgDeliveries implements DeliveryStore {
       const attempt = this.newAttempt(row, input, decision)
       const at = this.ctx.now()
       const next = decision.nextAttemptAtMs === null ? null : iso(decision.nextAttemptAtMs)
-      // The attempt and the delivery's new state in one statement.
-      const inserted = await tx.query<{ seq: number }>(
+      attempt.seq = await this.nextSeq(tx)
+      // The attempt and the delivery's new state in one statement, sent with the next statement read: its seq was
+      // taken from the sequence beforehand, so nothing waits for it.
+      tx.write(
         `WITH a AS (
-           INSERT INTO delivery_attempts (attempt_id, delivery_seq, workspace_id, event_id, webhook_id, event_type,
+           INSERT INTO delivery_attempts (seq, attempt_id, delivery_seq, workspace_id, event_id, webhook_id, event_type,
              attempt_number, manual, status, attempted_at, duration_ms, response_code, response_headers, response_body,
              error_message, signature, will_retry, evidence_id)
-           VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING seq),
-         d AS (
-           UPDATE deliveries SET status = ?, held = ?, next_attempt_at = ?, attempt_count = ?, retries_scheduled = ?,
-             last_attempt_at = ?, last_evidence_id = ?, updated_at = ? WHERE seq = ?)
-         SELECT seq FROM a`,
+           VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?))
+         UPDATE deliveries SET status = ?, held = ?, next_attempt_at = ?, attempt_count = ?, retries_scheduled = ?,
+           last_attempt_at = ?, last_evidence_id = ?, updated_at = ? WHERE seq = ?`,
         [
+          attempt.seq,
           attempt.attempt_id,
           row.seq,
           attempt.workspace_id,
@@ -225,7 +230,6 @@ export class PgDeliveries implements DeliveryStore {
           row.seq,
         ],
       )
-      attempt.seq = inserted[0]?.seq ?? 0
       const failures = { before: row.consecutive_failures, after: decision.consecutiveFailures }
       await this.webhooks.applyAttemptOutcome(tx, row.workspace_id, row.webhook_id, failures, decision.disable, at)
       return { attempt, decision, workspaceId: row.workspace_id }
@@ -254,6 +258,20 @@ export class PgDeliveries implements DeliveryStore {
       [eventId, webhookId],
     )
     return rows.map(toAttempt)
+  }
+
+  /**
+   * The next delivery_attempts seq. Taken from the table's sequence a block at a time by the one writer, so seqs
+   * still grow in commit order; a rolled-back batch leaves a gap, as a rolled-back insert would.
+   */
+  private async nextSeq(tx: Tx): Promise<number> {
+    if (this.seqs.length === 0) {
+      const rows = await tx.query<{ seq: number }>(
+        `SELECT nextval(pg_get_serial_sequence('delivery_attempts', 'seq')) AS seq FROM generate_series(1, ${SEQ_BLOCK})`,
+      )
+      this.seqs = rows.map((row) => row.seq).sort((a, b) => a - b)
+    }
+    return this.seqs.shift() as number
   }
 
   private newAttempt(row: StateRow, input: AttemptInput, decision: AttemptDecision): DeliveryAttempt {

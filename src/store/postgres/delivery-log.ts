@@ -120,7 +120,7 @@ export class PostgresDeliveryLog implements DeliveryLogStore {
 
   async listAttempts(query: AttemptLogQuery): Promise<DeliveryAttempt[]> {
     if (query.limit <= 0) return []
-    const keys = attemptKeys(query, query.limit)
+    const keys = attemptKeys(await this.narrow(query), query.limit)
     if (!keys) return []
     const rows = await this.db.query<KeyRow>(keys.text, keys.params)
     return this.attemptsBySeq(rows.map((row) => row.seq))
@@ -139,14 +139,14 @@ export class PostgresDeliveryLog implements DeliveryLogStore {
     const arms: Part[] = []
     if (status !== 'pending') {
       const made = attemptKeys(
-        {
+        await this.narrow({
           tenantIds: [tenantId],
           destinationIds: destinationId === undefined ? undefined : [destinationId],
           eventIds: eventId === undefined ? undefined : [eventId],
           outcomes: status === undefined ? undefined : [status],
           dir: 'desc',
           after,
-        },
+        }),
         limit,
       )
       if (made) arms.push(made)
@@ -225,6 +225,18 @@ export class PostgresDeliveryLog implements DeliveryLogStore {
         },
       ]),
     )
+  }
+
+  /**
+   * Keeps only the destinations of the query's tenants, then lists by destination alone (a destination implies its
+   * tenant), so that the destination index drives the page whatever the planner thinks of the tenant's.
+   */
+  private async narrow<F extends Filter>(filter: F): Promise<F> {
+    if (!filter.destinationIds || filter.destinationIds.length === 0) return filter
+    const tenants = filter.tenantIds && new Set(filter.tenantIds)
+    const refs = await this.destinations(filter.destinationIds)
+    const kept = [...refs.values()].filter((ref) => !tenants || tenants.has(ref.workspace_id))
+    return { ...filter, tenantIds: undefined, destinationIds: kept.map((ref) => ref.webhook_id) }
   }
 
   private async attemptsBySeq(seqs: number[]): Promise<DeliveryAttempt[]> {

@@ -42,7 +42,7 @@ export default tseslint.config(
     },
   },
   {
-    files: ['src/config.ts', 'test/**', 'bench/**', 'simulator/cli.ts', 'src/cli/**', 'scripts/**'],
+    files: ['src/config.ts', 'test/**', 'bench/**', 'simulator/cli.ts', 'src/cli/**', 'scripts/**', 'vitest.config.ts'],
     rules: { 'no-restricted-syntax': 'off' },
   },
 )

@@ -111,6 +111,18 @@ export const ConfigSchema = z.object({
     "Password of the orchestrator's MQTT client. Generated per process when unset (embedded broker only).",
   ),
   DATA_DIR: z.string().min(1).default('./data').describe('Directory of the SQLite database and bootstrap.json.'),
+  DATABASE_URL: z
+    .string()
+    .regex(/^postgres(ql)?:\/\//, 'expected postgres://USER:PASS@HOST:PORT/DB')
+    .optional()
+    .describe('PostgreSQL to store everything in, instead of SQLite in DATA_DIR (postgres://USER:PASS@HOST:PORT/DB).'),
+  DATABASE_POOL_MAX: z.coerce
+    .number()
+    .int()
+    .min(2)
+    .max(1000)
+    .default(10)
+    .describe('Connections latchkey keeps open to PostgreSQL at most (one of them writes).'),
   ADMIN_API_KEY: z
     .string()
     .min(24)
@@ -212,9 +224,24 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
   throw new ConfigError(
     parsed.error.issues.map(
       (issue) =>
-        `${issue.path.join('.') || '(root)'}: ${issue.message} (got ${JSON.stringify(known[String(issue.path[0])])})`,
+        `${issue.path.join('.') || '(root)'}: ${issue.message} (got ${JSON.stringify(shown(String(issue.path[0]), known[String(issue.path[0])]))})`,
     ),
   )
+}
+
+/** A connection URL without its password, for messages and logs. */
+export function redactUrl(url: string): string {
+  try {
+    const parsed = new URL(url)
+    if (parsed.password) parsed.password = '*****'
+    return parsed.toString()
+  } catch {
+    return url.replace(/\/\/([^:/@]*):[^@]*@/, '//$1:*****@')
+  }
+}
+
+function shown(key: string, value: string | undefined): string | undefined {
+  return key === 'DATABASE_URL' && value !== undefined ? redactUrl(value) : value
 }
 
 function defaultText(schema: z.ZodType): string {

@@ -9,7 +9,7 @@ import { gaugeSources } from './compose/gauges.js'
 import { startHttp } from './compose/http.js'
 import { createRuntime } from './compose/runtime.js'
 import { createDeliveryApis, createServices } from './compose/services.js'
-import { openStore } from './compose/store.js'
+import { openStore, recoverWhenRestored } from './compose/store.js'
 import { createTransport, startTransport } from './compose/transport.js'
 import type { Config } from './config.js'
 import { readTlsContext } from './tls.js'
@@ -70,6 +70,7 @@ export async function startLatchkey(config: Config, options: StartOptions = {}):
       resolve: options.resolve,
     })
     await startTransport(rt, transport, services)
+    recoverWhenRestored(store, services.attempts, rt)
     const dispatcher = await startDispatcher(config, rt, {
       store,
       guard: services.guard,

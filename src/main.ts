@@ -1,6 +1,7 @@
 import { ConfigError, loadConfig } from './config.js'
 import { startLatchkey } from './latchkey.js'
 import { bannerText, createLogger, logBanner, prettyLogs, startupFacts } from './startup-output.js'
+import { DatabaseUnreachableError } from './store/errors.js'
 
 /** `npm start`: run latchkey on its embedded defaults until SIGTERM/SIGINT. */
 async function main(): Promise<void> {
@@ -51,6 +52,11 @@ async function main(): Promise<void> {
 }
 
 main().catch((error: unknown) => {
+  if (error instanceof DatabaseUnreachableError) {
+    // One line, without the password: what to fix is the database or DATABASE_URL.
+    console.error(`latchkey failed to start: ${error.message}`)
+    process.exit(1)
+  }
   console.error('latchkey failed to start:', error)
   process.exit(1)
 })

@@ -32,6 +32,11 @@ export interface Store {
   deliveryLog: DeliveryLogStore
   /** True while the store can serve requests (the readiness probe). */
   ready(): boolean
+  /**
+   * Calls `listener` each time the database answers again after it was lost (a networked store); a store that
+   * cannot be lost while the process runs (SQLite) never calls it.
+   */
+  onRestored(listener: () => void): void
   close(): Promise<void>
 }
 

@@ -2,6 +2,7 @@ import { spawn, type ChildProcess } from 'node:child_process'
 import { once } from 'node:events'
 import { fileURLToPath } from 'node:url'
 import { createInterface } from 'node:readline'
+import { testDatabaseEnv } from './store.js'
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url))
 
@@ -27,7 +28,10 @@ export function startupBanner(line: string): { httpUrl: string; mqttUrl: string 
   }
 }
 
-/** Runs `src/main.ts` in a child process, as `npm start` does, and resolves once it is listening. */
+/**
+ * Runs `src/main.ts` in a child process, as `npm start` does, and resolves once it is listening. On the PostgreSQL
+ * test store, a DATA_DIR brings its own database.
+ */
 export async function startChild(env: Record<string, string>): Promise<ChildLatchkey> {
   const child = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts'], {
     cwd: ROOT,
@@ -39,6 +43,7 @@ export async function startChild(env: Record<string, string>): Promise<ChildLatc
       MQTT_PORT: '0',
       LOG_LEVEL: 'info',
       LOG_FORMAT: 'json',
+      ...(env.DATA_DIR ? testDatabaseEnv(env.DATA_DIR) : {}),
       ...env,
     },
     stdio: ['ignore', 'pipe', 'pipe'],

@@ -37,6 +37,7 @@ export function createSqliteStore(deps: SqliteStoreDeps): Store {
     deliveries,
     deliveryLog: new SqliteDeliveryLog(db),
     ready: () => db.open,
+    onRestored: () => {},
     async close() {
       writes.close()
       db.close()

@@ -12,6 +12,7 @@ export default defineConfig({
           'test/webhooks/**/*.test.ts',
           'test/deliveries/**/*.test.ts',
           'test/postgres/**/*.test.ts',
+          'test/http/**/*.test.ts',
         ]
       : ['test/**/*.test.ts'],
     exclude: postgres ? ['test/deliveries/keyset.test.ts'] : ['test/postgres/**'],

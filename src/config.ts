@@ -87,6 +87,17 @@ export const ConfigSchema = z.object({
     .describe('Comma-separated CIDRs exempt from the SSRF guard, e.g. 127.0.0.0/8 for local receivers.'),
   WEBHOOK_CONCURRENCY: positiveMs.default(256).describe('Concurrent webhook requests in all.'),
   WEBHOOK_CONCURRENCY_PER_WEBHOOK: positiveMs.default(16).describe('Concurrent requests to one webhook.'),
+  RETENTION_DAYS: z.coerce
+    .number()
+    .int()
+    .min(0)
+    .default(90)
+    .describe(
+      'Settled attempts, events and finished webhook deliveries older than this many days are deleted; 0 keeps everything.',
+    ),
+  SHUTDOWN_TIMEOUT_MS: positiveMs
+    .default(10_000)
+    .describe('After SIGTERM/SIGINT, exit with status 1 if shutdown has not finished within this time.'),
   LOG_LEVEL: z
     .enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'])
     .default('info')

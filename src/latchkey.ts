@@ -1,6 +1,6 @@
 import type { FastifyInstance } from 'fastify'
 import type { Logger } from 'pino'
-import type { BootstrapCredentials } from './app/bootstrap.js'
+import { markCredentialsShown, type BootstrapCredentials } from './app/bootstrap.js'
 import type { Metrics } from './app/metrics.js'
 import type { Store } from './app/store.js'
 import { startBroker } from './compose/broker.js'
@@ -27,8 +27,13 @@ export interface StartOptions {
 export interface Latchkey {
   httpUrl: string
   mqttUrl: string
-  /** Present on the first start of an empty database only. */
+  /**
+   * Present on the first start of an empty database, and on later starts until `credentialsShown()` is called (a
+   * first start that failed after creating the database has not shown them).
+   */
   bootstrap: BootstrapCredentials | undefined
+  /** The bootstrap credentials were shown to the operator: later starts no longer return them. */
+  credentialsShown(): Promise<void>
   /** An admin key generated on this start (when ADMIN_API_KEY is unset and none existed). */
   generatedAdminKey: string | undefined
   metrics: Metrics
@@ -77,6 +82,7 @@ export async function startLatchkey(config: Config, options: StartOptions = {}):
       httpUrl: url,
       mqttUrl: mqtt.urls.public,
       bootstrap: services.bootstrap,
+      credentialsShown: () => markCredentialsShown(config.DATA_DIR),
       generatedAdminKey: services.generatedAdminKey,
       metrics: rt.metrics,
       http,

@@ -1,4 +1,6 @@
 import { ConfigError, loadConfig } from './config.js'
+import { ListenError } from './compose/listen.js'
+import { stopOnSignals } from './compose/signals.js'
 import { startLatchkey } from './latchkey.js'
 
 /** `npm start`: run latchkey on its embedded defaults until SIGTERM/SIGINT. */
@@ -15,6 +17,13 @@ async function main(): Promise<void> {
   }
   const latchkey = await startLatchkey(config)
   const log = latchkey.log
+  // Before anything is printed: whoever sees the start-up lines may signal at once.
+  stopOnSignals({
+    close: () => latchkey.close(),
+    log,
+    timeoutMs: config.SHUTDOWN_TIMEOUT_MS,
+    exit: (code) => process.exit(code),
+  })
   log.info(`latchkey HTTP listening on ${latchkey.httpUrl}`)
   log.info(`latchkey MQTT broker for devices at ${latchkey.mqttUrl}`)
   if (latchkey.bootstrap) {
@@ -28,28 +37,15 @@ async function main(): Promise<void> {
       '',
     ]
     process.stdout.write(`${lines.join('\n')}\n`)
+    await latchkey.credentialsShown()
   } else if (latchkey.generatedAdminKey) {
     process.stdout.write(`\n  Generated admin API key (shown once): ${latchkey.generatedAdminKey}\n\n`)
   }
-
-  let stopping = false
-  const stop = (signal: string) => {
-    if (stopping) return
-    stopping = true
-    log.info(`${signal}: shutting down`)
-    latchkey.close().then(
-      () => process.exit(0),
-      (error: unknown) => {
-        log.error({ err: error }, 'shutdown failed')
-        process.exit(1)
-      },
-    )
-  }
-  process.on('SIGTERM', () => stop('SIGTERM'))
-  process.on('SIGINT', () => stop('SIGINT'))
 }
 
 main().catch((error: unknown) => {
-  console.error('latchkey failed to start:', error)
+  // A port that cannot be opened is the operator's to fix: one line naming its variable, no stack trace.
+  if (error instanceof ListenError) console.error(`latchkey failed to start: ${error.message}`)
+  else console.error('latchkey failed to start:', error)
   process.exit(1)
 })

@@ -3,6 +3,7 @@ import { newServiceSecret } from '../app/credentials.js'
 import { createDeviceAuth } from '../app/device-auth.js'
 import type { Store } from '../app/store.js'
 import type { Config } from '../config.js'
+import { listenAs } from './listen.js'
 import type { Runtime } from './runtime.js'
 import { mqttUrls, type MqttUrls } from './urls.js'
 
@@ -32,15 +33,17 @@ export async function startBroker(
   const servicePassword = config.MQTT_SERVICE_PASSWORD ?? newServiceSecret()
   let broker: Broker | undefined
   if (config.EMBEDDED_BROKER) {
-    const embedded = await createBroker({
-      host: config.MQTT_HOST,
-      port: config.MQTT_PORT,
-      authenticate: createDeviceAuth({ serviceUsername: config.MQTT_SERVICE_USERNAME, servicePassword, store }),
-      onRefused(reason, clientId, detail) {
-        rt.metrics.inc('mqtt_refusals_total', { reason })
-        rt.log.warn({ reason, clientId, detail }, 'mqtt refused')
-      },
-    })
+    const embedded = await listenAs('MQTT_PORT', config.MQTT_HOST, config.MQTT_PORT, () =>
+      createBroker({
+        host: config.MQTT_HOST,
+        port: config.MQTT_PORT,
+        authenticate: createDeviceAuth({ serviceUsername: config.MQTT_SERVICE_USERNAME, servicePassword, store }),
+        onRefused(reason, clientId, detail) {
+          rt.metrics.inc('mqtt_refusals_total', { reason })
+          rt.log.warn({ reason, clientId, detail }, 'mqtt refused')
+        },
+      }),
+    )
     rt.lifecycle.defer('broker', () => embedded.close())
     broker = embedded
   }

@@ -4,6 +4,7 @@ import type { Config } from '../config.js'
 import { createHttpServer } from '../http/server.js'
 import type { Runtime } from './runtime.js'
 import type { DeliveryApis, Services } from './services.js'
+import { listenAs } from './listen.js'
 import { httpUrl } from './urls.js'
 import { packageVersion } from './version.js'
 
@@ -35,7 +36,7 @@ export async function startHttp(
     logger: rt.log,
     version: packageVersion(),
   })
-  await http.listen({ host: config.HOST, port: config.PORT })
+  await listenAs('PORT', config.HOST, config.PORT, () => http.listen({ host: config.HOST, port: config.PORT }))
   rt.lifecycle.defer('http', () => http.close())
   // Runs first on close: waiting requests answer with the attempt as it stands; pending attempts stay committed
   // and are recovered by the next start.

@@ -7,6 +7,7 @@ import { startBroker } from './compose/broker.js'
 import { startDispatcher } from './compose/dispatcher.js'
 import { gauges } from './compose/gauges.js'
 import { startHttp } from './compose/http.js'
+import { startRetention } from './compose/retention.js'
 import { createRuntime } from './compose/runtime.js'
 import { createDeliveryApis, createServices } from './compose/services.js'
 import { openStore } from './compose/store.js'
@@ -72,6 +73,7 @@ export async function startLatchkey(config: Config, options: StartOptions = {}):
       random: options.random ?? Math.random,
     })
     const deliveryApis = await createDeliveryApis(config, rt, store, dispatcher)
+    startRetention(config, rt, store)
     const { http, url } = await startHttp(config, rt, {
       services,
       deliveryApis,

@@ -22,6 +22,8 @@ class Walk<R extends Row> {
     private readonly newest: () => number,
     /** Deletes the row if it may go; returns whether it did. */
     private readonly remove: (row: R) => boolean,
+    /** Start every pass from the beginning (rows may be kept); false: carry on from the last row examined. */
+    private readonly restart = true,
   ) {}
 
   /** Examines up to `limit` rows; returns how many were removed and whether the pass stopped at the limit. */
@@ -31,14 +33,14 @@ class Walk<R extends Row> {
     let removed = 0
     for (const row of rows) {
       if (row.created_at >= cutoff || row.seq >= newest) {
-        this.cursor = 0
+        if (this.restart) this.cursor = 0
         return { removed, more: false }
       }
       if (this.remove(row)) removed++
       this.cursor = row.seq
     }
     if (rows.length < limit) {
-      this.cursor = 0
+      if (this.restart) this.cursor = 0
       return { removed, more: false }
     }
     return { removed, more: true }
@@ -71,8 +73,10 @@ export class SqliteRetention implements RetentionStore {
       keyed: db.prepare<[number, number], KeyedRow>(
         'SELECT seq, created_at, idempotency_key FROM action_attempts WHERE seq > ? ORDER BY seq LIMIT ?',
       ),
+      // The partial index holds only keyed attempts (a day's worth once retention runs): a scan of it, not of the table.
       firstKeyed: db.prepare<[], { seq: number | null }>(
-        'SELECT min(seq) AS seq FROM action_attempts WHERE idempotency_key IS NOT NULL',
+        `SELECT min(seq) AS seq FROM action_attempts INDEXED BY attempts_by_idempotency_key
+         WHERE idempotency_key IS NOT NULL`,
       ),
       freeKey: db.prepare('UPDATE action_attempts SET idempotency_key = NULL WHERE seq = ?'),
       newestAttempt: db.prepare<[], { seq: number | null }>('SELECT max(seq) AS seq FROM action_attempts'),
@@ -117,12 +121,13 @@ export class SqliteRetention implements RetentionStore {
         return stmts.deleteEvent.run(row.seq).changes > 0
       },
     )
-    // Keyed attempts are few (a day's worth): each pass starts at the oldest one rather than at the table's start.
+    // Keys expire in seq order and nothing is kept behind: one endless pass, which starts at the oldest keyed attempt.
     this.keys = new Walk(
       (after, limit) => stmts.keyed.all(after === 0 ? (stmts.firstKeyed.get()?.seq ?? 1) - 1 : after, limit),
       // Freeing a key deletes nothing: the newest attempt's key can go too.
       () => Number.MAX_SAFE_INTEGER,
       (row) => row.idempotency_key !== null && stmts.freeKey.run(row.seq).changes > 0,
+      false,
     )
   }
 

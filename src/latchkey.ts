@@ -5,7 +5,7 @@ import type { Metrics } from './app/metrics.js'
 import type { Store } from './app/store.js'
 import { startBroker } from './compose/broker.js'
 import { startDispatcher } from './compose/dispatcher.js'
-import { gauges } from './compose/gauges.js'
+import { gaugeSources } from './compose/gauges.js'
 import { startHttp } from './compose/http.js'
 import { startRetention } from './compose/retention.js'
 import { createRuntime } from './compose/runtime.js'
@@ -13,6 +13,7 @@ import { createDeliveryApis, createServices } from './compose/services.js'
 import { openStore } from './compose/store.js'
 import { createTransport, startTransport } from './compose/transport.js'
 import type { Config } from './config.js'
+import { readTlsContext } from './tls.js'
 import type { Clock } from './domain/clock.js'
 import type { Resolve } from './webhooks/ssrf.js'
 
@@ -42,6 +43,13 @@ export interface Latchkey {
   log: Logger
   /** Read access for tests and benchmarks (e.g. the recorded webhook attempts). */
   store: Store
+  /** The embedded broker's device listeners (plain and/or TLS), for the start-up banner. */
+  brokerUrls: string[]
+  /**
+   * Re-reads TLS_CERT_FILE and TLS_KEY_FILE for new HTTPS and MQTTS connections (SIGHUP); throws and keeps the old
+   * pair when the new one is unusable.
+   */
+  reloadTls(): void
   /** Closes every part in reverse order of start; safe to call twice. */
   close(): Promise<void>
 }
@@ -57,7 +65,8 @@ export async function startLatchkey(config: Config, options: StartOptions = {}):
   const close = () => rt.lifecycle.close()
   try {
     const store = await openStore(config, rt)
-    const mqtt = await startBroker(config, rt, store)
+    const tls = readTlsContext(config)
+    const mqtt = await startBroker(config, rt, store, tls)
     const transport = createTransport(config, rt, mqtt)
     const services = await createServices(config, rt, {
       store,
@@ -74,15 +83,26 @@ export async function startLatchkey(config: Config, options: StartOptions = {}):
     })
     const deliveryApis = await createDeliveryApis(config, rt, store, dispatcher)
     startRetention(config, rt, store)
+    rt.metrics.gauges(
+      gaugeSources({ store, clock: rt.clock, broker: mqtt.broker, attempts: services.attempts, dispatcher }),
+    )
     const { http, url } = await startHttp(config, rt, {
       services,
       deliveryApis,
       ready: () => transport.connected && store.ready(),
-      gauges: gauges({ broker: mqtt.broker, attempts: services.attempts, dispatcher }),
+      tls,
     })
     return {
       httpUrl: url,
       mqttUrl: mqtt.urls.public,
+      brokerUrls: mqtt.deviceUrls,
+      reloadTls() {
+        const renewed = readTlsContext(config)
+        if (!renewed) return
+        ;(http.server as unknown as { setSecureContext(context: typeof renewed): void }).setSecureContext(renewed)
+        mqtt.broker?.setSecureContext(renewed)
+        rt.log.info('TLS certificate reloaded')
+      },
       bootstrap: services.bootstrap,
       credentialsShown: () => markCredentialsShown(config.DATA_DIR),
       generatedAdminKey: services.generatedAdminKey,

@@ -2,6 +2,7 @@ import { ConfigError, loadConfig } from './config.js'
 import { ListenError } from './compose/listen.js'
 import { stopOnSignals } from './compose/signals.js'
 import { startLatchkey } from './latchkey.js'
+import { bannerText, createLogger, logBanner, prettyLogs, startupFacts } from './startup-output.js'
 
 /** `npm start`: run latchkey on its embedded defaults until SIGTERM/SIGINT. */
 async function main(): Promise<void> {
@@ -15,32 +16,33 @@ async function main(): Promise<void> {
     }
     throw error
   }
-  const latchkey = await startLatchkey(config)
+  const tty = process.stdout.isTTY === true
+  const latchkey = await startLatchkey(config, { logger: createLogger(config, tty) })
   const log = latchkey.log
-  // Before anything is printed: whoever sees the start-up lines may signal at once.
   stopOnSignals({
     close: () => latchkey.close(),
     log,
     timeoutMs: config.SHUTDOWN_TIMEOUT_MS,
     exit: (code) => process.exit(code),
   })
-  log.info(`latchkey HTTP listening on ${latchkey.httpUrl}`)
-  log.info(`latchkey MQTT broker for devices at ${latchkey.mqttUrl}`)
-  if (latchkey.bootstrap) {
-    const lines = [
-      '',
-      '  First start: created the default workspace. These credentials are shown once',
-      `  (also written to ${config.DATA_DIR}/bootstrap.json, mode 0600):`,
-      `    workspace_id   ${latchkey.bootstrap.workspace_id}`,
-      `    api_key        ${latchkey.bootstrap.api_key}`,
-      ...(latchkey.bootstrap.admin_api_key ? [`    admin_api_key  ${latchkey.bootstrap.admin_api_key}`] : []),
-      '',
-    ]
-    process.stdout.write(`${lines.join('\n')}\n`)
-    await latchkey.credentialsShown()
-  } else if (latchkey.generatedAdminKey) {
-    process.stdout.write(`\n  Generated admin API key (shown once): ${latchkey.generatedAdminKey}\n\n`)
+  // Renewed certificates: new HTTPS and MQTTS connections get them, connected locks stay (docs/operations.md).
+  // Without TLS, SIGHUP keeps its default meaning.
+  if (config.TLS_CERT_FILE) {
+    process.on('SIGHUP', () => {
+      try {
+        latchkey.reloadTls()
+      } catch (error) {
+        log.error({ err: error }, 'TLS reload failed; the previous certificate stays in use')
+      }
+    })
   }
+
+  // Last: whoever waits for the banner may signal at once, and the handlers above are in place by then.
+  const facts = startupFacts(latchkey, config)
+  if (prettyLogs(config, tty)) process.stdout.write(bannerText(facts))
+  else logBanner(log, facts)
+  // Shown: a later start no longer repeats the first start's credentials (docs/operations.md#first-start).
+  if (latchkey.bootstrap) await latchkey.credentialsShown()
 }
 
 main().catch((error: unknown) => {

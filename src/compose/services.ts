@@ -83,7 +83,7 @@ export async function createServices(
       now,
       mqttPublicUrl: () => mqttPublicUrl,
     }),
-    handleDeviceMessage: createDeviceMessageHandler({ store, attempts, clock, metrics }),
+    handleDeviceMessage: createDeviceMessageHandler({ store, attempts, clock, metrics, bus }),
     guard,
     bootstrap: credentials,
     generatedAdminKey: admin.generated,

@@ -39,6 +39,7 @@ const baseEnv = (dataDir: string) => ({
   PORT: '0',
   MQTT_PORT: '0',
   LOG_LEVEL: 'info',
+  LOG_FORMAT: 'json',
   ADMIN_API_KEY: '',
 })
 
@@ -185,8 +186,8 @@ describe('signals', () => {
   it('SIGTERM to `npm start` stops latchkey itself', async ({ npmStart }) => {
     // Scenario: a supervisor signals the npm process; the node process behind it must not be left running.
     const npm = npmStart()
-    await vi.waitFor(() => expect(npm.stdout()).toContain('latchkey HTTP listening on'), { timeout: 30_000 })
-    const pid = Number(/"pid":(\d+).*latchkey HTTP listening on/.exec(npm.stdout())?.[1])
+    await vi.waitFor(() => expect(npm.stdout()).toContain('latchkey started'), { timeout: 30_000 })
+    const pid = Number(/"pid":(\d+).*latchkey started/.exec(npm.stdout())?.[1])
     expect(pid).toBeGreaterThan(0)
     expect(pid).not.toBe(npm.process.pid)
     npm.process.kill('SIGTERM')

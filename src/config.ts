@@ -182,6 +182,17 @@ export const ConfigSchema = z.object({
     .enum(['auto', 'json', 'pretty'])
     .default('auto')
     .describe('Log format: pretty (pino-pretty) on a terminal and JSON otherwise (auto), or forced.'),
+  RETENTION_DAYS: z.coerce
+    .number()
+    .int()
+    .min(0)
+    .default(90)
+    .describe(
+      'Settled attempts, events and finished webhook deliveries older than this many days are deleted; 0 keeps everything.',
+    ),
+  SHUTDOWN_TIMEOUT_MS: positiveMs
+    .default(10_000)
+    .describe('After SIGTERM/SIGINT, exit with status 1 if shutdown has not finished within this time.'),
   LOG_LEVEL: z
     .enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'])
     .default('info')

@@ -1,12 +1,13 @@
 import type { FastifyInstance } from 'fastify'
 import type { Logger } from 'pino'
-import type { BootstrapCredentials } from './app/bootstrap.js'
+import { markCredentialsShown, type BootstrapCredentials } from './app/bootstrap.js'
 import type { Metrics } from './app/metrics.js'
 import type { Store } from './app/store.js'
 import { startBroker } from './compose/broker.js'
 import { startDispatcher } from './compose/dispatcher.js'
 import { gaugeSources } from './compose/gauges.js'
 import { startHttp } from './compose/http.js'
+import { startRetention } from './compose/retention.js'
 import { createRuntime } from './compose/runtime.js'
 import { createDeliveryApis, createServices } from './compose/services.js'
 import { openStore, recoverWhenRestored } from './compose/store.js'
@@ -28,8 +29,13 @@ export interface StartOptions {
 export interface Latchkey {
   httpUrl: string
   mqttUrl: string
-  /** Present on the first start of an empty database only. */
+  /**
+   * Present on the first start of an empty database, and on later starts until `credentialsShown()` is called (a
+   * first start that failed after creating the database has not shown them).
+   */
   bootstrap: BootstrapCredentials | undefined
+  /** The bootstrap credentials were shown to the operator: later starts no longer return them. */
+  credentialsShown(): Promise<void>
   /** An admin key generated on this start (when ADMIN_API_KEY is unset and none existed). */
   generatedAdminKey: string | undefined
   metrics: Metrics
@@ -77,6 +83,7 @@ export async function startLatchkey(config: Config, options: StartOptions = {}):
       random: options.random ?? Math.random,
     })
     const deliveryApis = await createDeliveryApis(config, rt, store, dispatcher)
+    startRetention(config, rt, store)
     rt.metrics.gauges(
       gaugeSources({ store, clock: rt.clock, broker: mqtt.broker, attempts: services.attempts, dispatcher }),
     )
@@ -98,6 +105,7 @@ export async function startLatchkey(config: Config, options: StartOptions = {}):
         rt.log.info('TLS certificate reloaded')
       },
       bootstrap: services.bootstrap,
+      credentialsShown: () => markCredentialsShown(config.DATA_DIR),
       generatedAdminKey: services.generatedAdminKey,
       metrics: rt.metrics,
       http,

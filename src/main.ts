@@ -1,4 +1,6 @@
 import { ConfigError, loadConfig } from './config.js'
+import { ListenError } from './compose/listen.js'
+import { stopOnSignals } from './compose/signals.js'
 import { startLatchkey } from './latchkey.js'
 import { bannerText, createLogger, logBanner, prettyLogs, startupFacts } from './startup-output.js'
 import { DatabaseUnreachableError } from './store/errors.js'
@@ -18,21 +20,12 @@ async function main(): Promise<void> {
   const tty = process.stdout.isTTY === true
   const latchkey = await startLatchkey(config, { logger: createLogger(config, tty) })
   const log = latchkey.log
-  let stopping = false
-  const stop = (signal: string) => {
-    if (stopping) return
-    stopping = true
-    log.info(`${signal}: shutting down`)
-    latchkey.close().then(
-      () => process.exit(0),
-      (error: unknown) => {
-        log.error({ err: error }, 'shutdown failed')
-        process.exit(1)
-      },
-    )
-  }
-  process.on('SIGTERM', () => stop('SIGTERM'))
-  process.on('SIGINT', () => stop('SIGINT'))
+  stopOnSignals({
+    close: () => latchkey.close(),
+    log,
+    timeoutMs: config.SHUTDOWN_TIMEOUT_MS,
+    exit: (code) => process.exit(code),
+  })
   // Renewed certificates: new HTTPS and MQTTS connections get them, connected locks stay (docs/operations.md).
   // Without TLS, SIGHUP keeps its default meaning.
   if (config.TLS_CERT_FILE) {
@@ -49,14 +42,15 @@ async function main(): Promise<void> {
   const facts = startupFacts(latchkey, config)
   if (prettyLogs(config, tty)) process.stdout.write(bannerText(facts))
   else logBanner(log, facts)
+  // Shown: a later start no longer repeats the first start's credentials (docs/operations.md#first-start).
+  if (latchkey.bootstrap) await latchkey.credentialsShown()
 }
 
 main().catch((error: unknown) => {
-  if (error instanceof DatabaseUnreachableError) {
-    // One line, without the password: what to fix is the database or DATABASE_URL.
+  // A database that cannot be reached, or a port that cannot be opened, is the operator's to fix: one line naming
+  // its variable (DATABASE_URL without its password, PORT, MQTT_PORT…), no stack trace.
+  if (error instanceof DatabaseUnreachableError || error instanceof ListenError) {
     console.error(`latchkey failed to start: ${error.message}`)
-    process.exit(1)
-  }
-  console.error('latchkey failed to start:', error)
+  } else console.error('latchkey failed to start:', error)
   process.exit(1)
 })

@@ -3,6 +3,7 @@ import { newServiceSecret } from '../app/credentials.js'
 import { createDeviceAuth } from '../app/device-auth.js'
 import type { Store } from '../app/store.js'
 import type { Config } from '../config.js'
+import { listenAs } from './listen.js'
 import { brokerSettings, deviceBrokerUrls } from '../mqtt/broker-settings.js'
 import type { TlsContext } from '../tls.js'
 import type { Runtime } from './runtime.js'
@@ -28,21 +29,28 @@ export async function startBroker(
   const servicePassword = config.MQTT_SERVICE_PASSWORD ?? newServiceSecret()
   let broker: Broker | undefined
   if (config.EMBEDDED_BROKER) {
-    const embedded = await createBroker({
-      host: config.MQTT_HOST,
-      port: config.MQTT_PORT,
-      ...brokerSettings(config, tls),
-      now: () => rt.clock.now(),
-      authenticate: createDeviceAuth({ serviceUsername: config.MQTT_SERVICE_USERNAME, servicePassword, store }),
-      onRefused(reason, clientId, detail) {
-        rt.metrics.inc('mqtt_refusals_total', { reason })
-        rt.log.warn({ reason, clientId, detail }, 'mqtt refused')
-      },
-      onDropped(reason, clientId, detail) {
-        rt.metrics.inc('mqtt_messages_dropped_total', { reason })
-        rt.log.debug({ reason, clientId, detail }, 'mqtt publish dropped')
-      },
-    })
+    const embedded = await listenAs(
+      [
+        { variable: 'MQTT_PORT', host: config.MQTT_HOST, port: config.MQTT_PORT },
+        ...(tls ? [{ variable: 'MQTTS_PORT', host: config.MQTT_HOST, port: config.MQTTS_PORT }] : []),
+      ],
+      () =>
+        createBroker({
+          host: config.MQTT_HOST,
+          port: config.MQTT_PORT,
+          ...brokerSettings(config, tls),
+          now: () => rt.clock.now(),
+          authenticate: createDeviceAuth({ serviceUsername: config.MQTT_SERVICE_USERNAME, servicePassword, store }),
+          onRefused(reason, clientId, detail) {
+            rt.metrics.inc('mqtt_refusals_total', { reason })
+            rt.log.warn({ reason, clientId, detail }, 'mqtt refused')
+          },
+          onDropped(reason, clientId, detail) {
+            rt.metrics.inc('mqtt_messages_dropped_total', { reason })
+            rt.log.debug({ reason, clientId, detail }, 'mqtt publish dropped')
+          },
+        }),
+    )
     rt.lifecycle.defer('broker', () => embedded.close())
     broker = embedded
   }

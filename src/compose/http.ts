@@ -4,6 +4,7 @@ import type { Config } from '../config.js'
 import { createHttpServer } from '../http/server.js'
 import type { Runtime } from './runtime.js'
 import type { DeliveryApis, Services } from './services.js'
+import { listenAs } from './listen.js'
 import type { TlsContext } from '../tls.js'
 import { httpUrl } from './urls.js'
 import { packageVersion } from './version.js'
@@ -50,7 +51,9 @@ export async function startHttp(
   // fastify logs a "Server listening" line per address; src/main.ts names every address once, in its banner.
   const level = http.log.level
   if (rt.log.isLevelEnabled('info')) http.log.level = 'warn'
-  await http.listen({ host: config.HOST, port: config.PORT }).finally(() => (http.log.level = level))
+  await listenAs([{ variable: 'PORT', host: config.HOST, port: config.PORT }], () =>
+    http.listen({ host: config.HOST, port: config.PORT }),
+  ).finally(() => (http.log.level = level))
   rt.lifecycle.defer('http', () => http.close())
   // Runs first on close: waiting requests answer with the attempt as it stands; pending attempts stay committed
   // and are recovered by the next start.

@@ -23,7 +23,7 @@ export interface Services {
   handleDeviceMessage: DeviceMessageHandler
   /** The SSRF guard, shared by webhook registration and delivery. */
   guard: UrlGuard
-  /** Present on the first start of an empty database only. */
+  /** Present on the first start of an empty database, and until a start has shown them (src/app/bootstrap.ts). */
   bootstrap: BootstrapCredentials | undefined
   /** An admin key generated on this start (when ADMIN_API_KEY is unset and none existed). */
   generatedAdminKey: string | undefined

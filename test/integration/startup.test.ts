@@ -34,6 +34,8 @@ describe('start-up', () => {
     expect(JSON.parse(readFileSync(file, 'utf8'))).toEqual(creds)
     const ws = await request(first.httpUrl, '/workspaces/get', {}, creds?.api_key ?? '')
     expect(ws.body.workspace.workspace_id).toBe(creds?.workspace_id)
+    // As `npm start` does once it has printed them.
+    await first.credentialsShown()
     await first.close()
     firstClosed = true
 

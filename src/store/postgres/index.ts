@@ -7,6 +7,7 @@ import { PgDeliveries } from './deliveries.js'
 import { PostgresDeliveryLog } from './delivery-log.js'
 import { PgDevices } from './devices.js'
 import { PgEvents } from './events.js'
+import { PgRetention } from './retention.js'
 import { PgWebhooks } from './webhooks.js'
 import { PgSettings, PgWorkspaces } from './workspaces.js'
 
@@ -66,6 +67,7 @@ export async function createPostgresStore(options: PostgresStoreOptions): Promis
     events,
     webhooks,
     deliveries,
+    retention: new PgRetention(ctx),
     ready: () => db.ready,
     onRestored: (listener) => db.onRestored(listener),
     close: () => db.close(),

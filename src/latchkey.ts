@@ -2,7 +2,7 @@ import type { FastifyInstance } from 'fastify'
 import { mkdirSync } from 'node:fs'
 import type { AddressInfo } from 'node:net'
 import { pino, type Logger } from 'pino'
-import { createBroker, type Broker } from '../broker/index.js'
+import { createBroker, type Broker, type Principal } from '../broker/index.js'
 import { createAttemptService } from './app/attempts.js'
 import { bootstrap, resolveAdminKey, resolveJwtSecret, type BootstrapCredentials } from './app/bootstrap.js'
 import { createBus } from './app/bus.js'
@@ -93,18 +93,20 @@ export async function startLatchkey(config: Config, options: StartOptions = {}):
 
     const servicePassword = config.MQTT_SERVICE_PASSWORD ?? newServiceSecret()
     const servicePasswordHash = sha256(servicePassword)
+    // The one password check: the embedded broker's hook and the /mqtt-auth callbacks (MQTT_DEVICE_AUTH=http).
+    const deviceAuth = async (username: string, password: Buffer): Promise<Principal | undefined> => {
+      if (username === config.MQTT_SERVICE_USERNAME) {
+        return sameDigest(sha256(password), servicePasswordHash) ? { kind: 'service' } : undefined
+      }
+      const stored = await store.devices.secretHash(username)
+      return stored && sameDigest(sha256(password), stored) ? { kind: 'device', deviceId: username } : undefined
+    }
     let broker: Broker | undefined
     if (config.EMBEDDED_BROKER) {
       broker = await createBroker({
         host: config.MQTT_HOST,
         port: config.MQTT_PORT,
-        async authenticate(username, password) {
-          if (username === config.MQTT_SERVICE_USERNAME) {
-            return sameDigest(sha256(password), servicePasswordHash) ? { kind: 'service' } : undefined
-          }
-          const stored = await store.devices.secretHash(username)
-          return stored && sameDigest(sha256(password), stored) ? { kind: 'device', deviceId: username } : undefined
-        },
+        authenticate: deviceAuth,
         onRefused(reason, clientId, detail) {
           metrics.inc('mqtt_refusals_total', { reason })
           log.warn({ reason, clientId, detail }, 'mqtt refused')
@@ -209,6 +211,16 @@ export async function startLatchkey(config: Config, options: StartOptions = {}):
       },
       logger: log,
       version: '0.1.0',
+      mqttAuth:
+        config.MQTT_DEVICE_AUTH === 'http' && config.MQTT_AUTH_SECRET
+          ? {
+              secret: config.MQTT_AUTH_SECRET,
+              serviceUsername: config.MQTT_SERVICE_USERNAME,
+              authenticate: deviceAuth,
+              deviceExists: async (deviceId) => (await store.devices.secretHash(deviceId)) !== undefined,
+              metrics,
+            }
+          : undefined,
     })
     await http.listen({ host: config.HOST, port: config.PORT })
     closers.push(() => http.close())

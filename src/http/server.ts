@@ -6,6 +6,7 @@ import type { Logger } from 'pino'
 import type { Metrics } from '../app/metrics.js'
 import { LatchkeyError } from '../domain/errors.js'
 import { connectApi, type ConnectApiDeps } from './connect/plugin.js'
+import { mqttAuthApi, type MqttAuthDeps } from './mqtt-auth/plugin.js'
 import { sendConnectError } from './connect/errors.js'
 import { outpostApi, type OutpostApiDeps } from './outpost/plugin.js'
 import { v1Api, type V1ApiDeps } from './v1/plugin.js'
@@ -17,6 +18,8 @@ export interface HttpDeps extends ConnectApiDeps, OutpostApiDeps, V1ApiDeps {
   gauges: () => Record<string, number>
   logger: Logger
   version: string
+  /** The broker callbacks, served only when MQTT_DEVICE_AUTH=http (docs/scale-out.md). */
+  mqttAuth?: MqttAuthDeps | undefined
 }
 
 /**
@@ -90,5 +93,7 @@ export async function createHttpServer(deps: HttpDeps): Promise<FastifyInstance>
   await app.register(async (scope) => connectApi(scope, deps))
   await app.register(async (scope) => outpostApi(scope, deps), { prefix: '/api/v1' })
   await app.register(async (scope) => v1Api(scope, deps), { prefix: '/v1' })
+  const { mqttAuth } = deps
+  if (mqttAuth) await app.register(async (scope) => mqttAuthApi(scope, mqttAuth), { prefix: '/mqtt-auth' })
   return app
 }

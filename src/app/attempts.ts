@@ -10,19 +10,26 @@ import {
 } from '../domain/attempt.js'
 import { iso, type Clock } from '../domain/clock.js'
 import { LatchkeyError, notFound } from '../domain/errors.js'
+import type { AttemptListQuery } from '../domain/queries.js'
 import { AttemptTimeouts, SettleWaiters } from './attempt-timeouts.js'
 import type { Bus } from './bus.js'
 import { sha256 } from './credentials.js'
 import type { Metrics } from './metrics.js'
-import type { AttemptListQuery, Store } from './store.js'
+import type { AttemptStore, DeviceStore } from './store.js'
 
 /** Sends a command to a device; resolves when the broker has acknowledged it (QoS 1 PUBACK). */
 export interface CommandSender {
   send(deviceId: string, command: Command): Promise<void>
 }
 
+/** The part of the store the attempt service uses. */
+export interface AttemptServiceStore {
+  attempts: AttemptStore
+  devices: Pick<DeviceStore, 'get'>
+}
+
 export interface AttemptServiceDeps {
-  store: Store
+  store: AttemptServiceStore
   bus: Bus
   clock: Clock
   metrics: Metrics

@@ -1,7 +1,7 @@
 import { chmod, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { newAdminKey, newServiceSecret, sha256 } from './credentials.js'
-import type { Store } from './store.js'
+import type { SettingsStore, WorkspaceStore } from './store.js'
 import type { WorkspaceService } from './workspaces.js'
 
 export interface BootstrapCredentials {
@@ -15,7 +15,7 @@ export interface BootstrapCredentials {
  * (returned so it can be shown once).
  */
 export async function resolveAdminKey(
-  store: Store,
+  store: { settings: SettingsStore },
   configured: string | undefined,
 ): Promise<{ hash: string; generated?: string }> {
   if (configured) return { hash: sha256(configured) }
@@ -27,13 +27,16 @@ export async function resolveAdminKey(
 }
 
 /** The HS256 secret for tenant tokens: configured, or made once and kept in the database. */
-export async function resolveJwtSecret(store: Store, configured: string | undefined): Promise<string> {
+export async function resolveJwtSecret(
+  store: { settings: SettingsStore },
+  configured: string | undefined,
+): Promise<string> {
   return configured ?? (await store.settings.setIfAbsent('jwt_secret', newServiceSecret()))
 }
 
 /** First start on an empty database: a default workspace and key, written to DATA_DIR/bootstrap.json (0600). */
 export async function bootstrap(
-  store: Store,
+  store: { workspaces: Pick<WorkspaceStore, 'count'> },
   workspaces: WorkspaceService,
   dataDir: string,
   generatedAdminKey: string | undefined,

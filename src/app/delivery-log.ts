@@ -1,17 +1,10 @@
+import { decodeLogCursor, encodeLogCursor } from '../domain/cursor.js'
+import { attemptPosition, type AttemptLogQuery, type AttemptOutcome, type TimeRange } from '../domain/delivery-log.js'
+import type { DeliveryAttempt } from '../domain/delivery.js'
 import { LatchkeyError } from '../domain/errors.js'
 import type { LatchkeyEvent } from '../domain/events.js'
 import { matchesEventType } from '../domain/webhook.js'
-import { attemptPosition, decodeCursor, encodeCursor } from './log-cursor.js'
-import type {
-  AttemptLogQuery,
-  AttemptOutcome,
-  DeliveryAttempt,
-  DeliveryLogStore,
-  DeliveryStore,
-  TimeRange,
-  WebhookStore,
-  WorkspaceStore,
-} from './store.js'
+import type { DeliveryLogStore, DeliveryStore, WebhookStore, WorkspaceStore } from './store.js'
 import type { TenantTokens } from './tenant-tokens.js'
 
 /**
@@ -108,7 +101,7 @@ export function createDeliveryLog(deps: DeliveryLogDeps) {
     if (input.next !== undefined && input.prev !== undefined)
       throw new LatchkeyError('invalid_input', 'next and prev cannot be used together')
     const cursor = input.next ?? input.prev
-    const after = cursor === undefined ? undefined : decodeCursor(cursor)
+    const after = cursor === undefined ? undefined : decodeLogCursor(cursor)
     const backwards = input.prev !== undefined
     const query: AttemptLogQuery = defined({
       tenantIds: tenantsFor(scope, input.tenantIds),
@@ -127,7 +120,8 @@ export function createDeliveryLog(deps: DeliveryLogDeps) {
     if (backwards) items.reverse()
     const first = items[0]
     const last = items[items.length - 1]
-    const encode = (attempt: DeliveryAttempt | undefined) => (attempt ? encodeCursor(attemptPosition(attempt)) : null)
+    const encode = (attempt: DeliveryAttempt | undefined) =>
+      attempt ? encodeLogCursor(attemptPosition(attempt)) : null
     return {
       items,
       next: backwards || more ? encode(last) : null,

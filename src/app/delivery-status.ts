@@ -1,6 +1,13 @@
+import { decodeLogCursor, encodeLogCursor } from '../domain/cursor.js'
+import {
+  attemptPosition,
+  scheduledPosition,
+  type DeliveryLogEntry,
+  type ScheduledAttempt,
+} from '../domain/delivery-log.js'
+import type { DeliveryAttempt } from '../domain/delivery.js'
 import { LatchkeyError } from '../domain/errors.js'
-import { attemptPosition, decodeCursor, encodeCursor, scheduledPosition } from './log-cursor.js'
-import type { DeliveryAttempt, DeliveryLogEntry, DeliveryLogStore, ScheduledAttempt, WorkspaceStore } from './store.js'
+import type { DeliveryLogStore, WorkspaceStore } from './store.js'
 
 /**
  * Webhook deliveries as the v1 dialect sees them (docs/deliveries.md): a row per attempt made, plus a `pending` row for the
@@ -121,13 +128,13 @@ export function createDeliveryStatus(deps: {
         ...(status !== undefined ? { status } : {}),
         ...(input.destinationId !== undefined ? { destinationId: input.destinationId } : {}),
         ...(input.eventId !== undefined ? { eventId: input.eventId } : {}),
-        ...(input.cursor !== undefined ? { after: decodeCursor(input.cursor) } : {}),
+        ...(input.cursor !== undefined ? { after: decodeLogCursor(input.cursor) } : {}),
       })
       const items = entries.slice(0, input.limit)
       const last = items[items.length - 1]
       return {
         data: items.map(entryView),
-        next_cursor: entries.length > input.limit && last ? encodeCursor(entryPosition(last)) : null,
+        next_cursor: entries.length > input.limit && last ? encodeLogCursor(entryPosition(last)) : null,
       }
     },
 

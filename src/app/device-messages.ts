@@ -13,13 +13,14 @@ import { iso, type Clock } from '../domain/clock.js'
 import { applyDeviceEvent, applyState, applyStatus } from '../domain/device.js'
 import type { AttemptService } from './attempts.js'
 import type { Metrics } from './metrics.js'
-import type { Store } from './store.js'
+import type { DeviceStore } from './store.js'
 
 /** Device messages hold the orchestrator's MQTT stream until they commit (see WriteOptions.urgent). */
 const URGENT = { urgent: true } as const
 
 export interface DeviceMessageDeps {
-  store: Store
+  /** Device messages change devices; acks go through the attempt service. */
+  store: { devices: Pick<DeviceStore, 'change'> }
   attempts: AttemptService
   clock: Clock
   metrics: Metrics

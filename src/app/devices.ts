@@ -2,17 +2,23 @@ import { deviceTopicRoot } from '../../devices/index.js'
 import { removeDevice } from '../domain/attempt.js'
 import { initialProps, type CustomMetadata, type DeviceRecord } from '../domain/device.js'
 import { notFound } from '../domain/errors.js'
+import type { DeviceListQuery } from '../domain/queries.js'
 import type { Bus } from './bus.js'
 import { newDeviceSecret, sha256 } from './credentials.js'
-import type { DeviceListQuery, DeviceUpdate, Store } from './store.js'
+import type { DeviceStore, DeviceUpdate } from './store.js'
 
 /** Closes a device's live MQTT session; the embedded broker can, an external one is left to its own expiry. */
 export interface DeviceSessions {
   disconnect(deviceId: string): void
 }
 
+/** The part of the store the device service uses. */
+export interface DeviceServiceStore {
+  devices: Pick<DeviceStore, 'create' | 'get' | 'list' | 'update' | 'delete' | 'setSecretHash'>
+}
+
 export interface DeviceServiceDeps {
-  store: Store
+  store: DeviceServiceStore
   bus: Bus
   sessions: DeviceSessions
   newId: () => string

@@ -1,7 +1,8 @@
 import { iso, type Clock } from '../domain/clock.js'
 import { LatchkeyError, notFound } from '../domain/errors.js'
 import type { EventType, LatchkeyEvent } from '../domain/events.js'
-import type { EventStore, Page } from './store.js'
+import type { Page } from '../domain/page.js'
+import type { EventStore } from './store.js'
 
 export interface EventServiceDeps {
   store: { events: EventStore }

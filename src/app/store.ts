@@ -1,8 +1,19 @@
 import type { AttemptRecord, HistoryEntry, Transition } from '../domain/attempt.js'
-import type { CustomMetadata, DeviceChange, DeviceProps, DeviceRecord } from '../domain/device.js'
-import type { EventDraft, EventType, LatchkeyEvent } from '../domain/events.js'
+import type {
+  AttemptLogQuery,
+  DeliveryLogEntry,
+  DeliveryLogQuery,
+  DestinationRef,
+  ScheduledAttempt,
+} from '../domain/delivery-log.js'
+import type { AttemptInput, DeliveryAttempt, DeliveryPlan, DeliveryRecord, DeliveryRef } from '../domain/delivery.js'
+import type { CustomMetadata, DeviceChange, DeviceRecord } from '../domain/device.js'
+import type { EventDraft, LatchkeyEvent } from '../domain/events.js'
+import type { Page } from '../domain/page.js'
+import type { AttemptListQuery, DeviceListQuery, EventListQuery } from '../domain/queries.js'
+import type { AttemptDecision, DeliveryContext } from '../domain/webhook-delivery.js'
 import type { Webhook } from '../domain/webhook.js'
-import type { AttemptDecision, DeliveryContext, DeliveryStatus } from '../domain/webhook-delivery.js'
+import type { ApiKeyRecord, Workspace } from '../domain/workspace.js'
 
 /**
  * What the application needs from storage. Asynchronous on purpose, although SQLite answers synchronously, so that
@@ -17,6 +28,10 @@ export interface Store {
   events: EventStore
   webhooks: WebhookStore
   deliveries: DeliveryStore
+  /** The read side of the delivery log, for the delivery APIs. */
+  deliveryLog: DeliveryLogStore
+  /** True while the store can serve requests (the readiness probe). */
+  ready(): boolean
   close(): Promise<void>
 }
 
@@ -29,28 +44,10 @@ export interface WriteOptions {
   urgent?: boolean
 }
 
-export interface Page<T> {
-  items: T[]
-  nextCursor: string | null
-}
-
 export interface SettingsStore {
   get(key: string): Promise<string | undefined>
   /** Sets the value unless one is already there; returns the value in force. */
   setIfAbsent(key: string, value: string): Promise<string>
-}
-
-export interface Workspace {
-  workspace_id: string
-  name: string
-  created_at: string
-}
-
-export interface ApiKeyRecord {
-  api_key_id: string
-  workspace_id: string
-  name: string | null
-  created_at: string
 }
 
 export interface WorkspaceStore {
@@ -68,13 +65,6 @@ export interface NewDevice {
   device: DeviceRecord
   secretHash: string
   event: EventDraft
-}
-
-export interface DeviceListQuery {
-  deviceIds?: string[]
-  createdBefore?: string
-  limit: number
-  cursor?: string
 }
 
 export interface DeviceUpdate {
@@ -114,15 +104,6 @@ export interface DeviceStore {
   markAllOffline(): Promise<void>
 }
 
-export type DevicePropsPatch = Partial<DeviceProps>
-
-export interface AttemptListQuery {
-  attemptIds?: string[]
-  deviceId?: string
-  limit: number
-  cursor?: string
-}
-
 export interface AttemptStore {
   create(attempt: AttemptRecord, history: HistoryEntry[], events: EventDraft[]): Promise<void>
   get(workspaceId: string, attemptId: string): Promise<AttemptRecord | undefined>
@@ -142,16 +123,6 @@ export interface AttemptStore {
     options?: WriteOptions & { deviceId?: string },
   ): Promise<Transition | undefined>
   listPending(): Promise<AttemptRecord[]>
-}
-
-export interface EventListQuery {
-  since: string
-  until?: string
-  deviceIds?: string[]
-  eventTypes?: EventType[]
-  actionAttemptId?: string
-  limit: number
-  cursor?: string
 }
 
 export interface EventStore {
@@ -192,69 +163,7 @@ export interface WebhookStore {
   delete(workspaceId: string, webhookId: string, at: string): Promise<boolean>
 }
 
-/** A delivery (one event × one webhook) as the dispatcher tracks it. */
-export interface DeliveryRef {
-  seq: number
-  webhook_id: string
-  status: DeliveryStatus
-  held: boolean
-  /** When the next automatic attempt is due; null when none is scheduled (delivered, failed, held). */
-  next_attempt_at: string | null
-}
-
-/** What one HTTP attempt needs, read when it is made. */
-export interface DeliveryPlan extends DeliveryRef {
-  event_id: string
-  /** The event JSON exactly as stored: the request body. */
-  body: string
-  webhook: Pick<Webhook, 'url' | 'secret' | 'previous_secret' | 'previous_secret_expires_at' | 'enabled'>
-}
-
-/** One HTTP attempt as made; the store numbers it and chains its evidence. */
-export interface AttemptInput {
-  delivery_seq: number
-  attempted_at: string
-  duration_ms: number
-  response_code: number | null
-  response_headers: Record<string, string | string[]> | null
-  /** The first 64 KiB of the response body. */
-  response_body: string | null
-  /** Network error, timeout or SSRF refusal. */
-  error_message: string | null
-  /** The `webhook-signature` header value of the request. */
-  signature: string
-  manual: boolean
-}
-
-export interface DeliveryAttempt extends AttemptInput {
-  seq: number
-  attempt_id: string
-  event_id: string
-  webhook_id: string
-  workspace_id: string
-  event_type: string
-  attempt_number: number
-  status: 'success' | 'failed'
-  will_retry: boolean
-  /** SHA-256 chain per delivery: hex(sha256(`${previous ?? ''}\n${attempt_id}\n${signature}\n${code ?? ''}\n${attempted_at}`)). */
-  evidence_id: string
-}
-
-export interface DeliveryRecord {
-  seq: number
-  event_id: string
-  webhook_id: string
-  workspace_id: string
-  event_type: string
-  status: DeliveryStatus
-  held: boolean
-  attempt_count: number
-  next_attempt_at: string | null
-  last_attempt_at: string | null
-  created_at: string
-  updated_at: string
-}
-
+/** An attempt as committed, with the decision committed alongside it. */
 export interface RecordedAttempt {
   attempt: DeliveryAttempt
   decision: AttemptDecision
@@ -287,75 +196,7 @@ export interface DeliveryStore {
   attempts(eventId: string, webhookId: string): Promise<DeliveryAttempt[]>
 }
 
-/**
- * A row's place in a time-ordered delivery log. A page starts strictly after a position; rows are ordered by
- * (time, seq, scheduled), so a scheduled attempt (the v1 dialect's pending row) follows an attempt with equal time and seq.
- */
-export interface LogPosition {
-  time: string
-  seq: number
-  scheduled: boolean
-}
-
-/** An attempt's outcome in the v1 dialect (docs/deliveries.md); the Outpost one's `failed` is retrying or failed. */
-export type AttemptOutcome = 'delivered' | 'retrying' | 'failed'
-
-/** Bounds on an attempt's time, as ISO 8601 strings in UTC. */
-export interface TimeRange {
-  gte?: string
-  gt?: string
-  lte?: string
-  lt?: string
-}
-
-export interface AttemptLogQuery {
-  /** Undefined: every tenant (the admin key). An empty list matches nothing, as does every other empty list. */
-  tenantIds?: string[]
-  eventIds?: string[]
-  destinationIds?: string[]
-  topics?: string[]
-  outcomes?: AttemptOutcome[]
-  time?: TimeRange
-  dir: 'asc' | 'desc'
-  after?: LogPosition
-  limit: number
-}
-
-export interface DeliveryLogQuery {
-  tenantId: string
-  destinationId?: string
-  eventId?: string
-  /** Undefined: attempts made and attempts scheduled alike. */
-  status?: AttemptOutcome | 'pending'
-  /** Newest first. */
-  after?: LogPosition
-  limit: number
-}
-
-/** The next automatic attempt of a delivery, scheduled and not yet made. */
-export interface ScheduledAttempt {
-  delivery_seq: number
-  event_id: string
-  webhook_id: string
-  workspace_id: string
-  event_type: string
-  attempt_number: number
-  next_attempt_at: string
-}
-
-export type DeliveryLogEntry =
-  { kind: 'attempt'; attempt: DeliveryAttempt } | { kind: 'scheduled'; scheduled: ScheduledAttempt }
-
-/** What a delivery listing needs to know of a destination (webhook), deleted ones included. */
-export interface DestinationRef {
-  webhook_id: string
-  workspace_id: string
-  event_types: string[]
-  enabled: boolean
-  deleted: boolean
-}
-
-/** Read side of the delivery log, for the delivery APIs (docs/deliveries.md): keyset pages, never offsets. */
+/** Read side of the delivery log (docs/deliveries.md): keyset pages, never offsets. */
 export interface DeliveryLogStore {
   /** Up to `limit` attempts in (time, seq) order of `dir`, after `after`. */
   listAttempts(query: AttemptLogQuery): Promise<DeliveryAttempt[]>

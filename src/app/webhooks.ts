@@ -1,6 +1,6 @@
 import { iso, type Clock } from '../domain/clock.js'
 import { LatchkeyError, notFound } from '../domain/errors.js'
-import { ALL_EVENT_TYPES, SECRET_OVERLAP_MS, type Webhook } from '../domain/webhook.js'
+import { ALL_EVENT_TYPES, SECRET_OVERLAP_MS, webhookUrlProblem, type Webhook } from '../domain/webhook.js'
 import type { Bus } from './bus.js'
 import { newWebhookSecret } from './credentials.js'
 import type { WebhookPatch, WebhookStore } from './store.js'
@@ -28,8 +28,9 @@ export function createWebhookService(deps: WebhookServiceDeps) {
   const { store } = deps
   const now = () => iso(deps.clock.now())
 
+  /** A URL must be well-formed before the guard checks where it points: what is stored is then always sendable. */
   async function checkUrl(url: string): Promise<void> {
-    const refusal = await deps.guard.refusal(url)
+    const refusal = webhookUrlProblem(url) ?? (await deps.guard.refusal(url))
     if (refusal === undefined) return
     const message = `url: ${refusal}`
     throw new LatchkeyError('invalid_input', message, { validation_errors: { url: { _errors: [refusal] } } })

@@ -1,11 +1,12 @@
 import { LatchkeyError, notFound } from '../domain/errors.js'
+import type { ApiKeyRecord, Workspace } from '../domain/workspace.js'
 import { newApiKey, sameDigest, sha256 } from './credentials.js'
-import type { ApiKeyRecord, Store, Workspace } from './store.js'
+import type { WorkspaceStore } from './store.js'
 
 export type Caller = { kind: 'admin' } | { kind: 'workspace'; workspaceId: string }
 
 export interface WorkspaceServiceDeps {
-  store: Store
+  store: { workspaces: WorkspaceStore }
   newId: () => string
   now: () => string
   /** SHA-256 of the admin key in force. */

@@ -51,3 +51,44 @@ export function signingSecrets(
   if (previous === null || expires === null || nowMs >= Date.parse(expires)) return [webhook.secret]
   return [webhook.secret, previous]
 }
+
+/** A `%` not followed by two hex digits. */
+const BAD_PERCENT = /%(?![0-9a-f]{2})/i
+
+function decodes(text: string): boolean {
+  try {
+    decodeURIComponent(text)
+    return true
+  } catch {
+    return false
+  }
+}
+
+/**
+ * Why a request cannot be sent to `raw` at all, or undefined when it can: it must parse as an absolute http or https
+ * URL whose user name and password (sent as Basic auth) decode to UTF-8. Checked before each send.
+ */
+export function unsendableUrl(raw: string): string | undefined {
+  let url: URL
+  try {
+    url = new URL(raw)
+  } catch {
+    return 'not a valid URL'
+  }
+  if (url.protocol !== 'http:' && url.protocol !== 'https:')
+    return `only http and https URLs are allowed, not ${url.protocol.slice(0, -1)}`
+  if (!decodes(url.username) || !decodes(url.password))
+    return 'invalid percent-encoding in the user name or password (not UTF-8)'
+  return undefined
+}
+
+/**
+ * Why `raw` may not become a webhook's URL, or undefined when it may (the SSRF guard then checks where it points):
+ * it must be sendable, and its percent-encoding well-formed throughout. Checked at create and update.
+ */
+export function webhookUrlProblem(raw: string): string | undefined {
+  return (
+    unsendableUrl(raw) ??
+    (BAD_PERCENT.test(raw) ? 'invalid percent-encoding (a % must be followed by two hex digits)' : undefined)
+  )
+}

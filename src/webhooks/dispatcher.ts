@@ -1,9 +1,18 @@
 import type { Bus } from '../app/bus.js'
 import type { Metrics } from '../app/metrics.js'
-import type { AttemptInput, DeliveryPlan, DeliveryRef, DeliveryStore, RecordedAttempt } from '../app/store.js'
+import type { DeliveryStore, RecordedAttempt } from '../app/store.js'
 import { iso, type Clock, type TimerHandle } from '../domain/clock.js'
+import type { AttemptInput, DeliveryPlan, DeliveryRef } from '../domain/delivery.js'
 import { signingSecrets } from '../domain/webhook.js'
-import { decideAfterAttempt, type AttemptResult, type RetryPolicy } from '../domain/webhook-delivery.js'
+import { assertNever } from '../domain/assert.js'
+import {
+  attemptRecord,
+  decideAfterAttempt,
+  failureMessage,
+  responseResult,
+  type AttemptResult,
+  type RetryPolicy,
+} from '../domain/webhook-delivery.js'
 import type { HttpSender, SendOutcome } from './http-sender.js'
 import { deliveryHeaders, signatureHeader } from './signing.js'
 import { WorkQueue, type Limits, type Task } from './work-queue.js'
@@ -33,13 +42,27 @@ export interface Dispatcher {
 }
 
 const PAGE = 1000
-/** When an attempt could not even be recorded (a storage failure), try the delivery again after this long. */
-const AFTER_INTERNAL_ERROR_MS = 5000
+/**
+ * When the store could not load or record an attempt (a storage failure, not a send failure: those are recorded
+ * attempts under the schedule), try the delivery again after this long.
+ */
+const AFTER_STORAGE_ERROR_MS = 5000
 
 function resultOf(outcome: SendOutcome): AttemptResult {
-  if (outcome.code === null) return { kind: 'error', message: outcome.error ?? 'no response' }
-  const retryAfter = outcome.headers?.['retry-after']
-  return { kind: 'response', code: outcome.code, retryAfter: Array.isArray(retryAfter) ? retryAfter[0] : retryAfter }
+  switch (outcome.kind) {
+    case 'response': {
+      const retryAfter = outcome.response.headers['retry-after']
+      return responseResult(outcome.response.code, Array.isArray(retryAfter) ? retryAfter[0] : retryAfter)
+    }
+    case 'no_response':
+      return { kind: 'failure', failure: outcome.failure }
+    default:
+      return assertNever(outcome)
+  }
+}
+
+function messageOf(error: unknown): string {
+  return error instanceof Error ? error.message || error.name : String(error)
 }
 
 /**
@@ -116,38 +139,59 @@ export function createDispatcher(deps: DispatcherDeps): Dispatcher {
     }
   }
 
+  /** Signs and sends one attempt. Never rejects: whatever fails here is a failed attempt, recorded like any other. */
   async function send(plan: DeliveryPlan, manual = false): Promise<{ input: AttemptInput; result: AttemptResult }> {
     const nowMs = clock.now()
-    const timestamp = Math.floor(nowMs / 1000)
-    const signature = signatureHeader(signingSecrets(plan.webhook, nowMs), plan.event_id, timestamp, plan.body)
-    const outcome = await deps.sender.send({
-      url: plan.webhook.url,
-      headers: deliveryHeaders(plan.event_id, timestamp, signature),
-      body: plan.body,
-    })
+    let signature = ''
+    let outcome: SendOutcome
+    try {
+      const timestamp = Math.floor(nowMs / 1000)
+      signature = signatureHeader(signingSecrets(plan.webhook, nowMs), plan.event_id, timestamp, plan.body)
+      outcome = await deps.sender.send({
+        url: plan.webhook.url,
+        headers: deliveryHeaders(plan.event_id, timestamp, signature),
+        body: plan.body,
+      })
+    } catch (error) {
+      outcome = {
+        kind: 'no_response',
+        failure: { stage: 'internal', message: `internal error: ${messageOf(error)}` },
+        durationMs: 0,
+      }
+    }
+    const result = resultOf(outcome)
+    const response = outcome.kind === 'response' ? outcome.response : null
     const input: AttemptInput = {
       delivery_seq: plan.seq,
       attempted_at: iso(nowMs),
       duration_ms: outcome.durationMs,
-      response_code: outcome.code,
-      response_headers: outcome.headers,
-      response_body: outcome.body,
-      error_message: outcome.error,
+      response_code: response?.code ?? null,
+      response_headers: response?.headers ?? null,
+      response_body: response?.body ?? null,
+      error_message: result.kind === 'failure' ? failureMessage(result.failure) : null,
       signature,
       manual,
     }
-    return { input, result: resultOf(outcome) }
+    return { input, result }
   }
 
   function observe(recorded: RecordedAttempt): void {
     const { attempt, decision } = recorded
     deps.metrics.inc('webhook_attempts_total', { status: attempt.status })
-    if (!decision.disable) return
+    const reason = decision.disable
+    if (!reason) return
     queue.dropWebhook(attempt.webhook_id)
-    deps.metrics.inc('webhooks_disabled_total', { reason: decision.disable })
+    deps.metrics.inc('webhooks_disabled_total', { reason })
     deps.warn(
-      { webhook_id: attempt.webhook_id, reason: decision.disable, attempt_id: attempt.attempt_id },
+      { webhook_id: attempt.webhook_id, reason, attempt_id: attempt.attempt_id },
       'webhook disabled; its deliveries are held',
+    )
+  }
+
+  /** Records an attempt with what the domain decides about it, in one store transaction. */
+  function record(input: AttemptInput, result: AttemptResult): Promise<RecordedAttempt | undefined> {
+    return deliveries.recordAttempt(input, (ctx) =>
+      attemptRecord(decideAfterAttempt(result, ctx, deps.policy, clock.now()), ctx),
     )
   }
 
@@ -159,13 +203,11 @@ export function createDispatcher(deps: DispatcherDeps): Dispatcher {
     const { input, result } = await send(plan)
     // Shutting down: not recorded, so the delivery is still due and goes out again after the restart.
     if (closed) return undefined
-    const recorded = await deliveries.recordAttempt(input, (ctx) =>
-      decideAfterAttempt(result, ctx, deps.policy, clock.now()),
-    )
+    const recorded = await record(input, result)
     if (!recorded) return undefined
     observe(recorded)
-    const { decision } = recorded
-    return decision.delivery === 'pending' && !decision.held ? (decision.nextAttemptAtMs ?? undefined) : undefined
+    const { outcome } = recorded.decision
+    return outcome.kind === 'retry' ? outcome.at : undefined
   }
 
   async function attempt(task: Task): Promise<void> {
@@ -174,7 +216,7 @@ export function createDispatcher(deps: DispatcherDeps): Dispatcher {
       dueAt = await attemptOnce(task)
     } catch (error) {
       deps.onError(error, 'webhook delivery')
-      dueAt = clock.now() + AFTER_INTERNAL_ERROR_MS
+      dueAt = clock.now() + AFTER_STORAGE_ERROR_MS
     } finally {
       queue.done(task)
     }
@@ -189,9 +231,7 @@ export function createDispatcher(deps: DispatcherDeps): Dispatcher {
       if (!plan || closed) return
       const { input, result } = await send(plan, true)
       if (closed) return
-      const recorded = await deliveries.recordAttempt(input, (ctx) =>
-        decideAfterAttempt(result, ctx, deps.policy, clock.now()),
-      )
+      const recorded = await record(input, result)
       if (recorded) observe(recorded)
     } catch (error) {
       deps.onError(error, 'manual webhook delivery')

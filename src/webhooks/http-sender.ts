@@ -1,5 +1,7 @@
 import { Agent, type Dispatcher } from 'undici'
 import type { Clock } from '../domain/clock.js'
+import { unsendableUrl } from '../domain/webhook.js'
+import type { SendFailure } from '../domain/webhook-delivery.js'
 import type { UrlGuard } from './ssrf.js'
 
 /**
@@ -16,17 +18,22 @@ export interface OutboundRequest {
   body: string
 }
 
-export interface SendOutcome {
-  /** Null when no response arrived (network error, timeout, refusal). */
-  code: number | null
-  headers: Record<string, string | string[]> | null
+export interface HttpResponse {
+  code: number
+  headers: Record<string, string | string[]>
   /** The first 64 KiB of the response body. */
-  body: string | null
-  error: string | null
-  durationMs: number
+  body: string
 }
 
+/** A failure before any status line arrived; a status line, whatever its code, is a `response`. */
+export type TransportFailure = Exclude<SendFailure, { stage: 'http_status' }>
+
+export type SendOutcome =
+  | { kind: 'response'; response: HttpResponse; durationMs: number }
+  | { kind: 'no_response'; failure: TransportFailure; durationMs: number }
+
 export interface HttpSender {
+  /** Never rejects: whatever goes wrong is a `no_response` outcome. */
   send(request: OutboundRequest): Promise<SendOutcome>
   /** Aborts what is in flight and closes the connections. */
   close(): Promise<void>
@@ -46,22 +53,43 @@ function messageOf(error: unknown): string {
   return error.message || String((error as { code?: string }).code ?? 'network error')
 }
 
-function parseTarget(raw: string, guard: UrlGuard): Target | string {
-  let url: URL
-  try {
-    url = new URL(raw)
-  } catch {
-    return 'invalid URL'
+/** The `code` of an error or of one of its causes that `match` selects. */
+function codeIn(error: unknown, match: (code: string) => boolean): string | undefined {
+  for (let e = error, depth = 0; e instanceof Error && depth < 8; e = (e as { cause?: unknown }).cause, depth++) {
+    const code = (e as { code?: unknown }).code
+    if (typeof code === 'string' && match(code)) return code
   }
-  if (url.protocol !== 'http:' && url.protocol !== 'https:') return 'refused: only http and https URLs are allowed'
+  return undefined
+}
+
+const TIMEOUT_CODES = new Set(['UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_BODY_TIMEOUT', 'UND_ERR_CONNECT_TIMEOUT'])
+
+/** A request that produced no status line, by stage. */
+function transportFailure(error: unknown): TransportFailure {
+  const message = messageOf(error)
+  if (codeIn(error, (code) => code === 'ERR_WEBHOOK_ADDRESS_REFUSED')) return { stage: 'refused', message }
+  if (codeIn(error, (code) => TIMEOUT_CODES.has(code))) return { stage: 'timeout', message }
+  return { stage: 'network', message, code: codeIn(error, () => true) }
+}
+
+/** Where to send, or why nothing can be sent there. Throws nothing. */
+function parseTarget(raw: string, guard: UrlGuard): Target | TransportFailure {
+  const problem = unsendableUrl(raw)
+  if (problem) return { stage: 'invalid_url', message: `invalid URL: ${problem}` }
+  const url = new URL(raw)
   const why = guard.literalRefusal(url.hostname)
-  if (why) return `refused: ${why}`
+  if (why) return { stage: 'refused', message: `refused: ${why}` }
   const target: Target = { origin: `${url.protocol}//${url.host}`, path: `${url.pathname}${url.search}` }
   if (url.username) {
+    // unsendableUrl checked that both decode.
     const user = `${decodeURIComponent(url.username)}:${decodeURIComponent(url.password)}`
     target.authorization = `Basic ${Buffer.from(user).toString('base64')}`
   }
   return target
+}
+
+function isTarget(value: Target | TransportFailure): value is Target {
+  return 'origin' in value
 }
 
 /** Reads at most MAX_RESPONSE_BODY_BYTES; stopping early drops the connection, which undici then replaces. */
@@ -84,9 +112,9 @@ export function createHttpSender(options: { timeoutMs: number; clock: Clock; gua
     bodyTimeout: options.timeoutMs + 1000,
   })
   const active = new Set<AbortController>()
-  const targets = new Map<string, Target | string>()
+  const targets = new Map<string, Target | TransportFailure>()
 
-  function target(url: string): Target | string {
+  function target(url: string): Target | TransportFailure {
     let found = targets.get(url)
     if (found === undefined) {
       if (targets.size >= 10_000) targets.clear()
@@ -99,13 +127,18 @@ export function createHttpSender(options: { timeoutMs: number; clock: Clock; gua
     const started = performance.now()
     const abort = new AbortController()
     active.add(abort)
-    const timer = options.clock.setTimeout(
-      () => abort.abort(new Error(`timed out after ${options.timeoutMs} ms`)),
-      options.timeoutMs,
-    )
-    let code: number | null = null
-    let headers: Record<string, string | string[]> | null = null
+    let timedOut = false
+    const timer = options.clock.setTimeout(() => {
+      timedOut = true
+      abort.abort(new Error(`timed out after ${options.timeoutMs} ms`))
+    }, options.timeoutMs)
+    let head: { code: number; headers: Record<string, string | string[]> } | undefined
     const chunks: Buffer[] = []
+    const answered = (got: NonNullable<typeof head>): SendOutcome => ({
+      kind: 'response',
+      response: { code: got.code, headers: got.headers, body: Buffer.concat(chunks).toString('utf8') },
+      durationMs: performance.now() - started,
+    })
     try {
       const response = await agent.request({
         origin: to.origin,
@@ -115,28 +148,16 @@ export function createHttpSender(options: { timeoutMs: number; clock: Clock; gua
         body: request.body,
         signal: abort.signal,
       })
-      code = response.statusCode
-      headers = response.headers as Record<string, string | string[]>
+      head = { code: response.statusCode, headers: response.headers as Record<string, string | string[]> }
       await readCapped(response.body, chunks)
-      return {
-        code,
-        headers,
-        body: Buffer.concat(chunks).toString('utf8'),
-        error: null,
-        durationMs: performance.now() - started,
-      }
+      return answered(head)
     } catch (error) {
       // The outcome is the status line: a body still streaming at the deadline is kept as far as it came.
-      if (code !== null)
-        return {
-          code,
-          headers,
-          body: Buffer.concat(chunks).toString('utf8'),
-          error: null,
-          durationMs: performance.now() - started,
-        }
-      const reason = abort.signal.aborted ? messageOf(abort.signal.reason) : messageOf(error)
-      return { code: null, headers: null, body: null, error: reason, durationMs: performance.now() - started }
+      if (head) return answered(head)
+      const failure: TransportFailure = timedOut
+        ? { stage: 'timeout', message: messageOf(abort.signal.reason) }
+        : transportFailure(abort.signal.aborted ? abort.signal.reason : error)
+      return { kind: 'no_response', failure, durationMs: performance.now() - started }
     } finally {
       options.clock.clearTimeout(timer)
       active.delete(abort)
@@ -144,11 +165,18 @@ export function createHttpSender(options: { timeoutMs: number; clock: Clock; gua
   }
 
   return {
-    send(request) {
-      const to = target(request.url)
-      if (typeof to === 'string')
-        return Promise.resolve({ code: null, headers: null, body: null, error: to, durationMs: 0 })
-      return exchange(to, request)
+    async send(request) {
+      try {
+        const to = target(request.url)
+        if (!isTarget(to)) return { kind: 'no_response', failure: to, durationMs: 0 }
+        return await exchange(to, request)
+      } catch (error) {
+        return {
+          kind: 'no_response',
+          failure: { stage: 'internal', message: `internal error: ${messageOf(error)}` },
+          durationMs: 0,
+        }
+      }
     },
 
     async close() {

@@ -1,6 +1,6 @@
 import { Outpost } from '@hookdeck/outpost-sdk'
 import { expect } from 'vitest'
-import type { DeliveryAttempt } from '../../src/app/store.js'
+import type { DeliveryAttempt } from '../../src/domain/delivery.js'
 import { FakeClock } from '../helpers/fake-clock.js'
 import { ADMIN_KEY, type ApiResponse, type TestLatchkey } from '../helpers/latchkey.js'
 import { createWebhook, waitForAttempts, type Receiver, type Rig, type Workspace } from '../webhooks/helpers.js'

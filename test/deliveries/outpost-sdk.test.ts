@@ -1,7 +1,7 @@
 import type { Outpost } from '@hookdeck/outpost-sdk'
 import type { Attempt } from '@hookdeck/outpost-sdk/models/components'
 import { describe, expect } from 'vitest'
-import type { DeliveryAttempt } from '../../src/app/store.js'
+import type { DeliveryAttempt } from '../../src/domain/delivery.js'
 import { it } from '../webhooks/helpers.js'
 import { newestFirst, outpost, twoTenants, type Fixture } from './helpers.js'
 

@@ -57,7 +57,7 @@ describe('webhook HTTP client', () => {
     const client = sender()
     for (let i = 0; i < 10; i++) {
       const out = await client.send({ url: s.url, headers: { 'webhook-id': `evt_${i}` }, body: `{"n":${i},"é":1}` })
-      expect(out).toMatchObject({ code: 200, body: 'ok', error: null })
+      expect(out).toMatchObject({ kind: 'response', response: { code: 200, body: 'ok' } })
     }
     // undici may open a second connection while the first is being released; never one per request.
     expect(s.connections).toBeLessThanOrEqual(2)
@@ -75,23 +75,26 @@ describe('webhook HTTP client', () => {
     // Scenario: the server answers, then hangs up the kept-alive connection → the next request still succeeds.
     const s = await server((_r, socket) => socket.end('HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n'))
     const client = sender()
-    expect((await client.send({ url: s.url, headers: {}, body: '{}' })).code).toBe(200)
-    expect((await client.send({ url: s.url, headers: {}, body: '{}' })).code).toBe(200)
+    for (let i = 0; i < 2; i++)
+      expect(await client.send({ url: s.url, headers: {}, body: '{}' })).toMatchObject({ response: { code: 200 } })
     expect(s.connections).toBe(2)
   })
 
-  it('reports connection errors, early hang-ups and timeouts as errors', async () => {
+  it('reports connection errors and early hang-ups as network failures, and timeouts as timeouts', async () => {
     // Scenario: a closed port; a server that hangs up without answering; a server that never answers (fake clock).
     const closed = await server(() => {})
     const port = (closed.server.address() as AddressInfo).port
     await new Promise((resolve) => closed.server.close(resolve))
     const refused = await sender().send({ url: `http://127.0.0.1:${port}/`, headers: {}, body: '{}' })
-    expect(refused).toMatchObject({ code: null, error: expect.stringMatching(/ECONNREFUSED/) })
+    expect(refused).toMatchObject({
+      kind: 'no_response',
+      failure: { stage: 'network', code: 'ECONNREFUSED', message: expect.stringMatching(/ECONNREFUSED/) },
+    })
 
     const rude = await server((_r, socket) => socket.destroy())
     expect(await sender().send({ url: rude.url, headers: {}, body: '{}' })).toMatchObject({
-      code: null,
-      error: expect.any(String),
+      kind: 'no_response',
+      failure: { stage: 'network', message: expect.any(String) },
     })
 
     const clock = new FakeClock()
@@ -99,16 +102,64 @@ describe('webhook HTTP client', () => {
     const pending = sender(1000, clock).send({ url: silent.url, headers: {}, body: '{}' })
     await new Promise((resolve) => silent.server.once('connection', resolve))
     clock.advance(1000)
-    expect(await pending).toMatchObject({ code: null, error: 'timed out after 1000 ms' })
+    expect(await pending).toMatchObject({
+      kind: 'no_response',
+      failure: { stage: 'timeout', message: 'timed out after 1000 ms' },
+    })
   })
 
   it('keeps the status of a response whose body does not finish in time', async () => {
     // Scenario: 200 with Content-Length 100 but 3 bytes sent → at the (real, 300 ms) timeout: code 200, the 3 bytes.
     const s = await server((_r, socket) => socket.write('HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nabc'))
     expect(await sender(300, systemClock).send({ url: s.url, headers: {}, body: '{}' })).toMatchObject({
-      code: 200,
-      body: 'abc',
-      error: null,
+      kind: 'response',
+      response: { code: 200, body: 'abc' },
+    })
+  })
+  it('types what it cannot send by stage instead of throwing', async () => {
+    // Scenario: bad percent-encoding in the user info, ftp://, an IP literal the guard refuses, a name that resolves
+    // to loopback → invalid_url, invalid_url, refused, refused; nothing reaches the server.
+    const s = await server((_r, socket) => socket.write('HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n'))
+    const port = new URL(s.url).port
+    const guard = createUrlGuard({ allowedCidrs: [], resolve: async () => [{ address: '127.0.0.1', family: 4 }] })
+    const strict = createHttpSender({ timeoutMs: 5000, clock: new FakeClock(), guard })
+    closers.push(() => strict.close())
+    const send = (url: string) => strict.send({ url, headers: {}, body: '{}' })
+    expect(await send(`http://%E0%A4%A@127.0.0.1:${port}/`)).toEqual({
+      kind: 'no_response',
+      failure: { stage: 'invalid_url', message: expect.stringMatching(/^invalid URL: invalid percent-encoding/) },
+      durationMs: 0,
+    })
+    expect(await send(`ftp://127.0.0.1:${port}/`)).toMatchObject({ failure: { stage: 'invalid_url' } })
+    expect(await send(`http://127.0.0.1:${port}/`)).toMatchObject({
+      failure: { stage: 'refused', message: expect.stringMatching(/^refused: 127\.0\.0\.1 is a loopback address/) },
+    })
+    expect(await send(`http://rebound.example:${port}/`)).toMatchObject({
+      failure: {
+        stage: 'refused',
+        message: expect.stringMatching(/^refused: rebound\.example resolves to 127\.0\.0\.1/),
+      },
+    })
+    expect(s.requests).toHaveLength(0)
+  })
+  it('reports anything else that throws as an internal failure, never a rejection', async () => {
+    // Scenario: a guard that throws while checking the host → stage internal with its message; send() resolves.
+    const guard = createUrlGuard({ allowedCidrs: ['127.0.0.0/8'] })
+    const broken = createHttpSender({
+      timeoutMs: 5000,
+      clock: new FakeClock(),
+      guard: {
+        ...guard,
+        literalRefusal: () => {
+          throw new Error('guard broke')
+        },
+      },
+    })
+    closers.push(() => broken.close())
+    expect(await broken.send({ url: 'http://127.0.0.1:9/', headers: {}, body: '{}' })).toEqual({
+      kind: 'no_response',
+      failure: { stage: 'internal', message: 'internal error: guard broke' },
+      durationMs: 0,
     })
   })
 })

@@ -1,4 +1,5 @@
 import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify'
+import { InvalidCursorError } from '../../domain/cursor.js'
 import { LatchkeyError } from '../../domain/errors.js'
 import { ERROR_STATUS } from '../error-status.js'
 
@@ -16,6 +17,11 @@ export function validationErrors(issues: Array<{ path: string; message: string }
 /** Maps anything thrown in a route to a LatchkeyError; unknown failures become a detail-free 500. */
 export function toLatchkeyError(error: unknown): LatchkeyError {
   if (error instanceof LatchkeyError) return error
+  if (error instanceof InvalidCursorError) {
+    return new LatchkeyError('invalid_input', 'page_cursor is not a cursor this server issued', {
+      validation_errors: { page_cursor: { _errors: ['invalid cursor'] } },
+    })
+  }
   const fastifyError = error as Partial<FastifyError>
   if (fastifyError.validation) {
     const issues = fastifyError.validation.map((v) => ({

@@ -2,7 +2,7 @@ import type { FastifyRequest } from 'fastify'
 import type { ActionAttempt, AttemptRecord } from '../../domain/attempt.js'
 import { toPublicAttempt } from '../../domain/attempt.js'
 import { batteryStatus, type DeviceRecord } from '../../domain/device.js'
-import type { Page } from '../../app/store.js'
+import type { Page } from '../../domain/page.js'
 import type { Webhook } from '../../domain/webhook.js'
 
 /** The Seam-shaped device object of docs/api.md. */

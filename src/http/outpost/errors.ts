@@ -1,4 +1,5 @@
 import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify'
+import { InvalidCursorError } from '../../domain/cursor.js'
 import { LatchkeyError } from '../../domain/errors.js'
 import { ERROR_STATUS } from '../error-status.js'
 
@@ -25,6 +26,7 @@ function fieldErrors(error: Partial<FastifyError>): Record<string, string> {
 }
 
 function toOutpostError(error: unknown): { status: number; body: OutpostErrorBody } {
+  if (error instanceof InvalidCursorError) return { status: 400, body: { message: error.message } }
   if (error instanceof LatchkeyError) {
     const status = ERROR_STATUS[error.code]
     if (status >= 500) return { status, body: { message: 'internal server error' } }

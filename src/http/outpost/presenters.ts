@@ -1,5 +1,5 @@
 import { attemptEventKey, type AttemptEvent, type AttemptPage } from '../../app/delivery-log.js'
-import type { DeliveryAttempt } from '../../app/store.js'
+import type { DeliveryAttempt } from '../../domain/delivery.js'
 import type { Includes } from './query.js'
 
 /**

@@ -1,6 +1,6 @@
 import { z } from 'zod'
 import type { AttemptListInput } from '../../app/delivery-log.js'
-import type { TimeRange } from '../../app/store.js'
+import type { TimeRange } from '../../domain/delivery-log.js'
 
 /**
  * The Outpost dialect's query strings (docs/deliveries.md), validated by zod (which also documents them in /openapi.json)

@@ -1,5 +1,6 @@
 import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify'
 import { STATUS_CODES } from 'node:http'
+import { InvalidCursorError } from '../../domain/cursor.js'
 import { LatchkeyError } from '../../domain/errors.js'
 import { ERROR_STATUS } from '../error-status.js'
 
@@ -11,6 +12,7 @@ import { ERROR_STATUS } from '../error-status.js'
 export const PROBLEM_JSON = 'application/problem+json'
 
 function toProblem(error: unknown): { status: number; detail: string } {
+  if (error instanceof InvalidCursorError) return { status: 400, detail: error.message }
   if (error instanceof LatchkeyError) {
     const status = ERROR_STATUS[error.code]
     return { status, detail: status >= 500 ? 'Internal server error.' : error.message }

@@ -1,10 +1,11 @@
-import type { AttemptListQuery, AttemptStore, Page, WriteOptions } from '../../app/store.js'
+import type { AttemptStore, WriteOptions } from '../../app/store.js'
 import type { AttemptRecord, HistoryEntry, Transition } from '../../domain/attempt.js'
 import type { EventDraft, LatchkeyEvent } from '../../domain/events.js'
+import type { Page } from '../../domain/page.js'
+import type { AttemptListQuery } from '../../domain/queries.js'
 import type { StoreContext } from './context.js'
-import { placeholders } from './context.js'
-import { decodeCursor, toPage } from './cursor.js'
 import type { SqliteEvents } from './events.js'
+import { equals, listPage, oneOf } from './list-query.js'
 
 interface AttemptRow {
   seq: number
@@ -111,27 +112,19 @@ export class SqliteAttempts implements AttemptStore {
   }
 
   async list(workspaceId: string, query: AttemptListQuery): Promise<Page<AttemptRecord>> {
-    const where = ['workspace_id = ?']
-    const params: unknown[] = [workspaceId]
-    if (query.attemptIds?.length) {
-      where.push(`action_attempt_id IN (${placeholders(query.attemptIds.length)})`)
-      params.push(...query.attemptIds)
-    }
-    if (query.deviceId !== undefined) {
-      where.push('device_id = ?')
-      params.push(query.deviceId)
-    }
-    const after = decodeCursor(query.cursor)
-    if (after !== undefined) {
-      where.push('seq < ?')
-      params.push(after)
-    }
-    const rows = this.ctx.db
-      .prepare<unknown[], AttemptRow>(
-        `SELECT ${COLUMNS} FROM action_attempts WHERE ${where.join(' AND ')} ORDER BY seq DESC LIMIT ?`,
-      )
-      .all(...params, query.limit + 1)
-    return toPage(rows, query.limit, fromRow)
+    return listPage<AttemptRow, AttemptRecord>(this.ctx.db, {
+      select: COLUMNS,
+      from: 'action_attempts',
+      where: [
+        equals('workspace_id', workspaceId),
+        oneOf('action_attempt_id', query.attemptIds),
+        equals('device_id', query.deviceId),
+      ],
+      order: 'desc',
+      cursor: query.cursor,
+      limit: query.limit,
+      map: fromRow,
+    })
   }
 
   async history(attemptId: string): Promise<HistoryEntry[]> {

@@ -1,14 +1,7 @@
 import { createHash } from 'node:crypto'
-import type {
-  AttemptInput,
-  DeliveryAttempt,
-  DeliveryPlan,
-  DeliveryRecord,
-  DeliveryRef,
-  DeliveryStore,
-  RecordedAttempt,
-} from '../../app/store.js'
+import type { DeliveryStore, RecordedAttempt } from '../../app/store.js'
 import { iso } from '../../domain/clock.js'
+import type { AttemptInput, DeliveryAttempt, DeliveryPlan, DeliveryRecord, DeliveryRef } from '../../domain/delivery.js'
 import type { LatchkeyEvent } from '../../domain/events.js'
 import type { AttemptDecision, DeliveryContext, DeliveryStatus } from '../../domain/webhook-delivery.js'
 import type { StoreContext } from './context.js'

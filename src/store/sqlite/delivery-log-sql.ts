@@ -1,4 +1,4 @@
-import type { AttemptLogQuery, AttemptOutcome, LogPosition, TimeRange } from '../../app/store.js'
+import type { AttemptLogQuery, AttemptOutcome, LogPosition, TimeRange } from '../../domain/delivery-log.js'
 import { placeholders } from './context.js'
 
 /**

@@ -1,13 +1,13 @@
 import type { Statement } from 'better-sqlite3'
+import type { DeliveryLogStore } from '../../app/store.js'
 import type {
   AttemptLogQuery,
-  DeliveryAttempt,
   DeliveryLogEntry,
   DeliveryLogQuery,
-  DeliveryLogStore,
   DestinationRef,
   ScheduledAttempt,
-} from '../../app/store.js'
+} from '../../domain/delivery-log.js'
+import type { DeliveryAttempt } from '../../domain/delivery.js'
 import type { LatchkeyEvent } from '../../domain/events.js'
 import { placeholders } from './context.js'
 import type { Db } from './database.js'

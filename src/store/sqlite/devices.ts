@@ -1,4 +1,4 @@
-import type { DeviceListQuery, DeviceStore, DeviceUpdate, NewDevice, Page, WriteOptions } from '../../app/store.js'
+import type { DeviceStore, DeviceUpdate, NewDevice, WriteOptions } from '../../app/store.js'
 import type { AttemptRecord, Transition } from '../../domain/attempt.js'
 import {
   changesSomething,
@@ -8,10 +8,12 @@ import {
   type DeviceRecord,
 } from '../../domain/device.js'
 import type { EventDraft, LatchkeyEvent } from '../../domain/events.js'
+import type { Page } from '../../domain/page.js'
+import type { DeviceListQuery } from '../../domain/queries.js'
 import type { SqliteAttempts } from './attempts.js'
-import { bool, placeholders, toInt, type StoreContext } from './context.js'
-import { decodeCursor, toPage } from './cursor.js'
+import { bool, toInt, type StoreContext } from './context.js'
 import type { SqliteEvents } from './events.js'
+import { compare, equals, listPage, oneOf } from './list-query.js'
 
 interface DeviceRow {
   seq: number
@@ -128,25 +130,19 @@ export class SqliteDevices implements DeviceStore {
   }
 
   async list(workspaceId: string, query: DeviceListQuery): Promise<Page<DeviceRecord>> {
-    const where = ['workspace_id = ?']
-    const params: unknown[] = [workspaceId]
-    if (query.deviceIds?.length) {
-      where.push(`device_id IN (${placeholders(query.deviceIds.length)})`)
-      params.push(...query.deviceIds)
-    }
-    if (query.createdBefore !== undefined) {
-      where.push('created_at < ?')
-      params.push(query.createdBefore)
-    }
-    const after = decodeCursor(query.cursor)
-    if (after !== undefined) {
-      where.push('seq > ?')
-      params.push(after)
-    }
-    const rows = this.ctx.db
-      .prepare<unknown[], DeviceRow>(`SELECT ${COLUMNS} FROM devices WHERE ${where.join(' AND ')} ORDER BY seq LIMIT ?`)
-      .all(...params, query.limit + 1)
-    return toPage(rows, query.limit, fromRow)
+    return listPage<DeviceRow, DeviceRecord>(this.ctx.db, {
+      select: COLUMNS,
+      from: 'devices',
+      where: [
+        equals('workspace_id', workspaceId),
+        oneOf('device_id', query.deviceIds),
+        compare('created_at', '<', query.createdBefore),
+      ],
+      order: 'asc',
+      cursor: query.cursor,
+      limit: query.limit,
+      map: fromRow,
+    })
   }
 
   async update(workspaceId: string, deviceId: string, update: DeviceUpdate): Promise<boolean> {

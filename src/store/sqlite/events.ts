@@ -1,9 +1,10 @@
-import type { EventListQuery, EventStore, Page } from '../../app/store.js'
+import type { EventStore } from '../../app/store.js'
 import { finaliseEvent, type EventDraft, type LatchkeyEvent } from '../../domain/events.js'
+import type { Page } from '../../domain/page.js'
+import type { EventListQuery } from '../../domain/queries.js'
 import type { StoreContext } from './context.js'
-import { placeholders } from './context.js'
-import { decodeCursor, toPage } from './cursor.js'
 import type { SqliteDeliveries } from './deliveries.js'
+import { compare, equals, listPage, oneOf } from './list-query.js'
 
 interface EventRow {
   seq: number
@@ -58,35 +59,22 @@ export class SqliteEvents implements EventStore {
   }
 
   async list(workspaceId: string, query: EventListQuery): Promise<Page<LatchkeyEvent>> {
-    const where = ['workspace_id = ?', 'created_at >= ?']
-    const params: unknown[] = [workspaceId, query.since]
-    if (query.until !== undefined) {
-      where.push('created_at <= ?')
-      params.push(query.until)
-    }
-    if (query.deviceIds?.length) {
-      where.push(`device_id IN (${placeholders(query.deviceIds.length)})`)
-      params.push(...query.deviceIds)
-    }
-    if (query.eventTypes?.length) {
-      where.push(`event_type IN (${placeholders(query.eventTypes.length)})`)
-      params.push(...query.eventTypes)
-    }
-    if (query.actionAttemptId !== undefined) {
-      where.push('action_attempt_id = ?')
-      params.push(query.actionAttemptId)
-    }
-    const after = decodeCursor(query.cursor)
-    if (after !== undefined) {
-      where.push('seq < ?')
-      params.push(after)
-    }
     // Newest first, as Seam lists events.
-    const rows = this.ctx.db
-      .prepare<unknown[], EventRow>(
-        `SELECT seq, body FROM events WHERE ${where.join(' AND ')} ORDER BY seq DESC LIMIT ?`,
-      )
-      .all(...params, query.limit + 1)
-    return toPage(rows, query.limit, (row) => JSON.parse(row.body) as LatchkeyEvent)
+    return listPage<EventRow, LatchkeyEvent>(this.ctx.db, {
+      select: 'seq, body',
+      from: 'events',
+      where: [
+        equals('workspace_id', workspaceId),
+        compare('created_at', '>=', query.since),
+        compare('created_at', '<=', query.until),
+        oneOf('device_id', query.deviceIds),
+        oneOf('event_type', query.eventTypes),
+        equals('action_attempt_id', query.actionAttemptId),
+      ],
+      order: 'desc',
+      cursor: query.cursor,
+      limit: query.limit,
+      map: (row) => JSON.parse(row.body) as LatchkeyEvent,
+    })
   }
 }

@@ -1,31 +1,25 @@
 import { join } from 'node:path'
 import type { Store } from '../../app/store.js'
-import type { LatchkeyEvent } from '../../domain/events.js'
+import type { StoreDeps } from '../index.js'
 import { SqliteAttempts } from './attempts.js'
-import { openDatabase, WriteQueue, type Db } from './database.js'
+import { openDatabase, WriteQueue } from './database.js'
 import { SqliteDeliveries } from './deliveries.js'
+import { SqliteDeliveryLog } from './delivery-log.js'
 import { SqliteDevices } from './devices.js'
 import { SqliteEvents } from './events.js'
 import { SqliteWebhooks } from './webhooks.js'
 import { SqliteSettings, SqliteWorkspaces } from './workspaces.js'
 
-export interface SqliteStoreDeps {
+export interface SqliteStoreDeps extends StoreDeps {
   /** A file path, or `:memory:`. */
   filename: string
-  newId: () => string
-  now: () => string
-  onEvents?: (events: LatchkeyEvent[]) => void
-}
-
-export interface SqliteStore extends Store {
-  readonly db: Db
 }
 
 export function databasePath(dataDir: string): string {
   return join(dataDir, 'latchkey.db')
 }
 
-export function createSqliteStore(deps: SqliteStoreDeps): SqliteStore {
+export function createSqliteStore(deps: SqliteStoreDeps): Store {
   const db = openDatabase(deps.filename)
   const writes = new WriteQueue(db)
   const ctx = { db, writes, newId: deps.newId, now: deps.now, onEvents: deps.onEvents ?? (() => {}) }
@@ -34,7 +28,6 @@ export function createSqliteStore(deps: SqliteStoreDeps): SqliteStore {
   const events = new SqliteEvents(ctx, deliveries)
   const attempts = new SqliteAttempts(ctx, events)
   return {
-    db,
     settings: new SqliteSettings(ctx),
     workspaces: new SqliteWorkspaces(ctx),
     devices: new SqliteDevices(ctx, events, attempts),
@@ -42,6 +35,8 @@ export function createSqliteStore(deps: SqliteStoreDeps): SqliteStore {
     events,
     webhooks,
     deliveries,
+    deliveryLog: new SqliteDeliveryLog(db),
+    ready: () => db.open,
     async close() {
       writes.close()
       db.close()

@@ -1,4 +1,5 @@
-import type { ApiKeyRecord, SettingsStore, Workspace, WorkspaceStore } from '../../app/store.js'
+import type { SettingsStore, WorkspaceStore } from '../../app/store.js'
+import type { ApiKeyRecord, Workspace } from '../../domain/workspace.js'
 import type { StoreContext } from './context.js'
 
 export class SqliteSettings implements SettingsStore {

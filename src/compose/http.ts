@@ -1,0 +1,49 @@
+import type { FastifyInstance } from 'fastify'
+import type { AddressInfo } from 'node:net'
+import type { Config } from '../config.js'
+import type { MqttAuthDeps } from '../http/mqtt-auth/plugin.js'
+import { createHttpServer } from '../http/server.js'
+import type { Runtime } from './runtime.js'
+import type { DeliveryApis, Services } from './services.js'
+import { httpUrl } from './urls.js'
+import { packageVersion } from './version.js'
+
+export interface HttpDeps {
+  services: Services
+  deliveryApis: DeliveryApis
+  /** True once the store, the broker and the transport are up. */
+  ready: () => boolean
+  gauges: () => Record<string, number>
+  /** The broker callbacks, when MQTT_DEVICE_AUTH=http. */
+  mqttAuth?: MqttAuthDeps | undefined
+}
+
+/** Step 6: the HTTP server, listening. */
+export async function startHttp(
+  config: Pick<Config, 'HOST' | 'PORT'>,
+  rt: Pick<Runtime, 'metrics' | 'log' | 'lifecycle'>,
+  deps: HttpDeps,
+): Promise<{ http: FastifyInstance; url: string }> {
+  const { services } = deps
+  const http = await createHttpServer({
+    workspaces: services.workspaces,
+    devices: services.devices,
+    attempts: services.attempts,
+    events: services.events,
+    webhooks: services.webhooks,
+    ...deps.deliveryApis,
+    metrics: rt.metrics,
+    ready: deps.ready,
+    gauges: deps.gauges,
+    logger: rt.log,
+    version: packageVersion(),
+    mqttAuth: deps.mqttAuth,
+  })
+  await http.listen({ host: config.HOST, port: config.PORT })
+  rt.lifecycle.defer('http', () => http.close())
+  // Runs first on close: waiting requests answer with the attempt as it stands; pending attempts stay committed
+  // and are recovered by the next start.
+  rt.lifecycle.defer('attempts', () => services.attempts.close())
+  const { port } = http.server.address() as AddressInfo
+  return { http, url: httpUrl(config.HOST, port) }
+}

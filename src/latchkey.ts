@@ -8,6 +8,7 @@ import { startDispatcher } from './compose/dispatcher.js'
 import { gauges } from './compose/gauges.js'
 import { startHttp } from './compose/http.js'
 import { mqttAuthDeps } from './compose/mqtt-auth.js'
+import { startProvisioner } from './compose/provisioning.js'
 import { createRuntime } from './compose/runtime.js'
 import { createDeliveryApis, createServices } from './compose/services.js'
 import { openStore } from './compose/store.js'
@@ -53,6 +54,7 @@ export async function startLatchkey(config: Config, options: StartOptions = {}):
   try {
     const store = await openStore(config, rt)
     const mqtt = await startBroker(config, rt, store)
+    const provisioner = await startProvisioner(config, rt, store, mqtt)
     const transport = createTransport(config, rt, mqtt)
     const services = await createServices(config, rt, {
       store,
@@ -60,6 +62,7 @@ export async function startLatchkey(config: Config, options: StartOptions = {}):
       sessions: { disconnect: (deviceId) => mqtt.broker?.disconnect(deviceId) },
       mqttPublicUrl: mqtt.urls.public,
       resolve: options.resolve,
+      provisioner,
     })
     await startTransport(rt, transport, services)
     const dispatcher = await startDispatcher(config, rt, {

@@ -110,9 +110,15 @@ export interface DynsecOptions {
 export interface ReconcileReport {
   /** Broker clients of devices that no longer exist; deleted with their roles. */
   removed: string[]
-  /** Devices the broker lacks: only hashes are stored, so each needs `rotate_credentials`. */
-  missing: string[]
+  /**
+   * Devices the broker lacks: only hashes are stored, so each needs `rotate_credentials`. Known only when the
+   * store's device ids were given, not a predicate.
+   */
+  missing: string[] | undefined
 }
+
+/** Whether a device exists in the store. */
+export type DeviceExists = (deviceId: string) => Promise<boolean>
 
 export interface Dynsec {
   readonly connected: boolean
@@ -124,8 +130,8 @@ export interface Dynsec {
   remove(deviceId: string): Promise<void>
   /** Grants the service client its role, writing only what is missing; returns what it wrote. */
   ensureServiceRole(serviceUsername?: string): Promise<string[]>
-  /** Deletes broker clients of gone devices; reports devices the broker lacks. */
-  reconcile(deviceIdsInStore: Iterable<string>): Promise<ReconcileReport>
+  /** Deletes broker clients of gone devices; reports devices the broker lacks (given the store's ids). */
+  reconcile(inStore: Iterable<string> | DeviceExists): Promise<ReconcileReport>
   /** Sends raw commands and returns their answers in order (for tests and operators). */
   send(commands: Command[]): Promise<Response[]>
   close(): Promise<void>
@@ -370,8 +376,9 @@ export async function connectDynsec(options: DynsecOptions): Promise<Dynsec> {
         }
       }
     },
-    async reconcile(deviceIdsInStore) {
-      const known = new Set(deviceIdsInStore)
+    async reconcile(inStore) {
+      const known = typeof inStore === 'function' ? undefined : new Set(inStore)
+      const exists = async (id: string) => (known ? known.has(id) : await (inStore as DeviceExists)(id))
       const [clients, roles] = await send([
         { command: 'listClients', verbose: true, count: -1 },
         { command: 'listRoles', verbose: false, count: -1 },
@@ -386,7 +393,7 @@ export async function connectDynsec(options: DynsecOptions): Promise<Dynsec> {
       const onBroker = new Set(deviceClients)
       const removed: string[] = []
       for (const deviceId of deviceClients) {
-        if (known.has(deviceId)) continue
+        if (await exists(deviceId)) continue
         await remove(deviceId)
         removed.push(deviceId)
       }
@@ -395,10 +402,10 @@ export async function connectDynsec(options: DynsecOptions): Promise<Dynsec> {
       for (const name of roleNames) {
         if (typeof name !== 'string' || !name.startsWith(DEVICE_ROLE_PREFIX)) continue
         const deviceId = name.slice(DEVICE_ROLE_PREFIX.length)
-        if (!known.has(deviceId) && !onBroker.has(deviceId))
+        if (!onBroker.has(deviceId) && !(await exists(deviceId)))
           await one({ command: 'deleteRole', rolename: name }, ['Role not found'])
       }
-      return { removed, missing: [...known].filter((id) => !onBroker.has(id)) }
+      return { removed, missing: known ? [...known].filter((id) => !onBroker.has(id)) : undefined }
     },
     send,
     async close() {

@@ -245,6 +245,10 @@ describe('dynsec provisioning', () => {
     expect((clients?.data?.clients as string[]).sort()).toEqual([kept, mosquitto.admin.username].sort())
     expect((roles?.data?.roles as string[]).filter((r) => r.startsWith('latchkey-device-'))).toEqual([deviceRole(kept)])
     expect(await dynsec.reconcile([kept])).toEqual({ removed: [], missing: [] })
+    // With a predicate instead of the store's ids (the start-up form): orphans go, missing ones are not known.
+    const late = randomUUID()
+    await dynsec.provision(late, pw)
+    expect(await dynsec.reconcile(async (id) => id === kept)).toEqual({ removed: [late], missing: undefined })
   })
 })
 

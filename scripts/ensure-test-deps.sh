@@ -1,11 +1,14 @@
 #!/usr/bin/env bash
 # Installs what the test suite needs beyond npm packages, from Debian's packages, only where missing. Idempotent:
 # a machine that has everything is not touched (no apt-get update either).
+#   chromium:  the dashboard browser test (playwright-core drives /usr/bin/chromium; it cannot download its own
+#              browsers here).
 #   mosquitto: the external-broker tests run a private /usr/sbin/mosquitto with its dynamic-security plugin.
 set -euo pipefail
 
 # "binary package" pairs: the package is installed when the binary is missing.
 NEEDS=(
+  "/usr/bin/chromium chromium"
   "/usr/sbin/mosquitto mosquitto"
 )
 

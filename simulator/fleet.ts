@@ -83,6 +83,31 @@ async function createDevice(options: ProvisionOptions, name: string): Promise<De
   return { device_id: device.device_id, url: creds.url, password: creds.password }
 }
 
+/**
+ * `--save FILE`: the locks saved in FILE by an earlier run are used again, and only the missing ones are created
+ * (named after the ones already there), so that a re-run never makes duplicates. FILE is rewritten, mode 0600.
+ */
+export async function provisionSaved(
+  options: ProvisionOptions & { save: string },
+): Promise<{ credentials: DeviceCredentials[]; reused: number; created: number }> {
+  let saved: DeviceCredentials[] = []
+  try {
+    saved = await readCredentialsFile(options.save)
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err
+  }
+  const reused = saved.slice(0, options.count).map((c) => ({ ...c, url: options.mqttUrl ?? c.url }))
+  const missing = options.count - reused.length
+  const prefix = options.namePrefix ?? 'sim-lock'
+  const names = Array.from({ length: missing }, (_, i) => `${prefix}-${saved.length + i + 1}`)
+  const created = await mapLimit(names, options.concurrency ?? 16, async (name) => {
+    const device = await createDevice(options, name)
+    return { ...device, url: options.mqttUrl ?? device.url }
+  })
+  if (created.length > 0) await writeCredentialsFile(options.save, [...saved, ...created])
+  return { credentials: [...reused, ...created], reused: reused.length, created: created.length }
+}
+
 export async function readCredentialsFile(path: string): Promise<DeviceCredentials[]> {
   const parsed = CredentialsFileSchema.safeParse(safeJson(await readFile(path, 'utf8')))
   if (!parsed.success) throw new Error(`${path}: not a credentials file:\n${z.prettifyError(parsed.error)}`)

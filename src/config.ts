@@ -1,3 +1,4 @@
+import { isIP } from 'node:net'
 import { z } from 'zod'
 
 /**
@@ -18,12 +19,22 @@ const retrySchedule = z.string().transform((text, ctx) => {
   return parts
 })
 
+/** `address/prefix` with a valid IPv4 (prefix 0–32) or IPv6 (prefix 0–128) address. */
+export function isCidr(text: string): boolean {
+  const match = /^([^/]+)\/(\d{1,3})$/.exec(text)
+  if (!match) return false
+  const [, address = '', prefix = ''] = match
+  const family = isIP(address)
+  const max = family === 4 ? 32 : family === 6 ? 128 : -1
+  return max >= 0 && Number(prefix) <= max
+}
+
 const cidrList = z.string().transform((text, ctx) => {
   const items = text
     .split(',')
     .map((item) => item.trim())
     .filter(Boolean)
-  const bad = items.filter((item) => !/^[0-9a-fA-F:.]+\/\d{1,3}$/.test(item))
+  const bad = items.filter((item) => !isCidr(item))
   if (bad.length > 0) {
     ctx.addIssue({ code: 'custom', message: `not CIDR notation: ${bad.join(', ')}` })
     return z.NEVER
@@ -98,6 +109,34 @@ export const ConfigSchema = z.object({
     .describe('Comma-separated CIDRs exempt from the SSRF guard, e.g. 127.0.0.0/8 for local receivers.'),
   WEBHOOK_CONCURRENCY: positiveMs.default(256).describe('Concurrent webhook requests in all.'),
   WEBHOOK_CONCURRENCY_PER_WEBHOOK: positiveMs.default(16).describe('Concurrent requests to one webhook.'),
+  PUBLIC_URL: z
+    .url({ protocol: /^https?$/ })
+    .optional()
+    .describe(
+      'External base URL of the HTTP API (e.g. https://locks.example.com), used for links such as next_page_url. ' +
+        "Unset: the request's own scheme and Host when the Host is a valid host name, else a relative link.",
+    ),
+  RATE_LIMIT_PER_MINUTE: z.coerce
+    .number()
+    .int()
+    .min(0)
+    .default(600_000)
+    .describe('Requests per minute one API key or tenant token may make (HTTP); over it, 429 rate_limited. 0: off.'),
+  RATE_LIMIT_AUTH_FAILURES_PER_MINUTE: z.coerce
+    .number()
+    .int()
+    .min(0)
+    .default(60)
+    .describe(
+      'Failed authentications (401) per minute from one client address; then 429 until the minute ends. 0: off.',
+    ),
+  METRICS_TOKEN: optionalSecret.describe(
+    'Bearer token required by GET /metrics (at least 16 characters). When unset, /metrics is open.',
+  ),
+  LOG_FORMAT: z
+    .enum(['auto', 'json', 'pretty'])
+    .default('auto')
+    .describe('Log format: pretty (pino-pretty) on a terminal and JSON otherwise (auto), or forced.'),
   LOG_LEVEL: z
     .enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'])
     .default('info')

@@ -5,7 +5,7 @@ import type { Metrics } from './app/metrics.js'
 import type { Store } from './app/store.js'
 import { startBroker } from './compose/broker.js'
 import { startDispatcher } from './compose/dispatcher.js'
-import { gauges } from './compose/gauges.js'
+import { gaugeSources } from './compose/gauges.js'
 import { startHttp } from './compose/http.js'
 import { mqttAuthDeps } from './compose/mqtt-auth.js'
 import { startProvisioner } from './compose/provisioning.js'
@@ -71,11 +71,13 @@ export async function startLatchkey(config: Config, options: StartOptions = {}):
       random: options.random ?? Math.random,
     })
     const deliveryApis = await createDeliveryApis(config, rt, store, dispatcher)
+    rt.metrics.gauges(
+      gaugeSources({ store, clock: rt.clock, broker: mqtt.broker, attempts: services.attempts, dispatcher }),
+    )
     const { http, url } = await startHttp(config, rt, {
       services,
       deliveryApis,
       ready: () => transport.connected && store.ready(),
-      gauges: gauges({ broker: mqtt.broker, attempts: services.attempts, dispatcher }),
       mqttAuth: mqttAuthDeps(config, rt, store, mqtt.servicePassword),
     })
     return {

@@ -1,5 +1,6 @@
 import { ConfigError, loadConfig } from './config.js'
 import { startLatchkey } from './latchkey.js'
+import { bannerText, createLogger, logBanner, prettyLogs, startupFacts } from './startup-output.js'
 
 /** `npm start`: run latchkey on its embedded defaults until SIGTERM/SIGINT. */
 async function main(): Promise<void> {
@@ -13,25 +14,9 @@ async function main(): Promise<void> {
     }
     throw error
   }
-  const latchkey = await startLatchkey(config)
+  const tty = process.stdout.isTTY === true
+  const latchkey = await startLatchkey(config, { logger: createLogger(config, tty) })
   const log = latchkey.log
-  log.info(`latchkey HTTP listening on ${latchkey.httpUrl}`)
-  log.info(`latchkey MQTT broker for devices at ${latchkey.mqttUrl}`)
-  if (latchkey.bootstrap) {
-    const lines = [
-      '',
-      '  First start: created the default workspace. These credentials are shown once',
-      `  (also written to ${config.DATA_DIR}/bootstrap.json, mode 0600):`,
-      `    workspace_id   ${latchkey.bootstrap.workspace_id}`,
-      `    api_key        ${latchkey.bootstrap.api_key}`,
-      ...(latchkey.bootstrap.admin_api_key ? [`    admin_api_key  ${latchkey.bootstrap.admin_api_key}`] : []),
-      '',
-    ]
-    process.stdout.write(`${lines.join('\n')}\n`)
-  } else if (latchkey.generatedAdminKey) {
-    process.stdout.write(`\n  Generated admin API key (shown once): ${latchkey.generatedAdminKey}\n\n`)
-  }
-
   let stopping = false
   const stop = (signal: string) => {
     if (stopping) return
@@ -47,6 +32,11 @@ async function main(): Promise<void> {
   }
   process.on('SIGTERM', () => stop('SIGTERM'))
   process.on('SIGINT', () => stop('SIGINT'))
+
+  // Last: whoever waits for the banner may signal at once, and the handlers above are in place by then.
+  const facts = startupFacts(latchkey, config)
+  if (prettyLogs(config, tty)) process.stdout.write(bannerText(facts))
+  else logBanner(log, facts)
 }
 
 main().catch((error: unknown) => {

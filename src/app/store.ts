@@ -102,6 +102,8 @@ export interface DeviceStore {
   ): Promise<DeviceRecord | undefined>
   /** At start-up nobody is connected yet (docs/operations.md#restarts). */
   markAllOffline(): Promise<void>
+  /** Devices whose last status message was `online`, in every workspace: a /metrics gauge, read at scrape time. */
+  countOnline(): Promise<number>
 }
 
 export interface AttemptStore {
@@ -194,6 +196,11 @@ export interface DeliveryStore {
   get(eventId: string, webhookId: string): Promise<DeliveryRecord | undefined>
   /** Every attempt of one event to one webhook, in order. */
   attempts(eventId: string, webhookId: string): Promise<DeliveryAttempt[]>
+  /**
+   * /metrics gauges, read at scrape time: pending deliveries held by a disabled webhook, and the creation time of
+   * the oldest pending delivery of an enabled webhook (null when none is owed).
+   */
+  owedSummary(): Promise<{ held: number; oldestOwedAt: string | null }>
 }
 
 /** Read side of the delivery log (docs/deliveries.md): keyset pages, never offsets. */

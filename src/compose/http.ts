@@ -13,15 +13,17 @@ export interface HttpDeps {
   deliveryApis: DeliveryApis
   /** True once the store, the broker and the transport are up. */
   ready: () => boolean
-  gauges: () => Record<string, number>
   /** The broker callbacks, when MQTT_DEVICE_AUTH=http. */
   mqttAuth?: MqttAuthDeps | undefined
 }
 
 /** Step 6: the HTTP server, listening. */
 export async function startHttp(
-  config: Pick<Config, 'HOST' | 'PORT'>,
-  rt: Pick<Runtime, 'metrics' | 'log' | 'lifecycle'>,
+  config: Pick<
+    Config,
+    'HOST' | 'PORT' | 'PUBLIC_URL' | 'RATE_LIMIT_PER_MINUTE' | 'RATE_LIMIT_AUTH_FAILURES_PER_MINUTE' | 'METRICS_TOKEN'
+  >,
+  rt: Pick<Runtime, 'metrics' | 'log' | 'lifecycle' | 'bus'>,
   deps: HttpDeps,
 ): Promise<{ http: FastifyInstance; url: string }> {
   const { services } = deps
@@ -32,14 +34,23 @@ export async function startHttp(
     events: services.events,
     webhooks: services.webhooks,
     ...deps.deliveryApis,
+    bus: rt.bus,
     metrics: rt.metrics,
     ready: deps.ready,
-    gauges: deps.gauges,
+    metricsToken: config.METRICS_TOKEN,
     logger: rt.log,
     version: packageVersion(),
+    publicUrl: config.PUBLIC_URL,
+    rateLimits: {
+      perKeyPerMinute: config.RATE_LIMIT_PER_MINUTE,
+      authFailuresPerMinute: config.RATE_LIMIT_AUTH_FAILURES_PER_MINUTE,
+    },
     mqttAuth: deps.mqttAuth,
   })
-  await http.listen({ host: config.HOST, port: config.PORT })
+  // fastify logs a "Server listening" line per address; src/main.ts names every address once, in its banner.
+  const level = http.log.level
+  if (rt.log.isLevelEnabled('info')) http.log.level = 'warn'
+  await http.listen({ host: config.HOST, port: config.PORT }).finally(() => (http.log.level = level))
   rt.lifecycle.defer('http', () => http.close())
   // Runs first on close: waiting requests answer with the attempt as it stands; pending attempts stay committed
   // and are recovered by the next start.

@@ -87,7 +87,7 @@ export async function createServices(
       provisioner: deps.provisioner,
       onError: rt.onError,
     }),
-    handleDeviceMessage: createDeviceMessageHandler({ store, attempts, clock, metrics }),
+    handleDeviceMessage: createDeviceMessageHandler({ store, attempts, clock, metrics, bus }),
     guard,
     bootstrap: credentials,
     generatedAdminKey: admin.generated,

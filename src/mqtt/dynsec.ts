@@ -28,7 +28,7 @@ export function deviceRole(deviceId: string): string {
 /** The broker did not answer in time, or the connection to it is down. The API answers 503. */
 export class BrokerUnavailableError extends LatchkeyError {
   constructor(message: string, options?: { cause?: unknown }) {
-    super('not_ready', message, undefined, options)
+    super('service_unavailable', message, undefined, options)
     this.name = 'BrokerUnavailableError'
   }
 }

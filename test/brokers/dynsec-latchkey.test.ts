@@ -76,7 +76,7 @@ describe('MQTT_DEVICE_AUTH=dynsec', () => {
     const res = await t.call('/devices/create', { name: 'during outage' })
     mosquitto.resume()
     expect(res.status).toBe(503)
-    expect(res.body.error.type).toBe('not_ready')
+    expect(res.body.error.type).toBe('service_unavailable')
     const list = await t.call('/devices/list', {})
     expect(list.body.devices).toEqual([])
   })

@@ -4,7 +4,21 @@ import { DEVICE_TO_SERVER, TOPIC_ROOT, deviceTopic, parseDeviceTopic } from '../
 export type Principal = { kind: 'service' } | { kind: 'device'; deviceId: string }
 
 export type Refusal =
-  'anonymous' | 'client_id_mismatch' | 'bad_credentials' | 'foreign_topic' | 'wildcard' | 'not_allowed'
+  | 'anonymous'
+  | 'client_id_mismatch'
+  | 'bad_credentials'
+  | 'foreign_topic'
+  | 'wildcard'
+  | 'not_allowed'
+  // Refused before the credentials are checked: the client address used up its failed logins.
+  | 'throttled'
+  // A device on the plain port while it is reserved to the orchestrator.
+  | 'plaintext_disabled'
+  // Closed by the frame guard (docs/mqtt.md, "Limits").
+  | 'connect_too_large'
+  | 'not_connect'
+  | 'packet_too_large'
+  | 'malformed_length'
 
 const DEVICE_PUBLISHES: ReadonlySet<string> = new Set(DEVICE_TO_SERVER)
 const SERVICE_SUBSCRIPTIONS: ReadonlySet<string> = new Set(DEVICE_TO_SERVER.map((kind) => `${TOPIC_ROOT}/+/${kind}`))

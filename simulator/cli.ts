@@ -1,4 +1,4 @@
-import { realpathSync } from 'node:fs'
+import { readFileSync, realpathSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'
 import { parseArgs } from 'node:util'
 import { z } from 'zod'
@@ -20,6 +20,7 @@ Source (one of):
 
 Connection:
   --mqtt-url URL                  override the broker URL of every device (e.g. mqtt://127.0.0.1:1883)
+  --ca FILE                       PEM CA certificate to trust for an mqtts:// broker
   --concurrency N                 locks connecting at once (default 200)
   --reconnect-ms N                reconnect period after a dropped connection (default 1000)
 
@@ -46,6 +47,7 @@ const OPTIONS = {
   save: { type: 'string' },
   from: { type: 'string' },
   'mqtt-url': { type: 'string' },
+  ca: { type: 'string' },
   concurrency: { type: 'string' },
   'reconnect-ms': { type: 'string' },
   latency: { type: 'string' },
@@ -74,6 +76,8 @@ export interface CliConfig {
   source: CliSource
   behaviour: Behaviour
   mqttUrl?: string
+  /** Path of a PEM CA certificate for mqtts:// brokers. */
+  ca?: string
   concurrency: number
   reconnectPeriodMs: number
   seed?: number
@@ -117,6 +121,7 @@ export function parseCliArgs(argv: readonly string[], env: CliEnv = {}): CliPars
       source: parseSource(str, read, env),
       behaviour: behaviour.data,
       mqttUrl: str('mqtt-url'),
+      ca: str('ca'),
       concurrency: read('concurrency', posInt('concurrency')) ?? 200,
       reconnectPeriodMs: read('reconnect-ms', num('reconnect-ms').int().min(0)) ?? 1_000,
       seed: read('seed', num('seed').int()),
@@ -196,6 +201,7 @@ async function buildFleet(config: CliConfig, out: (line: string) => void): Promi
   const common = {
     behaviour: config.behaviour,
     mqttUrl: config.mqttUrl,
+    ca: config.ca === undefined ? undefined : readFileSync(config.ca),
     connectConcurrency: config.concurrency,
     reconnectPeriodMs: config.reconnectPeriodMs,
     random: config.seed === undefined ? undefined : seededRandom(config.seed),

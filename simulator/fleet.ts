@@ -44,6 +44,8 @@ export interface FleetOptions {
   mqttUrl?: string
   reconnectPeriodMs?: number
   startTimeoutMs?: number
+  /** PEM CA certificate(s) every lock trusts for an mqtts:// broker. */
+  ca?: string | Buffer
   /** Locks connecting at once in start(). Default 200. */
   connectConcurrency?: number
 }
@@ -215,6 +217,7 @@ function lockOptions(options: FleetOptions, creds: DeviceCredentials, index: num
     now: options.now,
     reconnectPeriodMs: options.reconnectPeriodMs,
     startTimeoutMs: options.startTimeoutMs,
+    ...(options.ca ? { ca: options.ca } : {}),
   }
 }
 

@@ -58,6 +58,50 @@ export const ConfigSchema = z.object({
     .url()
     .optional()
     .describe('Broker URL handed to devices in `mqtt_credentials`. Default: MQTT_URL, or mqtt://<host>:<MQTT_PORT>.'),
+  MQTT_MAX_PACKET_BYTES: z.coerce
+    .number()
+    .int()
+    .min(1024)
+    .max(268_435_455)
+    .default(20_480)
+    .describe(
+      'Largest MQTT packet the embedded broker reads; a connection announcing a larger one is closed before it is buffered.',
+    ),
+  MQTT_DEVICE_PUBLISH_RATE: z.coerce
+    .number()
+    .positive()
+    .default(20)
+    .describe(
+      'Messages per second a device may publish on average; the excess is dropped and counted (embedded broker).',
+    ),
+  MQTT_DEVICE_PUBLISH_BURST: z.coerce
+    .number()
+    .int()
+    .positive()
+    .default(100)
+    .describe('Messages a device may publish at once above MQTT_DEVICE_PUBLISH_RATE (token bucket size).'),
+  MQTT_AUTH_FAILURES_PER_MINUTE: z.coerce
+    .number()
+    .int()
+    .positive()
+    .default(20)
+    .describe('Failed MQTT logins allowed per client address per minute; further connects from it are refused.'),
+  MQTTS_PORT: port
+    .default(8883)
+    .describe('Port of MQTT over TLS when TLS_CERT_FILE is set; 0 picks a free port (the actual one is logged).'),
+  MQTT_PLAINTEXT: bool
+    .default(true)
+    .describe(
+      'Serve devices plain MQTT on MQTT_PORT. With false (TLS only) that port listens on loopback for the orchestrator alone.',
+    ),
+  TLS_CERT_FILE: z
+    .string()
+    .min(1)
+    .optional()
+    .describe(
+      'PEM certificate chain. With TLS_KEY_FILE: HTTPS on PORT and MQTT over TLS on MQTTS_PORT; SIGHUP reloads.',
+    ),
+  TLS_KEY_FILE: z.string().min(1).optional().describe('PEM private key of TLS_CERT_FILE.'),
   MQTT_SERVICE_USERNAME: z
     .string()
     .min(1)
@@ -171,6 +215,14 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     }
     if (config.MQTT_DEVICE_AUTH === 'http' && !config.MQTT_AUTH_SECRET) {
       throw new ConfigError(['MQTT_AUTH_SECRET: required when MQTT_DEVICE_AUTH=http'])
+    }
+    if ((config.TLS_CERT_FILE === undefined) !== (config.TLS_KEY_FILE === undefined)) {
+      throw new ConfigError(['TLS_CERT_FILE: and TLS_KEY_FILE go together; set both or neither'])
+    }
+    if (!config.MQTT_PLAINTEXT && !config.TLS_CERT_FILE) {
+      throw new ConfigError([
+        'MQTT_PLAINTEXT: false needs TLS_CERT_FILE and TLS_KEY_FILE, or devices could not connect',
+      ])
     }
     return config
   }

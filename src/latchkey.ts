@@ -14,6 +14,7 @@ import { createDeliveryApis, createServices } from './compose/services.js'
 import { openStore } from './compose/store.js'
 import { createTransport, startTransport } from './compose/transport.js'
 import type { Config } from './config.js'
+import { readTlsContext } from './tls.js'
 import type { Clock } from './domain/clock.js'
 import type { Resolve } from './webhooks/ssrf.js'
 
@@ -38,6 +39,13 @@ export interface Latchkey {
   log: Logger
   /** Read access for tests and benchmarks (e.g. the recorded webhook attempts). */
   store: Store
+  /** The embedded broker's device listeners (plain and/or TLS), for the start-up banner. */
+  brokerUrls: string[]
+  /**
+   * Re-reads TLS_CERT_FILE and TLS_KEY_FILE for new HTTPS and MQTTS connections (SIGHUP); throws and keeps the old
+   * pair when the new one is unusable.
+   */
+  reloadTls(): void
   /** Closes every part in reverse order of start; safe to call twice. */
   close(): Promise<void>
 }
@@ -53,7 +61,8 @@ export async function startLatchkey(config: Config, options: StartOptions = {}):
   const close = () => rt.lifecycle.close()
   try {
     const store = await openStore(config, rt)
-    const mqtt = await startBroker(config, rt, store)
+    const tls = readTlsContext(config)
+    const mqtt = await startBroker(config, rt, store, tls)
     const provisioner = await startProvisioner(config, rt, store, mqtt)
     const transport = createTransport(config, rt, mqtt)
     const services = await createServices(config, rt, {
@@ -78,11 +87,20 @@ export async function startLatchkey(config: Config, options: StartOptions = {}):
       services,
       deliveryApis,
       ready: () => transport.connected && store.ready(),
+      tls,
       mqttAuth: mqttAuthDeps(config, rt, store, mqtt.servicePassword),
     })
     return {
       httpUrl: url,
       mqttUrl: mqtt.urls.public,
+      brokerUrls: mqtt.deviceUrls,
+      reloadTls() {
+        const renewed = readTlsContext(config)
+        if (!renewed) return
+        ;(http.server as unknown as { setSecureContext(context: typeof renewed): void }).setSecureContext(renewed)
+        mqtt.broker?.setSecureContext(renewed)
+        rt.log.info('TLS certificate reloaded')
+      },
       bootstrap: services.bootstrap,
       generatedAdminKey: services.generatedAdminKey,
       metrics: rt.metrics,

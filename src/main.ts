@@ -32,6 +32,17 @@ async function main(): Promise<void> {
   }
   process.on('SIGTERM', () => stop('SIGTERM'))
   process.on('SIGINT', () => stop('SIGINT'))
+  // Renewed certificates: new HTTPS and MQTTS connections get them, connected locks stay (docs/operations.md).
+  // Without TLS, SIGHUP keeps its default meaning.
+  if (config.TLS_CERT_FILE) {
+    process.on('SIGHUP', () => {
+      try {
+        latchkey.reloadTls()
+      } catch (error) {
+        log.error({ err: error }, 'TLS reload failed; the previous certificate stays in use')
+      }
+    })
+  }
 
   // Last: whoever waits for the banner may signal at once, and the handlers above are in place by then.
   const facts = startupFacts(latchkey, config)

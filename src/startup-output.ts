@@ -23,6 +23,8 @@ export function createLogger(config: Pick<Config, 'LOG_LEVEL' | 'LOG_FORMAT'>, t
 export interface StartupFacts {
   httpUrl: string
   mqttUrl: string
+  /** Every listener of the embedded broker (plain and TLS); empty with an external broker. */
+  brokerUrls: string[]
   dashboardUrl: string
   docsUrl: string
   metricsUrl: string
@@ -41,6 +43,7 @@ export function startupFacts(latchkey: Latchkey, config: Pick<Config, 'DATA_DIR'
   return {
     httpUrl: latchkey.httpUrl,
     mqttUrl: latchkey.mqttUrl,
+    brokerUrls: latchkey.brokerUrls,
     dashboardUrl: `${latchkey.httpUrl}/dashboard`,
     docsUrl: `${latchkey.httpUrl}/docs`,
     metricsUrl: `${latchkey.httpUrl}/metrics`,
@@ -59,6 +62,7 @@ export function bannerText(facts: StartupFacts): string {
     `    API docs     ${facts.docsUrl}`,
     `    Metrics      ${facts.metricsUrl}`,
     `    MQTT broker  ${facts.mqttUrl}   (devices connect here)`,
+    ...facts.brokerUrls.filter((url) => url !== facts.mqttUrl).map((url) => `    MQTT also    ${url}`),
     `    Credentials  ${facts.credentialsFile}   (mode 0600, written at first start)`,
   ]
   if (facts.credentials) {
@@ -75,6 +79,7 @@ export function logBanner(log: Logger, facts: StartupFacts): void {
     {
       http_url: facts.httpUrl,
       mqtt_url: facts.mqttUrl,
+      broker_urls: facts.brokerUrls,
       dashboard_url: facts.dashboardUrl,
       docs_url: facts.docsUrl,
       metrics_url: facts.metricsUrl,

@@ -22,14 +22,13 @@ const COUNTERS = {
     help: 'HTTP requests answered, by route pattern and status code.',
     labels: ['route', 'status'],
   },
-  http_rate_limited_total: { help: 'HTTP requests refused as rate limited, by scope.', labels: ['scope'] },
+  http_rate_limited_total: {
+    help: 'HTTP requests refused as rate limited, by scope (api_key or client_address).',
+    labels: ['scope'],
+  },
   mqtt_messages_received_total: { help: 'Device messages received by the orchestrator.', labels: [] },
   mqtt_messages_dropped_total: {
     help: 'Device messages the orchestrator dropped (malformed, oversize, unknown device or command), by reason.',
-    labels: ['reason'],
-  },
-  mqtt_dropped_total: {
-    help: 'Device publishes the embedded broker dropped before delivery (e.g. over the per-device rate), by reason.',
     labels: ['reason'],
   },
   mqtt_refusals_total: {

@@ -5,6 +5,7 @@ import type { MqttAuthDeps } from '../http/mqtt-auth/plugin.js'
 import { createHttpServer } from '../http/server.js'
 import type { Runtime } from './runtime.js'
 import type { DeliveryApis, Services } from './services.js'
+import type { TlsContext } from '../tls.js'
 import { httpUrl } from './urls.js'
 import { packageVersion } from './version.js'
 
@@ -13,6 +14,8 @@ export interface HttpDeps {
   deliveryApis: DeliveryApis
   /** True once the store, the broker and the transport are up. */
   ready: () => boolean
+  /** PEM certificate and key: HTTPS instead of HTTP (docs/operations.md#tls). */
+  tls: TlsContext | undefined
   /** The broker callbacks, when MQTT_DEVICE_AUTH=http. */
   mqttAuth?: MqttAuthDeps | undefined
 }
@@ -38,6 +41,7 @@ export async function startHttp(
     metrics: rt.metrics,
     ready: deps.ready,
     metricsToken: config.METRICS_TOKEN,
+    ...(deps.tls ? { https: deps.tls } : {}),
     logger: rt.log,
     version: packageVersion(),
     publicUrl: config.PUBLIC_URL,
@@ -56,5 +60,5 @@ export async function startHttp(
   // and are recovered by the next start.
   rt.lifecycle.defer('attempts', () => services.attempts.close())
   const { port } = http.server.address() as AddressInfo
-  return { http, url: httpUrl(config.HOST, port) }
+  return { http, url: httpUrl(config.HOST, port, deps.tls !== undefined) }
 }

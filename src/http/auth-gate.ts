@@ -42,7 +42,12 @@ function tokenKey(request: FastifyRequest): string {
 }
 
 /** Each limiter counts in its own in-memory LRU of at most 5,000 keys (the plugin's default): memory stays bounded. */
-export async function createAuthGate(app: FastifyInstance, limits: RateLimits): Promise<AuthGate> {
+export async function createAuthGate(
+  app: FastifyInstance,
+  limits: RateLimits,
+  /** Told of every refusal, for `latchkey_http_rate_limited_total{scope}`. */
+  onLimited: (scope: 'api_key' | 'client_address') => void = () => {},
+): Promise<AuthGate> {
   await app.register(rateLimit, { global: false, timeWindow: WINDOW_MS })
   const perKey: Limiter | undefined =
     limits.perKeyPerMinute > 0
@@ -57,20 +62,29 @@ export async function createAuthGate(app: FastifyInstance, limits: RateLimits): 
   return async (request, authenticate) => {
     if (failures) {
       const seen = await failures(request, { increment: false })
-      if (seen.isExceeded) throw rateLimited(seen.ttlInSeconds)
+      if (seen.isExceeded) {
+        onLimited('client_address')
+        throw rateLimited(seen.ttlInSeconds)
+      }
     }
     const token = bearerToken(request.headers.authorization)
     const caller = token ? await authenticate(token) : undefined
     if (caller === undefined) {
       if (failures) {
         const counted = await failures(request)
-        if (counted.isExceeded) throw rateLimited(counted.ttlInSeconds)
+        if (counted.isExceeded) {
+          onLimited('client_address')
+          throw rateLimited(counted.ttlInSeconds)
+        }
       }
       throw new LatchkeyError('unauthorized')
     }
     if (perKey) {
       const counted = await perKey(request)
-      if (counted.isExceeded) throw rateLimited(counted.ttlInSeconds)
+      if (counted.isExceeded) {
+        onLimited('api_key')
+        throw rateLimited(counted.ttlInSeconds)
+      }
     }
     return caller
   }

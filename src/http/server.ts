@@ -29,6 +29,8 @@ export interface HttpDeps extends ConnectApiDeps, OutpostApiDeps, V1ApiDeps, Omi
   /** The externally visible origin (`PUBLIC_URL`) that links such as `next_page_url` are built on. */
   publicUrl?: string
   rateLimits?: RateLimits
+  /** PEM certificate and key: serve HTTPS instead of HTTP (docs/operations.md, "TLS"). */
+  https?: { cert: string | Buffer; key: string | Buffer }
   /** The broker callbacks, served only when MQTT_DEVICE_AUTH=http (docs/scale-out.md). */
   mqttAuth?: MqttAuthDeps | undefined
 }
@@ -46,7 +48,8 @@ export async function createHttpServer(deps: HttpDeps): Promise<FastifyInstance>
     bodyLimit: 1024 * 1024,
     // Errors fastify raises before routing (a path with bad percent-encoding) answer in the surface's own shape.
     frameworkErrors: (error, request, reply) => errorSenderFor(request)(error, request, reply),
-  })
+    ...(deps.https ? { https: deps.https } : {}),
+  }) as FastifyInstance
   app.setValidatorCompiler(validatorCompiler)
   app.setSerializerCompiler(serializerCompiler)
 
@@ -115,7 +118,9 @@ export async function createHttpServer(deps: HttpDeps): Promise<FastifyInstance>
   )
   app.setErrorHandler((error, request, reply) => errorSenderFor(request)(error, request, reply))
 
-  const gate = await createAuthGate(app, deps.rateLimits ?? DEFAULT_RATE_LIMITS)
+  const gate = await createAuthGate(app, deps.rateLimits ?? DEFAULT_RATE_LIMITS, (scope) =>
+    deps.metrics.inc('http_rate_limited_total', { scope }),
+  )
   app.decorate('publicOrigin', publicOrigin(deps.publicUrl))
   await app.register(async (scope) => connectApi(scope, deps, gate))
   await app.register(async (scope) => outpostApi(scope, deps, gate), { prefix: '/api/v1' })

@@ -33,6 +33,8 @@ describe('HTTP rate limits', () => {
       expect((await raw(t, { path: '/healthz' })).status).toBe(200)
       expect((await raw(t, { path: '/metrics' })).status).toBe(200)
     }
+    // Each refusal is counted: three per-key ones (Connect, v1, Outpost).
+    expect(t.lk.metrics.get('http_rate_limited_total', { scope: 'api_key' })).toBe(3)
   })
 
   it('answers 429 to an address past its budget of failed authentications', async ({ t }) => {

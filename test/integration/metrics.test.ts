@@ -66,7 +66,6 @@ describe('/metrics', () => {
       'nodejs_eventloop_lag_seconds',
       'latchkey_mqtt_refusals_total',
       'latchkey_mqtt_messages_dropped_total',
-      'latchkey_mqtt_dropped_total',
       'latchkey_webhook_deliveries_total',
       'latchkey_webhook_delivery_duration_seconds',
       'latchkey_webhook_deliveries_held',

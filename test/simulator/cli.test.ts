@@ -20,6 +20,11 @@ const config = (argv: string[]): CliConfig => {
 }
 
 describe('simulate CLI arguments', () => {
+  test('reads --ca, the CA to trust for an mqtts:// broker', () => {
+    // Scenario: --ca FILE → the path lands in the config (the file is read when the fleet is built).
+    expect(config(['--from', 'creds.json', '--ca', '/tmp/ca.pem']).ca).toBe('/tmp/ca.pem')
+  })
+
   test('reads an API source and every knob', () => {
     // Scenario: the full command line of the brief maps onto the behaviour schema.
     const c = config(

@@ -110,6 +110,17 @@ export const ConfigSchema = z.object({
   MQTT_SERVICE_PASSWORD: optionalSecret.describe(
     "Password of the orchestrator's MQTT client. Generated per process when unset (embedded broker only).",
   ),
+  MQTT_DEVICE_AUTH: z
+    .enum(['embedded', 'dynsec', 'http'])
+    .default('embedded')
+    .describe(
+      'How the broker learns device credentials: embedded (the aedes hooks), dynsec (latchkey provisions mosquitto ' +
+        "2's dynamic security as its admin) or http (the broker calls latchkey's /mqtt-auth callbacks).",
+    ),
+  MQTT_AUTH_SECRET: optionalSecret.describe(
+    'Shared secret the broker presents to the /mqtt-auth callbacks (header x-latchkey-auth-secret). Required when ' +
+      'MQTT_DEVICE_AUTH=http.',
+  ),
   DATA_DIR: z.string().min(1).default('./data').describe('Directory of the SQLite database and bootstrap.json.'),
   DATABASE_URL: z
     .string()
@@ -221,6 +232,12 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     const config = parsed.data
     if (!config.EMBEDDED_BROKER && (!config.MQTT_URL || !config.MQTT_SERVICE_PASSWORD)) {
       throw new ConfigError(['MQTT_URL: and MQTT_SERVICE_PASSWORD are required when EMBEDDED_BROKER=false'])
+    }
+    if (config.MQTT_DEVICE_AUTH === 'dynsec' && config.EMBEDDED_BROKER) {
+      throw new ConfigError(['MQTT_DEVICE_AUTH: dynsec provisions an external mosquitto; set EMBEDDED_BROKER=false'])
+    }
+    if (config.MQTT_DEVICE_AUTH === 'http' && !config.MQTT_AUTH_SECRET) {
+      throw new ConfigError(['MQTT_AUTH_SECRET: required when MQTT_DEVICE_AUTH=http'])
     }
     if ((config.TLS_CERT_FILE === undefined) !== (config.TLS_KEY_FILE === undefined)) {
       throw new ConfigError(['TLS_CERT_FILE: and TLS_KEY_FILE go together; set both or neither'])

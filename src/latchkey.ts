@@ -7,6 +7,8 @@ import { startBroker } from './compose/broker.js'
 import { startDispatcher } from './compose/dispatcher.js'
 import { gaugeSources } from './compose/gauges.js'
 import { startHttp } from './compose/http.js'
+import { mqttAuthDeps } from './compose/mqtt-auth.js'
+import { startProvisioner } from './compose/provisioning.js'
 import { startRetention } from './compose/retention.js'
 import { createRuntime } from './compose/runtime.js'
 import { createDeliveryApis, createServices } from './compose/services.js'
@@ -67,6 +69,7 @@ export async function startLatchkey(config: Config, options: StartOptions = {}):
     const store = await openStore(config, rt)
     const tls = readTlsContext(config)
     const mqtt = await startBroker(config, rt, store, tls)
+    const provisioner = await startProvisioner(config, rt, store, mqtt)
     const transport = createTransport(config, rt, mqtt)
     const services = await createServices(config, rt, {
       store,
@@ -74,6 +77,7 @@ export async function startLatchkey(config: Config, options: StartOptions = {}):
       sessions: { disconnect: (deviceId) => mqtt.broker?.disconnect(deviceId) },
       mqttPublicUrl: mqtt.urls.public,
       resolve: options.resolve,
+      provisioner,
     })
     await startTransport(rt, transport, services)
     recoverWhenRestored(store, services.attempts, rt)
@@ -92,6 +96,7 @@ export async function startLatchkey(config: Config, options: StartOptions = {}):
       deliveryApis,
       ready: () => transport.connected && store.ready(),
       tls,
+      mqttAuth: mqttAuthDeps(config, rt, store, mqtt.servicePassword),
     })
     return {
       httpUrl: url,

@@ -32,8 +32,16 @@ const COUNTERS = {
     labels: ['reason'],
   },
   mqtt_refusals_total: {
-    help: 'Connections, publishes and subscriptions the embedded broker refused, by reason.',
+    help: 'Connections, publishes and subscriptions refused by the embedded broker or the /mqtt-auth callbacks, by reason.',
     labels: ['reason'],
+  },
+  mqtt_auth_callbacks_total: {
+    help: 'Broker callbacks answered under /mqtt-auth (MQTT_DEVICE_AUTH=http), by broker, hook and result.',
+    labels: ['broker', 'hook', 'result'],
+  },
+  mqtt_auth_secret_refused_total: {
+    help: 'Broker callbacks refused with 401 for a missing or wrong MQTT_AUTH_SECRET.',
+    labels: [],
   },
   acks_ignored_total: { help: 'Device acks that changed nothing (duplicate or late), by kind.', labels: ['kind'] },
   action_attempts_total: {

@@ -1,6 +1,7 @@
 import type { FastifyInstance } from 'fastify'
 import type { AddressInfo } from 'node:net'
 import type { Config } from '../config.js'
+import type { MqttAuthDeps } from '../http/mqtt-auth/plugin.js'
 import { createHttpServer } from '../http/server.js'
 import type { Runtime } from './runtime.js'
 import type { DeliveryApis, Services } from './services.js'
@@ -16,6 +17,8 @@ export interface HttpDeps {
   ready: () => boolean
   /** PEM certificate and key: HTTPS instead of HTTP (docs/operations.md#tls). */
   tls: TlsContext | undefined
+  /** The broker callbacks, when MQTT_DEVICE_AUTH=http. */
+  mqttAuth?: MqttAuthDeps | undefined
 }
 
 /** Step 6: the HTTP server, listening. */
@@ -47,6 +50,7 @@ export async function startHttp(
       perKeyPerMinute: config.RATE_LIMIT_PER_MINUTE,
       authFailuresPerMinute: config.RATE_LIMIT_AUTH_FAILURES_PER_MINUTE,
     },
+    mqttAuth: deps.mqttAuth,
   })
   // fastify logs a "Server listening" line per address; src/main.ts names every address once, in its banner.
   const level = http.log.level

@@ -3,7 +3,7 @@ import { bootstrap, resolveAdminKey, resolveJwtSecret, type BootstrapCredentials
 import { createDeliveryLog, type DeliveryLog, type ManualAttempts } from '../app/delivery-log.js'
 import { createDeliveryStatus, type DeliveryStatusService } from '../app/delivery-status.js'
 import { createDeviceMessageHandler, type DeviceMessageHandler } from '../app/device-messages.js'
-import { createDeviceService, type DeviceService, type DeviceSessions } from '../app/devices.js'
+import { createDeviceService, type DeviceProvisioner, type DeviceService, type DeviceSessions } from '../app/devices.js'
 import { createEventService, type EventService } from '../app/events.js'
 import { newId } from '../app/ids.js'
 import type { Store } from '../app/store.js'
@@ -37,6 +37,8 @@ export interface ServiceDeps {
   mqttPublicUrl: string
   /** DNS resolution seen by the SSRF guard (default node:dns lookup). */
   resolve: Resolve | undefined
+  /** The external broker's device provisioning (MQTT_DEVICE_AUTH=dynsec). */
+  provisioner?: DeviceProvisioner | undefined
 }
 
 /** Step 3: the admin key, the first-start workspace, and the services that drive the core. */
@@ -82,6 +84,8 @@ export async function createServices(
       newId,
       now,
       mqttPublicUrl: () => mqttPublicUrl,
+      provisioner: deps.provisioner,
+      onError: rt.onError,
     }),
     handleDeviceMessage: createDeviceMessageHandler({ store, attempts, clock, metrics, bus }),
     guard,

@@ -9,6 +9,7 @@ import type { Metrics } from '../app/metrics.js'
 import { LatchkeyError } from '../domain/errors.js'
 import { createAuthGate, DEFAULT_RATE_LIMITS, type RateLimits } from './auth-gate.js'
 import { connectApi, type ConnectApiDeps } from './connect/plugin.js'
+import { mqttAuthApi, type MqttAuthDeps } from './mqtt-auth/plugin.js'
 import { sendConnectError } from './connect/errors.js'
 import { dashboard, type DashboardDeps } from './dashboard/plugin.js'
 import { publicOrigin } from './public-url.js'
@@ -30,6 +31,8 @@ export interface HttpDeps extends ConnectApiDeps, OutpostApiDeps, V1ApiDeps, Omi
   rateLimits?: RateLimits
   /** PEM certificate and key: serve HTTPS instead of HTTP (docs/operations.md, "TLS"). */
   https?: { cert: string | Buffer; key: string | Buffer }
+  /** The broker callbacks, served only when MQTT_DEVICE_AUTH=http (docs/scale-out.md). */
+  mqttAuth?: MqttAuthDeps | undefined
 }
 
 /**
@@ -123,5 +126,7 @@ export async function createHttpServer(deps: HttpDeps): Promise<FastifyInstance>
   await app.register(async (scope) => outpostApi(scope, deps, gate), { prefix: '/api/v1' })
   await app.register(async (scope) => v1Api(scope, deps, gate), { prefix: '/v1' })
   await app.register(async (scope) => dashboard(scope, deps))
+  const { mqttAuth } = deps
+  if (mqttAuth) await app.register(async (scope) => mqttAuthApi(scope, mqttAuth), { prefix: '/mqtt-auth' })
   return app
 }

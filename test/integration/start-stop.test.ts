@@ -6,6 +6,7 @@ import { fileURLToPath } from 'node:url'
 import { describe, expect, vi } from 'vitest'
 import { startChild, type ChildLatchkey } from '../helpers/child.js'
 import { it as base, tempDataDir } from '../helpers/latchkey.js'
+import { testDatabaseEnv } from '../helpers/store.js'
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url))
 
@@ -41,6 +42,8 @@ const baseEnv = (dataDir: string) => ({
   LOG_LEVEL: 'info',
   LOG_FORMAT: 'json',
   ADMIN_API_KEY: '',
+  // The database of this data dir on the store under test (PostgreSQL under `npm run test:pg`).
+  ...testDatabaseEnv(dataDir),
 })
 
 /**

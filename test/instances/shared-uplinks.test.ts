@@ -92,4 +92,27 @@ describe('shared uplinks on an external broker', () => {
     const events = await again.call('/events/list', { device_id: device.deviceId, event_type: 'device.connected' })
     expect(events.body.events).toHaveLength(1)
   })
+
+  it('a start on an external broker leaves presence as stored: the broker still holds the sessions', async ({
+    external,
+    mosquitto,
+    defer,
+  }) => {
+    // Scenario: a device online without a retained status (it published `online` unretained); latchkey restarts on
+    // the same data → still online at once (with the embedded broker every device would be marked offline).
+    const first = await external({ keep: true })
+    const device = await createDevice(first, 'stays online')
+    const client = await connectRaw(mosquitto.url, {
+      clientId: device.deviceId,
+      username: device.deviceId,
+      password: device.password,
+    })
+    defer(() => client.end(true))
+    await publish(client, deviceTopic(device.deviceId, 'status'), 'online')
+    await waitForProps(first, device.deviceId, (p) => p.online === true)
+    await first.close()
+    const again = await external({ dataDir: first.dataDir })
+    const got = await again.call('/devices/get', { device_id: device.deviceId })
+    expect(got.body.device.properties.online).toBe(true)
+  })
 })

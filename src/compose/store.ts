@@ -4,6 +4,7 @@ import type { AttemptService } from '../app/attempts.js'
 import type { Store } from '../app/store.js'
 import type { Config } from '../config.js'
 import { createStore } from '../store/index.js'
+import { lockDataDir } from './data-dir-lock.js'
 import type { Runtime } from './runtime.js'
 
 /** Step 1: the store the configuration selects, its committed events fed to the bus. */
@@ -12,6 +13,8 @@ export async function openStore(
   rt: Pick<Runtime, 'now' | 'bus' | 'lifecycle' | 'log'>,
 ): Promise<Store> {
   mkdirSync(config.DATA_DIR, { recursive: true })
+  // SQLite serves one process: a second one on the same DATA_DIR is refused at once (docs/scale-out.md).
+  if (!config.DATABASE_URL) rt.lifecycle.defer('data dir lock', lockDataDir(config.DATA_DIR))
   const store = await createStore(config, {
     newId,
     now: rt.now,

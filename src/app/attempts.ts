@@ -104,11 +104,13 @@ export function createAttemptService(deps: AttemptServiceDeps) {
   }
 
   /** Settled elsewhere (another instance): release this process's waiters and its deadline timer. */
-  async function wake(attemptId: string): Promise<boolean> {
+  async function wake(attemptId: string, by: 'notification' | 'poll' = 'notification'): Promise<boolean> {
+    if (!waiters.has(attemptId)) return false
     const current = await store.attempts.getById(attemptId)
-    if (!current || current.status === 'pending') return false
+    if (!current || current.status === 'pending' || !waiters.has(attemptId)) return false
     timeouts.cancel(attemptId)
     waiters.resolve(attemptId, current)
+    deps.metrics.inc('attempt_wakes_total', { by })
     return true
   }
 
@@ -118,7 +120,7 @@ export function createAttemptService(deps: AttemptServiceDeps) {
     let timer: ReturnType<Clock['setTimeout']> | undefined
     const tick = async () => {
       try {
-        if (stopped || (await wake(attemptId))) return
+        if (stopped || (await wake(attemptId, 'poll'))) return
       } catch (error) {
         deps.onError(error, 'poll attempt')
       }

@@ -77,6 +77,10 @@ export async function createServices(
     // PostgreSQL may be shared by several instances, any of which may settle the attempt a request waits for.
     settlePollMs: config.DATABASE_URL ? SETTLE_POLL_MS : undefined,
   })
+  // Settled by another instance: answer the requests that wait for it here at once, not at the next poll.
+  store.onAttemptSettled?.((attemptId) => {
+    attempts.wake(attemptId).catch((error: unknown) => rt.onError(error, 'wake attempt'))
+  })
   const guard = createUrlGuard({
     allowedCidrs: config.WEBHOOK_ALLOWED_CIDRS,
     ...(deps.resolve ? { resolve: deps.resolve } : {}),

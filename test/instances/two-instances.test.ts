@@ -96,6 +96,8 @@ describe('two instances on PostgreSQL and mosquitto with dynsec', () => {
       expect(Date.now() - startedMs).toBeLessThan(3000)
     }
     expect(settledSuccess(b)).toBeGreaterThan(0)
+    // A heard of it through PostgreSQL's NOTIFY from B's settle transaction, not by its poll.
+    expect(a.lk.metrics.get('attempt_wakes_total', { by: 'notification' })).toBeGreaterThan(0)
   })
 
   it('rotate_credentials and delete through B close the session of a device created through A', async ({

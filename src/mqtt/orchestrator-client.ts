@@ -50,6 +50,8 @@ function noDelay(client: MqttClient): void {
 /** The orchestrator's own MQTT client: follows every device's uplink topics and publishes commands. */
 export async function connectOrchestrator(options: OrchestratorClientOptions): Promise<OrchestratorClient> {
   const shared = options.shared
+  const readers = new Set<MqttClient>()
+  let closing = false
   const client = mqtt.connect(options.url, {
     protocolVersion: 4,
     clientId: shared?.clientId ?? options.username,
@@ -78,9 +80,11 @@ export async function connectOrchestrator(options: OrchestratorClientOptions): P
     client.subscribe(filters, { qos: 1 }, (error) => {
       if (error) options.onError(error, 'subscribe')
       else if (shared) {
-        readRetained(options, shared).then(
+        readRetained(options, shared, readers).then(
           (handled) => shared.onRetainedRead?.(handled),
-          (failure: unknown) => options.onError(failure, 'read retained'),
+          (failure: unknown) => {
+            if (!closing) options.onError(failure, 'read retained')
+          },
         )
       }
     })
@@ -111,7 +115,12 @@ export async function connectOrchestrator(options: OrchestratorClientOptions): P
         )
       })
     },
-    close: () => new Promise<void>((resolve) => client.end(false, {}, () => resolve())),
+    close: async () => {
+      // A retained read still under way stops with the client: nothing is handled after close.
+      closing = true
+      for (const reader of readers) reader.end(true)
+      await new Promise<void>((resolve) => client.end(false, {}, () => resolve()))
+    },
   }
 }
 
@@ -124,7 +133,11 @@ export async function connectOrchestrator(options: OrchestratorClientOptions): P
  * Live messages on that client are ignored: the shared subscription delivers them. Handlers are idempotent, so a
  * message seen both ways does no harm.
  */
-async function readRetained(options: OrchestratorClientOptions, shared: SharedUplinks): Promise<number> {
+async function readRetained(
+  options: OrchestratorClientOptions,
+  shared: SharedUplinks,
+  readers: Set<MqttClient>,
+): Promise<number> {
   const reader = mqtt.connect(options.url, {
     protocolVersion: 4,
     clientId: `${shared.clientId}-retained-${Math.random().toString(16).slice(2, 8)}`,
@@ -134,6 +147,8 @@ async function readRetained(options: OrchestratorClientOptions, shared: SharedUp
     reconnectPeriod: 0,
     connectTimeout: 10_000,
   })
+  readers.add(reader)
+  reader.once('end', () => readers.delete(reader))
   const pending = new Set<Promise<void>>()
   let handled = 0
   reader.handleMessage = (packet, done) => {
@@ -155,6 +170,7 @@ async function readRetained(options: OrchestratorClientOptions, shared: SharedUp
   try {
     await new Promise<void>((resolve, reject) => {
       timer = setTimeout(() => reject(new Error(`retained read not finished within ${limit} ms`)), limit)
+      reader.once('close', () => reject(new Error('the retained read lost its connection')))
       reader.once('connect', () => {
         const kinds = RETAINED_KINDS.map((kind) => `${TOPIC_ROOT}/+/${kind}`)
         reader.subscribe(kinds, { qos: 0 }, (error) => {

@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto'
 import { isIP } from 'node:net'
 import { z } from 'zod'
 
@@ -121,6 +122,13 @@ export const ConfigSchema = z.object({
     'Shared secret the broker presents to the /mqtt-auth callbacks (header x-latchkey-auth-secret). Required when ' +
       'MQTT_DEVICE_AUTH=http.',
   ),
+  INSTANCE_ID: z
+    .string()
+    .regex(/^[A-Za-z0-9_-]{1,64}$/, 'expected 1 to 64 letters, digits, _ or -')
+    .optional()
+    .describe(
+      'Name of this instance among several: its MQTT client id is latchkey-<INSTANCE_ID>. Random per start when unset.',
+    ),
   DATA_DIR: z.string().min(1).default('./data').describe('Directory of the SQLite database and bootstrap.json.'),
   DATABASE_URL: z
     .string()
@@ -210,7 +218,8 @@ export const ConfigSchema = z.object({
     .describe('Log level (pino).'),
 })
 
-export type Config = z.infer<typeof ConfigSchema>
+/** The parsed environment; INSTANCE_ID is always set (random when the environment leaves it unset). */
+export type Config = z.infer<typeof ConfigSchema> & { INSTANCE_ID: string }
 
 export class ConfigError extends Error {
   constructor(readonly problems: string[]) {
@@ -229,7 +238,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
   }
   const parsed = ConfigSchema.safeParse(known)
   if (parsed.success) {
-    const config = parsed.data
+    const config = { ...parsed.data, INSTANCE_ID: parsed.data.INSTANCE_ID ?? randomBytes(6).toString('hex') }
     if (!config.EMBEDDED_BROKER && (!config.MQTT_URL || !config.MQTT_SERVICE_PASSWORD)) {
       throw new ConfigError(['MQTT_URL: and MQTT_SERVICE_PASSWORD are required when EMBEDDED_BROKER=false'])
     }

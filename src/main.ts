@@ -1,4 +1,5 @@
 import { ConfigError, loadConfig } from './config.js'
+import { DataDirLockedError } from './compose/data-dir-lock.js'
 import { ListenError } from './compose/listen.js'
 import { stopOnSignals } from './compose/signals.js'
 import { startLatchkey } from './latchkey.js'
@@ -48,8 +49,12 @@ async function main(): Promise<void> {
 
 main().catch((error: unknown) => {
   // A database that cannot be reached, or a port that cannot be opened, is the operator's to fix: one line naming
-  // its variable (DATABASE_URL without its password, PORT, MQTT_PORT…), no stack trace.
-  if (error instanceof DatabaseUnreachableError || error instanceof ListenError) {
+  // its variable (DATABASE_URL without its password, PORT, MQTT_PORT, DATA_DIR in use…), no stack trace.
+  if (
+    error instanceof DatabaseUnreachableError ||
+    error instanceof ListenError ||
+    error instanceof DataDirLockedError
+  ) {
     console.error(`latchkey failed to start: ${error.message}`)
   } else console.error('latchkey failed to start:', error)
   process.exit(1)

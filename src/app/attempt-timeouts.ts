@@ -61,6 +61,11 @@ export class SettleWaiters<T> {
     })
   }
 
+  /** Whether anybody waits for `id` here. */
+  has(id: string): boolean {
+    return this.waiting.has(id)
+  }
+
   resolve(id: string, value: T): void {
     const set = this.waiting.get(id)
     if (!set) return

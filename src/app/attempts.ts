@@ -38,6 +38,11 @@ export interface AttemptServiceDeps {
   actionTimeoutMs: number
   lockResponseWaitMs: number
   onError: (error: unknown, context: string) => void
+  /**
+   * Several instances on one database: another instance may settle an attempt this one waits for, so a waiting
+   * request also reads it back this often (docs/scale-out.md#several-instances). Unset: only this process settles.
+   */
+  settlePollMs?: number | undefined
 }
 
 export interface LockRequest {
@@ -98,11 +103,47 @@ export function createAttemptService(deps: AttemptServiceDeps) {
     }
   }
 
+  /** Settled elsewhere (another instance): release this process's waiters and its deadline timer. */
+  async function wake(attemptId: string, by: 'notification' | 'poll' = 'notification'): Promise<boolean> {
+    if (!waiters.has(attemptId)) return false
+    const current = await store.attempts.getById(attemptId)
+    if (!current || current.status === 'pending' || !waiters.has(attemptId)) return false
+    timeouts.cancel(attemptId)
+    waiters.resolve(attemptId, current)
+    deps.metrics.inc('attempt_wakes_total', { by })
+    return true
+  }
+
+  /** Reads the attempt back every `everyMs` until it is settled or the returned stop is called. */
+  function pollSettled(attemptId: string, everyMs: number): () => void {
+    let stopped = false
+    let timer: ReturnType<Clock['setTimeout']> | undefined
+    const tick = async () => {
+      try {
+        if (stopped || (await wake(attemptId, 'poll'))) return
+      } catch (error) {
+        deps.onError(error, 'poll attempt')
+      }
+      if (!stopped) timer = clock.setTimeout(() => void tick(), everyMs)
+    }
+    timer = clock.setTimeout(() => void tick(), everyMs)
+    return () => {
+      stopped = true
+      if (timer !== undefined) clock.clearTimeout(timer)
+    }
+  }
+
   /** Answers with the attempt once settled, or as it stands after `waitMs`. */
   async function awaitSettled(attempt: AttemptRecord, waitMs: number): Promise<AttemptRecord> {
     if (attempt.status !== 'pending' || waitMs <= 0) return attempt
-    const result = await waiters.wait(attempt.action_attempt_id, waitMs)
-    return result ?? (await store.attempts.getById(attempt.action_attempt_id)) ?? attempt
+    const id = attempt.action_attempt_id
+    const stop = deps.settlePollMs ? pollSettled(id, deps.settlePollMs) : undefined
+    try {
+      const result = await waiters.wait(id, waitMs)
+      return result ?? (await store.attempts.getById(id)) ?? attempt
+    } finally {
+      stop?.()
+    }
   }
 
   function waitFor(attempt: AttemptRecord, sync: boolean | undefined): Promise<AttemptRecord> {
@@ -250,6 +291,9 @@ export function createAttemptService(deps: AttemptServiceDeps) {
         if (attempt?.status === 'pending') void dispatch(attempt, true)
       }
     },
+
+    /** A notification that another instance settled this attempt: answer whoever waits for it here. */
+    wake,
 
     pendingTimers: () => timeouts.size,
 

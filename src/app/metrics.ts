@@ -27,6 +27,14 @@ const COUNTERS = {
     labels: ['scope'],
   },
   mqtt_messages_received_total: { help: 'Device messages received by the orchestrator.', labels: [] },
+  attempt_wakes_total: {
+    help: 'Waiting requests answered because another instance settled their attempt, by how it was noticed.',
+    labels: ['by'],
+  },
+  mqtt_retained_read_total: {
+    help: 'Retained device status and state messages read at connect by an instance on a shared external broker.',
+    labels: [],
+  },
   mqtt_messages_dropped_total: {
     help: 'Device messages the orchestrator dropped (malformed, oversize, unknown device or command), by reason.',
     labels: ['reason'],

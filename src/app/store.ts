@@ -39,6 +39,12 @@ export interface Store {
    * cannot be lost while the process runs (SQLite) never calls it.
    */
   onRestored(listener: () => void): void
+  /**
+   * A store shared by several processes (PostgreSQL) calls `listener` with the id of each attempt any of them
+   * settles, soon after the commit, at most once per settle and possibly never (a lost notification). Absent on a
+   * store only this process writes.
+   */
+  onAttemptSettled?(listener: (attemptId: string) => void): void
   close(): Promise<void>
 }
 

@@ -14,6 +14,9 @@ import type { Config } from '../config.js'
 import { createUrlGuard, type Resolve, type UrlGuard } from '../webhooks/ssrf.js'
 import type { Runtime } from './runtime.js'
 
+/** How often a waiting request reads its attempt back on a shared database (at most 1 s, docs/scale-out.md). */
+export const SETTLE_POLL_MS = 250
+
 export interface Services {
   workspaces: WorkspaceService
   devices: DeviceService
@@ -45,7 +48,12 @@ export interface ServiceDeps {
 export async function createServices(
   config: Pick<
     Config,
-    'ADMIN_API_KEY' | 'DATA_DIR' | 'ACTION_TIMEOUT_MS' | 'LOCK_RESPONSE_WAIT_MS' | 'WEBHOOK_ALLOWED_CIDRS'
+    | 'ADMIN_API_KEY'
+    | 'DATA_DIR'
+    | 'ACTION_TIMEOUT_MS'
+    | 'LOCK_RESPONSE_WAIT_MS'
+    | 'WEBHOOK_ALLOWED_CIDRS'
+    | 'DATABASE_URL'
   >,
   rt: Pick<Runtime, 'clock' | 'now' | 'bus' | 'metrics' | 'onError'>,
   deps: ServiceDeps,
@@ -66,6 +74,12 @@ export async function createServices(
     actionTimeoutMs: config.ACTION_TIMEOUT_MS,
     lockResponseWaitMs: config.LOCK_RESPONSE_WAIT_MS,
     onError: rt.onError,
+    // PostgreSQL may be shared by several instances, any of which may settle the attempt a request waits for.
+    settlePollMs: config.DATABASE_URL ? SETTLE_POLL_MS : undefined,
+  })
+  // Settled by another instance: answer the requests that wait for it here at once, not at the next poll.
+  store.onAttemptSettled?.((attemptId) => {
+    attempts.wake(attemptId).catch((error: unknown) => rt.onError(error, 'wake attempt'))
   })
   const guard = createUrlGuard({
     allowedCidrs: config.WEBHOOK_ALLOWED_CIDRS,

@@ -2,14 +2,15 @@ import type { AttemptService } from '../app/attempts.js'
 import type { DeviceMessageHandler } from '../app/device-messages.js'
 import type { Transport } from '../app/transport.js'
 import type { Config } from '../config.js'
+import type { SharedUplinks } from '../mqtt/orchestrator-client.js'
 import { createMqttTransport } from '../mqtt/transport.js'
 import type { Runtime } from './runtime.js'
 import type { MqttUrls } from './urls.js'
 
 /** Step 4a: the transport to the locks, built before the services so that they can send through it. */
 export function createTransport(
-  config: Pick<Config, 'MQTT_SERVICE_USERNAME'>,
-  rt: Pick<Runtime, 'onError'>,
+  config: Pick<Config, 'MQTT_SERVICE_USERNAME' | 'EMBEDDED_BROKER' | 'INSTANCE_ID'>,
+  rt: Pick<Runtime, 'onError' | 'metrics'>,
   mqtt: { urls: MqttUrls; servicePassword: string },
 ): Transport {
   return createMqttTransport({
@@ -17,7 +18,21 @@ export function createTransport(
     username: config.MQTT_SERVICE_USERNAME,
     password: mqtt.servicePassword,
     onError: rt.onError,
+    // An external broker may be shared by several instances: each handles its share of the uplinks.
+    ...(config.EMBEDDED_BROKER
+      ? {}
+      : {
+          shared: {
+            ...sharedUplinks(config.INSTANCE_ID),
+            onRetainedRead: (handled: number) => rt.metrics.inc('mqtt_retained_read_total', {}, handled),
+          },
+        }),
   })
+}
+
+/** Client id `latchkey-<INSTANCE_ID>`, group `latchkey`, 15 s keepalive (docs/scale-out.md#several-instances). */
+export function sharedUplinks(instanceId: string): SharedUplinks {
+  return { clientId: `latchkey-${instanceId}`, group: 'latchkey', keepaliveSeconds: 15 }
 }
 
 /** Step 4b: recover the pending attempts, then start taking device messages. */

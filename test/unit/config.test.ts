@@ -55,6 +55,15 @@ describe('configuration', () => {
     expect(problemsOf({ EMBEDDED_BROKER: 'false' }).join(' ')).toMatch(/MQTT_URL.*MQTT_SERVICE_PASSWORD/)
   })
 
+  it('takes INSTANCE_ID as given, or a random one per load', () => {
+    // Scenario: INSTANCE_ID=a-1 → kept; unset → a different random id each time; a space in it → refused by name.
+    expect(loadConfig({ INSTANCE_ID: 'a-1' }).INSTANCE_ID).toBe('a-1')
+    const first = loadConfig({}).INSTANCE_ID
+    expect(first).toMatch(/^[a-f0-9]{12}$/)
+    expect(loadConfig({}).INSTANCE_ID).not.toBe(first)
+    expect(problemsOf({ INSTANCE_ID: 'a b' }).join(' ')).toMatch(/^INSTANCE_ID:/)
+  })
+
   it('treats empty variables as unset', () => {
     // Scenario: PORT= (empty) → the default, not an error.
     expect(loadConfig({ PORT: '' }).PORT).toBe(3000)

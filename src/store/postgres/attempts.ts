@@ -1,3 +1,4 @@
+import { ATTEMPT_SETTLED_CHANNEL } from './notify.js'
 import type { AttemptStore, WriteOptions } from '../../app/store.js'
 import type { AttemptListQuery } from '../../domain/queries.js'
 import type { Page } from '../../domain/page.js'
@@ -202,6 +203,8 @@ export class PgAttempts implements AttemptStore {
     )
     if (transition.locked !== undefined)
       tx.write('UPDATE devices SET locked = ? WHERE device_id = ?', [transition.locked, a.device_id])
+    // Delivered on commit: wakes the instance whose request waits for this attempt (docs/scale-out.md#attempts).
+    if (transition.settled) tx.write(`SELECT pg_notify('${ATTEMPT_SETTLED_CHANNEL}', ?)`, [a.action_attempt_id])
     return this.events.record(tx, transition.events)
   }
 

@@ -3,6 +3,7 @@ import type { LatchkeyEvent } from '../../domain/events.js'
 import { DatabaseUnreachableError } from '../errors.js'
 import { PgAttempts } from './attempts.js'
 import { isConnectionError, PgDb } from './database.js'
+import { ATTEMPT_SETTLED_CHANNEL, PgListener } from './notify.js'
 import { PgDeliveries } from './deliveries.js'
 import { PostgresDeliveryLog } from './delivery-log.js'
 import { PgDevices } from './devices.js'
@@ -57,6 +58,7 @@ export async function createPostgresStore(options: PostgresStoreOptions): Promis
   const deliveries = new PgDeliveries(ctx, webhooks)
   const events = new PgEvents(ctx, webhooks)
   const attempts = new PgAttempts(ctx, events)
+  const settledListener = new PgListener(options.url, ATTEMPT_SETTLED_CHANNEL, options.onError ?? (() => {}))
   return {
     db,
     deliveryLog: new PostgresDeliveryLog(db),
@@ -70,6 +72,10 @@ export async function createPostgresStore(options: PostgresStoreOptions): Promis
     retention: new PgRetention(ctx),
     ready: () => db.ready,
     onRestored: (listener) => db.onRestored(listener),
-    close: () => db.close(),
+    onAttemptSettled: (listener) => settledListener.listen(listener),
+    close: async () => {
+      await settledListener.close()
+      await db.close()
+    },
   }
 }

@@ -1,0 +1,151 @@
+import type { MqttClient } from 'mqtt'
+import pg from 'pg'
+import { describe, expect, vi } from 'vitest'
+import { deviceTopic, type Command } from '../../devices/index.js'
+import { startTestPostgres, type TestPostgres } from '../../scripts/pg-test-server.js'
+import { createDevice, waitForProps } from '../helpers/devices.js'
+import { it as base, type TestLatchkey } from '../helpers/latchkey.js'
+import { startMosquitto, type Mosquitto } from '../helpers/mosquitto.js'
+import { closed, connectRaw, publish, subscribe } from '../helpers/mqtt.js'
+
+/**
+ * Two instances, A and B, on one PostgreSQL and one mosquitto with dynamic security (docs/scale-out.md): any
+ * instance serves any request, whichever instance receives the device's messages.
+ */
+const it = base.extend<{
+  postgres: TestPostgres
+  mosquitto: Mosquitto
+  pair: { a: TestLatchkey; b: TestLatchkey; key: string }
+}>({
+  // eslint-disable-next-line no-empty-pattern -- vitest reads fixture dependencies from this pattern
+  postgres: async ({}, use) => {
+    const server = await startTestPostgres()
+    try {
+      await use(server)
+    } finally {
+      server.stop()
+    }
+  },
+  mosquitto: async ({ defer }, use) => {
+    const broker = await startMosquitto()
+    defer(() => broker.stop())
+    await use(broker)
+  },
+  pair: async ({ postgres, mosquitto, start }, use) => {
+    const admin = new pg.Client({ connectionString: postgres.url })
+    await admin.connect()
+    await admin.query('CREATE DATABASE latchkey_pair')
+    await admin.end()
+    const url = new URL(postgres.url)
+    url.pathname = '/latchkey_pair'
+    const env = (id: string) => ({
+      DATABASE_URL: url.toString(),
+      EMBEDDED_BROKER: 'false',
+      MQTT_URL: mosquitto.url,
+      MQTT_SERVICE_USERNAME: mosquitto.admin.username,
+      MQTT_SERVICE_PASSWORD: mosquitto.admin.password,
+      MQTT_DEVICE_AUTH: 'dynsec',
+      INSTANCE_ID: id,
+    })
+    const a = await start({ env: env('a') })
+    const b = await start({ env: env('b') })
+    // A's first start made the workspace; B serves it with the same key.
+    await use({ a, b, key: a.apiKey })
+  },
+})
+
+/** A device of the test's own: answers every command with one `success` ack, so each lock is one uplink ack. */
+async function ackingDevice(url: string, deviceId: string, password: string): Promise<MqttClient> {
+  const client = await connectRaw(url, { clientId: deviceId, username: deviceId, password })
+  client.on('message', (topic, payload) => {
+    if (topic !== deviceTopic(deviceId, 'commands')) return
+    const command = JSON.parse(payload.toString()) as Command
+    void publish(
+      client,
+      deviceTopic(deviceId, 'acks'),
+      JSON.stringify({ command_id: command.command_id, status: 'success' }),
+    )
+  })
+  expect(await subscribe(client, deviceTopic(deviceId, 'commands'))).toBe(1)
+  await publish(client, deviceTopic(deviceId, 'status'), 'online', true)
+  return client
+}
+
+const settledSuccess = (t: TestLatchkey) =>
+  t.lk.metrics.get('action_attempts_total', { action_type: 'LOCK_DOOR', status: 'success' })
+
+describe('two instances on PostgreSQL and mosquitto with dynsec', () => {
+  it('a lock requested through A whose ack B receives: sync:true on A answers success', async ({
+    pair,
+    mosquitto,
+    defer,
+  }) => {
+    // Scenario: the device acks each command once; the shared subscription hands acks to A and B in turn, so
+    // within a few locks one is settled by B. Each sync:true request through A answers success all the same.
+    const { a, b, key } = pair
+    const device = await createDevice(a, 'shared lock')
+    const client = await ackingDevice(mosquitto.url, device.deviceId, device.password)
+    defer(() => client.end(true))
+    await waitForProps(b, device.deviceId, (p) => p.online === true, key)
+    for (let i = 0; i < 6 && settledSuccess(b) === 0; i++) {
+      const startedMs = Date.now()
+      const res = await a.call('/locks/lock_door', { device_id: device.deviceId, sync: true })
+      expect(res.status).toBe(200)
+      expect(res.body.action_attempt.status).toBe('success')
+      // Woken when settled, not answered by its own deadline (ACTION_TIMEOUT_MS, 8 s) running out.
+      expect(Date.now() - startedMs).toBeLessThan(3000)
+    }
+    expect(settledSuccess(b)).toBeGreaterThan(0)
+    // A heard of it through PostgreSQL's NOTIFY from B's settle transaction, not by its poll.
+    expect(a.lk.metrics.get('attempt_wakes_total', { by: 'notification' })).toBeGreaterThan(0)
+  })
+
+  it('rotate_credentials and delete through B close the session of a device created through A', async ({
+    pair,
+    mosquitto,
+    defer,
+  }) => {
+    const { a, b, key } = pair
+    const device = await createDevice(a, 'rotated')
+    const first = await connectRaw(mosquitto.url, {
+      clientId: device.deviceId,
+      username: device.deviceId,
+      password: device.password,
+    })
+    defer(() => first.end(true))
+    const kicked = closed(first)
+    const rotated = await b.call('/devices/rotate_credentials', { device_id: device.deviceId }, key)
+    expect(rotated.status).toBe(200)
+    await kicked
+    await expect(
+      connectRaw(mosquitto.url, { clientId: device.deviceId, username: device.deviceId, password: device.password }),
+    ).rejects.toThrow(/Not authorized/i)
+    const password = rotated.body.mqtt_credentials.password as string
+    const second = await connectRaw(mosquitto.url, { clientId: device.deviceId, username: device.deviceId, password })
+    defer(() => second.end(true))
+    const gone = closed(second)
+    expect((await b.call('/devices/delete', { device_id: device.deviceId }, key)).status).toBe(200)
+    await gone
+    await expect(
+      connectRaw(mosquitto.url, { clientId: device.deviceId, username: device.deviceId, password }),
+    ).rejects.toThrow(/Not authorized/i)
+  })
+
+  it("a device can neither subscribe to nor publish on another device's topics", async ({ pair, mosquitto, defer }) => {
+    // Scenario: X subscribes to Y's commands → refused (128); X publishes `online` on Y's status, then on its own →
+    // once X is online (on both instances' shared database), Y is still offline.
+    const { a, b, key } = pair
+    const x = await createDevice(a, 'x')
+    const y = await createDevice(b, 'y', {}, key)
+    const client = await connectRaw(mosquitto.url, { clientId: x.deviceId, username: x.deviceId, password: x.password })
+    defer(() => client.end(true))
+    expect(await subscribe(client, deviceTopic(y.deviceId, 'commands'))).toBe(128)
+    expect(await subscribe(client, deviceTopic(y.deviceId, 'acks'))).toBe(128)
+    await publish(client, deviceTopic(y.deviceId, 'status'), 'online')
+    await publish(client, deviceTopic(x.deviceId, 'status'), 'online')
+    await waitForProps(a, x.deviceId, (p) => p.online === true)
+    const got = await b.call('/devices/get', { device_id: y.deviceId }, key)
+    expect(got.body.device.properties.online).toBe(false)
+    await vi.waitFor(() => expect(client.connected).toBe(true))
+  })
+})

@@ -35,6 +35,8 @@ export async function startBroker(
     const embedded = await createBroker({
       host: config.MQTT_HOST,
       port: config.MQTT_PORT,
+      // The in-process transport (src/mqtt/in-process-transport.ts) takes device messages before their PUBACK.
+      routeDevicePublishes: true,
       authenticate: createDeviceAuth({ serviceUsername: config.MQTT_SERVICE_USERNAME, servicePassword, store }),
       onRefused(reason, clientId, detail) {
         rt.metrics.inc('mqtt_refusals_total', { reason })

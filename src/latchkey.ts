@@ -59,6 +59,8 @@ export async function startLatchkey(config: Config, options: StartOptions = {}):
       sessions: { disconnect: (deviceId) => mqtt.broker?.disconnect(deviceId) },
       mqttPublicUrl: mqtt.urls.public,
       resolve: options.resolve,
+      // The in-process transport takes devices' messages concurrently: they can share the loop turn's commit.
+      urgentDeviceWrites: !mqtt.broker,
     })
     await startTransport(rt, transport, services)
     const dispatcher = await startDispatcher(config, rt, {

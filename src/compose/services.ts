@@ -37,6 +37,8 @@ export interface ServiceDeps {
   mqttPublicUrl: string
   /** DNS resolution seen by the SSRF guard (default node:dns lookup). */
   resolve: Resolve | undefined
+  /** Device messages commit at the end of their task (default), or with the loop turn's group (in-process). */
+  urgentDeviceWrites?: boolean
 }
 
 /** Step 3: the admin key, the first-start workspace, and the services that drive the core. */
@@ -83,7 +85,13 @@ export async function createServices(
       now,
       mqttPublicUrl: () => mqttPublicUrl,
     }),
-    handleDeviceMessage: createDeviceMessageHandler({ store, attempts, clock, metrics }),
+    handleDeviceMessage: createDeviceMessageHandler({
+      store,
+      attempts,
+      clock,
+      metrics,
+      urgent: deps.urgentDeviceWrites ?? true,
+    }),
     guard,
     bootstrap: credentials,
     generatedAdminKey: admin.generated,

@@ -2,7 +2,7 @@ import { join } from 'node:path'
 import type { Store } from '../../app/store.js'
 import type { StoreDeps } from '../index.js'
 import { SqliteAttempts } from './attempts.js'
-import { openDatabase, WriteQueue } from './database.js'
+import { openDatabase, startCheckpoints, WriteQueue } from './database.js'
 import { SqliteDeliveries } from './deliveries.js'
 import { SqliteDeliveryLog } from './delivery-log.js'
 import { SqliteDevices } from './devices.js'
@@ -22,6 +22,7 @@ export function databasePath(dataDir: string): string {
 export function createSqliteStore(deps: SqliteStoreDeps): Store {
   const db = openDatabase(deps.filename)
   const writes = new WriteQueue(db)
+  const stopCheckpoints = startCheckpoints(db)
   const ctx = { db, writes, newId: deps.newId, now: deps.now, onEvents: deps.onEvents ?? (() => {}) }
   const webhooks = new SqliteWebhooks(ctx)
   const deliveries = new SqliteDeliveries(ctx, webhooks)
@@ -38,6 +39,7 @@ export function createSqliteStore(deps: SqliteStoreDeps): Store {
     deliveryLog: new SqliteDeliveryLog(db),
     ready: () => db.open,
     async close() {
+      stopCheckpoints()
       writes.close()
       db.close()
     },

@@ -14,7 +14,7 @@ export async function openStore(
   const store = await createStore(config, {
     newId,
     now: rt.now,
-    onEvents: (events) => rt.bus.emit('eventsCommitted', events),
+    onEvents: (events, deliveriesQueued) => rt.bus.emit('eventsCommitted', events, deliveriesQueued),
   })
   rt.lifecycle.defer('store', () => store.close())
   // Nobody is connected yet: a lock is online once it says so again.

@@ -2,6 +2,7 @@ import { expect, vi } from 'vitest'
 import { createBroker, type Broker } from '../../broker/index.js'
 import { deviceTopic } from '../../devices/index.js'
 import { createInProcessTransport } from '../../src/mqtt/in-process-transport.js'
+import { createDevice, type CreatedDevice } from '../helpers/devices.js'
 import { it } from '../helpers/latchkey.js'
 import { connectRaw, end, publish } from '../helpers/mqtt.js'
 
@@ -107,4 +108,43 @@ it('leaves a message whose commit failed unacknowledged, and the device publishe
   await vi.waitFor(() => expect(commits.seen).toEqual(['hold-again', 'hold-again']))
   commits.release('hold-again')
   await sent
+})
+
+it('in latchkey, acknowledges a lock state message only once the state is stored', async ({ latchkey, defer }) => {
+  // Scenario: latchkey with its embedded broker; lock A's `state` write is held by the test before it commits; lock
+  // B completes a round trip meanwhile; A is unacknowledged until the write is released, and once acknowledged the
+  // state reads back through the API.
+  const [a, b] = [await createDevice(latchkey, 'A'), await createDevice(latchkey, 'B')]
+  const connect = async (d: CreatedDevice) => {
+    const client = await connectRaw(d.url, { clientId: d.deviceId, username: d.deviceId, password: d.password })
+    defer(() => end(client))
+    return client
+  }
+  const [lockA, lockB] = [await connect(a), await connect(b)]
+
+  const devices = latchkey.lk.store.devices
+  const change = devices.change.bind(devices)
+  let release!: () => void
+  const gate = new Promise<void>((resolve) => (release = resolve))
+  let heldCalls = 0
+  devices.change = async (deviceId, decide, options) => {
+    if (deviceId === a.deviceId) {
+      heldCalls++
+      await gate
+    }
+    return change(deviceId, decide, options)
+  }
+  defer(() => (devices.change = change))
+
+  let acknowledged = false
+  const state = JSON.stringify({ locked: true, door_open: false })
+  const sent = publish(lockA, deviceTopic(a.deviceId, 'state'), state).then(() => (acknowledged = true))
+  await vi.waitFor(() => expect(heldCalls).toBe(1))
+  await publish(lockB, deviceTopic(b.deviceId, 'state'), state)
+  expect(acknowledged).toBe(false)
+
+  release()
+  await sent
+  const res = await latchkey.call('/devices/get', { device_id: a.deviceId })
+  expect(res.body.device.properties.locked).toBe(true)
 })

@@ -112,7 +112,7 @@ function target(
     met: v === null || !measurable ? null : kind === 'at_least' ? v >= goal : v <= goal,
     unit,
     kind,
-    ratio: v === null ? null : round(v / goal, 2),
+    ratio: v === null ? null : round(v / goal, 3),
   }
 }
 

@@ -21,7 +21,28 @@ export default tseslint.config(
     },
   },
   {
-    files: ['src/config.ts', 'test/**', 'bench/**', 'simulator/cli.ts'],
+    // The dashboard's browser script, served as is (no build step).
+    files: ['src/http/dashboard/static/**/*.js'],
+    languageOptions: {
+      sourceType: 'module',
+      globals: Object.fromEntries(
+        [
+          'AbortController',
+          'Node',
+          'TextDecoderStream',
+          'alert',
+          'console',
+          'document',
+          'fetch',
+          'sessionStorage',
+          'setInterval',
+          'setTimeout',
+        ].map((name) => [name, 'readonly']),
+      ),
+    },
+  },
+  {
+    files: ['src/config.ts', 'test/**', 'bench/**', 'simulator/cli.ts', 'src/cli/**', 'scripts/**', 'vitest.config.ts'],
     rules: { 'no-restricted-syntax': 'off' },
   },
 )

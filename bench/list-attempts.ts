@@ -2,7 +2,10 @@
  * Latency of the delivery-attempt listings on a large log, through the real HTTP API (docs/performance.md, "Listing
  * delivery attempts with 1,000,000 rows"). Standalone, after bench/seed-attempts.ts:
  *
- *   npx tsx bench/list-attempts.ts [--dir ./data-bench-attempts] [--requests 500] [--plans]
+ *   npx tsx bench/list-attempts.ts [--dir ./data-bench-attempts] [--requests 500] [--plans] [--store postgres]
+ *
+ * With `--store postgres` the seeded SQLite database is first copied (npm run db:copy) into a private PostgreSQL 15
+ * started for the run (fsync on, synchronous_commit off), and latchkey runs on that; the server is stopped at the end.
  *
  * Starts latchkey in this process on the seeded DATA_DIR (ports 0, loopback only), then for each case sends
  * `--requests` first-page requests one at a time, each with freshly drawn parameters (a random tenant weighted as
@@ -15,6 +18,8 @@ import { EVENT_TYPES } from '../src/domain/events.js'
 import { startLatchkey } from '../src/latchkey.js'
 import { SqliteDeliveryLog } from '../src/store/sqlite/delivery-log.js'
 import { openDatabase } from '../src/store/sqlite/database.js'
+import { copySqliteToPostgres } from '../scripts/db-copy.js'
+import { startTestPostgres } from '../scripts/pg-test-server.js'
 import { databasePath } from '../src/store/sqlite/index.js'
 import { type SeedManifest, type SeededTenant } from './seed-attempts.js'
 import { seededRandom } from '../simulator/behaviour.js'
@@ -208,7 +213,22 @@ async function main(): Promise<void> {
     LOG_LEVEL: 'silent',
     ADMIN_API_KEY: ADMIN_KEY,
   })
-  const lk = await startLatchkey(config)
+  const postgres = flag('store', 'sqlite') === 'postgres' ? await startTestPostgres({ durable: true }) : undefined
+  if (postgres) {
+    const t0 = performance.now()
+    await copySqliteToPostgres({
+      from: dir,
+      to: postgres.url,
+      log: (line) => /verified/.test(line) && console.log(line),
+    })
+    console.log(`copied into PostgreSQL in ${((performance.now() - t0) / 1000).toFixed(0)} s`)
+  }
+  const lk = await startLatchkey(postgres ? { ...config, DATABASE_URL: postgres.url } : config).catch(
+    (error: unknown) => {
+      postgres?.stop()
+      throw error
+    },
+  )
   try {
     const size = (statSync(databasePath(dir)).size / 2 ** 20).toFixed(0)
     console.log(
@@ -222,6 +242,7 @@ async function main(): Promise<void> {
     for (const c of cases(manifest, lk.httpUrl)) console.log(await measure(lk.httpUrl, c, requests, draw))
   } finally {
     await lk.close()
+    postgres?.stop()
   }
 }
 

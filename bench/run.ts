@@ -15,15 +15,20 @@ import { benchOptions, type BenchOptions } from './lib/options.js'
 import { newestProfile, summarizeProfile } from './lib/profile.js'
 import { concurrentCeiling, serialCeiling, table, targets, type Results } from './lib/report.js'
 import { pollUntil, round } from './lib/stats.js'
+import { startTestPostgres } from '../scripts/pg-test-server.js'
 
 /**
- * `npm run bench [-- --quick] [-- --out DIR] [-- --scale-locks N] [-- --cpu-prof] [-- --only raw,e2e,peer,webhooks,scale]`
+ * `npm run bench [-- --quick] [-- --out DIR] [-- --scale-locks N] [-- --cpu-prof] [-- --only raw,e2e,peer,webhooks,scale]
+ *   [-- --store sqlite|postgres|both]`
+ * With `--store postgres` (or `both`, SQLite first) cases 2, 4 and 5 also run on a private PostgreSQL 15 started for
+ * the run (fsync on; synchronous_commit off, the SQLite store's durability, unless `--pg-synchronous-commit on`) and
+ * stopped at its end.
  * Everything on loopback, in separate processes: this one generates load, latchkey runs as `npm start` does, the
  * simulated locks run in lock processes, helper servers (fastify hello, webhook receiver, Seam's fake) in theirs.
  */
 
 const USAGE =
-  'usage: npm run bench -- [--quick] [--out DIR] [--scale-locks N] [--cpu-prof] [--only raw,e2e,peer,webhooks,scale]'
+  'usage: npm run bench -- [--quick] [--out DIR] [--scale-locks N] [--cpu-prof] [--only raw,e2e,peer,webhooks,scale] [--store sqlite|postgres|both]'
 const CASES = ['raw', 'e2e', 'peer', 'webhooks', 'scale'] as const
 
 const { values } = parseArgs({
@@ -33,6 +38,8 @@ const { values } = parseArgs({
     'scale-locks': { type: 'string' },
     'cpu-prof': { type: 'boolean', default: false },
     only: { type: 'string' },
+    store: { type: 'string', default: 'sqlite' },
+    'pg-synchronous-commit': { type: 'string', default: 'off' },
     help: { type: 'boolean', short: 'h' },
   },
 })
@@ -42,6 +49,12 @@ if (values.help) {
 }
 const outDir = resolve(values.out ?? join(ROOT, 'bench', 'results'))
 const only = new Set(values.only ? values.only.split(',') : CASES)
+if (!['sqlite', 'postgres', 'both'].includes(values.store ?? '')) {
+  console.error(USAGE)
+  process.exit(2)
+}
+const pgSyncCommit = values['pg-synchronous-commit'] === 'on'
+const stores = values.store === 'both' ? ['sqlite', 'postgres'] : [values.store as 'sqlite' | 'postgres']
 const options = benchOptions(values.quick ?? false, {
   ...(values['scale-locks'] ? { scaleLocks: Number(values['scale-locks']) } : {}),
   ...(values['cpu-prof'] ? { cpuProfDir: join(outDir, 'profiles') } : {}),
@@ -62,9 +75,9 @@ async function step<T>(results: Results, name: string, run: () => Promise<T>): P
 }
 
 /** Cases 2, 4 and 5 share one latchkey and one lock process of `e2eLocks` instantly acking locks. */
-async function withMainLatchkey(results: Results, opts: BenchOptions): Promise<void> {
+async function withMainLatchkey(results: Results, opts: BenchOptions, env: Record<string, string> = {}): Promise<void> {
   const lk = await startLatchkeyChild({
-    env: { WEBHOOK_ALLOWED_CIDRS: '127.0.0.0/8' },
+    env: { WEBHOOK_ALLOWED_CIDRS: '127.0.0.0/8', ...env },
     ...(opts.cpuProfDir ? { cpuProfDir: opts.cpuProfDir } : {}),
   })
   try {
@@ -118,6 +131,29 @@ async function withMainLatchkey(results: Results, opts: BenchOptions): Promise<v
   }
 }
 
+/** SQLite and PostgreSQL side by side, from one run of `--store both`. */
+function storeComparison(results: Results): string {
+  const pg = results.postgres as Pick<Results, 'end_to_end' | 'fanout'>
+  const lines = ['| case | SQLite | PostgreSQL | PostgreSQL / SQLite |', '|---|---|---|---|']
+  const row = (name: string, a: number | undefined, b: number | undefined, unit: string) =>
+    lines.push(
+      `| ${name} | ${a ?? '–'} ${unit} | ${b ?? '–'} ${unit} | ${a && b ? `${Math.round((b / a) * 100)} %` : '–'} |`,
+    )
+  for (const level of options.levels) {
+    const key = `c${level}`
+    row(
+      `2a sync:true, ${level} in flight`,
+      results.end_to_end?.sync?.[key]?.per_s,
+      pg.end_to_end?.sync?.[key]?.per_s,
+      'attempts/s',
+    )
+  }
+  const fan = (r: Pick<Results, 'fanout'>) =>
+    r.fanout && 'deliveries_per_s' in r.fanout ? (r.fanout.deliveries_per_s as number) : undefined
+  row('4 webhook fan-out', fan(results), fan(pg), 'deliveries/s')
+  return lines.join('\n')
+}
+
 async function main(): Promise<number> {
   installExitHandlers()
   const watchdog = setTimeout(
@@ -157,8 +193,37 @@ async function main(): Promise<number> {
         concurrent_ceiling: concurrentCeiling(mqtt, http),
       }
   }
-  if (['e2e', 'peer', 'webhooks'].some((c) => only.has(c)))
-    await step(results, 'main latchkey', () => withMainLatchkey(results, options))
+  if (['e2e', 'peer', 'webhooks'].some((c) => only.has(c))) {
+    for (const store of stores) {
+      if (store === 'sqlite') {
+        await step(results, 'main latchkey', () => withMainLatchkey(results, options))
+        continue
+      }
+      // PostgreSQL: the same cases against a private server; in a run of both, under results.postgres.
+      const target: Results = stores.length > 1 ? ({} as Results) : results
+      const server = await step(results, 'private PostgreSQL 15', () =>
+        startTestPostgres({ durable: true, synchronousCommit: pgSyncCommit }),
+      )
+      if (!server) continue
+      try {
+        await step(target, 'main latchkey on PostgreSQL', () =>
+          withMainLatchkey(target, options, { DATABASE_URL: server.url }),
+        )
+      } finally {
+        server.stop()
+      }
+      if (target !== results) {
+        results.postgres = {
+          synchronous_commit: pgSyncCommit ? 'on' : 'off',
+          end_to_end: target.end_to_end,
+          fanout: target.fanout,
+          peer: target.peer,
+          ...(target.errors ? { errors: target.errors } : {}),
+        }
+        if (target.errors) results.errors = { ...results.errors, ...target.errors }
+      }
+    }
+  }
   if (only.has('scale'))
     results.scale = await step(results, `connection scale (${options.scaleLocks} locks)`, () =>
       connectionScale(options),
@@ -184,6 +249,7 @@ async function main(): Promise<number> {
   writeFileSync(latest, json)
   writeFileSync(copy, json)
   console.log(`\n${table(results)}\n`)
+  if (results.postgres) console.log(`${storeComparison(results)}\n`)
   for (const key of ['profile', 'scale_profile']) {
     const profile = results[key] as ReturnType<typeof summarizeProfile> | undefined
     if (!profile) continue

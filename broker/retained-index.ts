@@ -21,7 +21,7 @@ function hasWildcard(topic: string): boolean {
  * to one exact topic, its `commands`, so that lookup becomes one map read; wildcard filters (the orchestrator's)
  * still take the full scan.
  */
-export function createPersistence(): AedesMemoryPersistence {
+export function createPersistence(): AedesMemoryPersistence & { retainedBytes(): number } {
   const persistence = memoryPersistence()
   const byTopic = new Map<string, RetainedPacket>()
   const storeRetained = persistence.storeRetained.bind(persistence)
@@ -39,5 +39,12 @@ export function createPersistence(): AedesMemoryPersistence {
     if (patterns.some(hasWildcard)) return retainedCombi(patterns)
     return Readable.from(patterns.flatMap((topic) => byTopic.get(topic) ?? []))
   }
-  return persistence
+  return Object.assign(persistence, {
+    /** Payload bytes held as retained messages: what the broker keeps for good. */
+    retainedBytes() {
+      let bytes = 0
+      for (const { payload } of byTopic.values()) bytes += Buffer.byteLength(payload)
+      return bytes
+    },
+  })
 }

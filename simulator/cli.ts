@@ -1,22 +1,26 @@
-import { realpathSync } from 'node:fs'
+import { readFileSync, realpathSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'
 import { parseArgs } from 'node:util'
 import { z } from 'zod'
 import { BehaviourSchema, seededRandom, type Behaviour, type Latency } from './behaviour.js'
-import { Fleet } from './fleet.js'
+import { Fleet, provisionSaved } from './fleet.js'
 
 /** `npm run simulate -- …`: provision (or load) a fleet of virtual locks, run it, print a live status line. */
 
 export const USAGE = `Usage: npm run simulate -- [source] [knobs]
 
 Source (one of):
-  --api URL --key KEY --count N   create N devices through the Connect API
+  --api URL --count N             create N devices through the Connect API, with the API key in
+                                  LATCHKEY_API_KEY (--api defaults to LATCHKEY_URL)
       [--name-prefix sim-lock]    device names: <prefix>-1, <prefix>-2, …
-      [--save FILE]               write their credentials to FILE (JSON, mode 0600)
+      [--save FILE]               keep their credentials in FILE (JSON, mode 0600); a re-run with the
+                                  same FILE reuses the locks saved there and creates only the missing ones
+      [--key KEY]                 the API key on the command line instead (visible in ps: avoid)
   --from FILE                     read credentials written by --save
 
 Connection:
   --mqtt-url URL                  override the broker URL of every device (e.g. mqtt://127.0.0.1:1883)
+  --ca FILE                       PEM CA certificate to trust for an mqtts:// broker
   --concurrency N                 locks connecting at once (default 200)
   --reconnect-ms N                reconnect period after a dropped connection (default 1000)
 
@@ -43,6 +47,7 @@ const OPTIONS = {
   save: { type: 'string' },
   from: { type: 'string' },
   'mqtt-url': { type: 'string' },
+  ca: { type: 'string' },
   concurrency: { type: 'string' },
   'reconnect-ms': { type: 'string' },
   latency: { type: 'string' },
@@ -71,6 +76,8 @@ export interface CliConfig {
   source: CliSource
   behaviour: Behaviour
   mqttUrl?: string
+  /** Path of a PEM CA certificate for mqtts:// brokers. */
+  ca?: string
   concurrency: number
   reconnectPeriodMs: number
   seed?: number
@@ -84,7 +91,13 @@ export class UsageError extends Error {}
 const num = (flag: string) => z.coerce.number({ error: `--${flag} must be a number` })
 const posInt = (flag: string) => num(flag).int(`--${flag} must be an integer`).positive(`--${flag} must be > 0`)
 
-export function parseCliArgs(argv: readonly string[]): CliParse {
+/** The environment the CLI reads: the API key, so that no secret is needed on the command line. */
+export interface CliEnv {
+  LATCHKEY_API_KEY?: string | undefined
+  LATCHKEY_URL?: string | undefined
+}
+
+export function parseCliArgs(argv: readonly string[], env: CliEnv = {}): CliParse {
   let values: Record<string, string | boolean | undefined>
   try {
     values = parseArgs({ args: [...argv], options: OPTIONS, strict: true, allowPositionals: false }).values
@@ -105,9 +118,10 @@ export function parseCliArgs(argv: readonly string[]): CliParse {
   return {
     help: false,
     config: {
-      source: parseSource(str, read),
+      source: parseSource(str, read, env),
       behaviour: behaviour.data,
       mqttUrl: str('mqtt-url'),
+      ca: str('ca'),
       concurrency: read('concurrency', posInt('concurrency')) ?? 200,
       reconnectPeriodMs: read('reconnect-ms', num('reconnect-ms').int().min(0)) ?? 1_000,
       seed: read('seed', num('seed').int()),
@@ -117,16 +131,17 @@ export function parseCliArgs(argv: readonly string[]): CliParse {
 
 type Reader = <T>(flag: string, schema: z.ZodType<T>) => T | undefined
 
-function parseSource(str: (flag: string) => string | undefined, read: Reader): CliSource {
+function parseSource(str: (flag: string) => string | undefined, read: Reader, env: CliEnv): CliSource {
   const path = str('from')
-  const api = str('api')
-  if (path !== undefined && api !== undefined) throw new UsageError('use either --from or --api, not both')
+  if (path !== undefined && str('api') !== undefined) throw new UsageError('use either --from or --api, not both')
   if (path !== undefined) return { kind: 'file', path }
-  const apiKey = str('key')
+  const api = str('api') ?? (env.LATCHKEY_URL || undefined)
+  const apiKey = str('key') ?? (env.LATCHKEY_API_KEY || undefined)
   const count = read('count', posInt('count'))
-  if (api === undefined || apiKey === undefined || count === undefined) {
-    throw new UsageError('give --api, --key and --count to create devices, or --from FILE')
+  if (api === undefined || count === undefined) {
+    throw new UsageError('give --api URL (or LATCHKEY_URL) and --count N to create devices, or --from FILE')
   }
+  if (apiKey === undefined) throw new UsageError('set LATCHKEY_API_KEY to the workspace API key (or give --key)')
   return { kind: 'api', apiUrl: api, apiKey, count, namePrefix: str('name-prefix') ?? 'sim-lock', save: str('save') }
 }
 
@@ -182,43 +197,58 @@ const LatencyArg: z.ZodType<Latency> = z.string().transform((raw, ctx): Latency 
   return match[2] === undefined ? Number(match[1]) : [Number(match[1]), Number(match[2])]
 })
 
-async function buildFleet(config: CliConfig): Promise<Fleet> {
+async function buildFleet(config: CliConfig, out: (line: string) => void): Promise<Fleet> {
   const common = {
     behaviour: config.behaviour,
     mqttUrl: config.mqttUrl,
+    ca: config.ca === undefined ? undefined : readFileSync(config.ca),
     connectConcurrency: config.concurrency,
     reconnectPeriodMs: config.reconnectPeriodMs,
     random: config.seed === undefined ? undefined : seededRandom(config.seed),
   }
   const { source } = config
   if (source.kind === 'file') return Fleet.fromFile(source.path, common)
-  const fleet = await Fleet.provision({ ...common, ...source })
-  if (source.save) {
-    await fleet.saveCredentials(source.save)
-    console.log(`saved ${fleet.credentials.length} device credentials to ${source.save}`)
-  }
-  return fleet
+  if (!source.save) return Fleet.provision({ ...common, ...source })
+  const { credentials, reused, created } = await provisionSaved({
+    ...source,
+    save: source.save,
+    mqttUrl: config.mqttUrl,
+  })
+  if (reused > 0) out(`reusing ${reused} locks saved in ${source.save}`)
+  if (created > 0) out(`created ${created} locks; their credentials are saved in ${source.save} (mode 0600)`)
+  return new Fleet({ ...common, credentials })
 }
 
-/** Rewrites one line in place on a TTY; elsewhere (logs, pipes) prints a line every 5 s. */
-function startStatusLine(fleet: Fleet): () => void {
-  const tty = process.stdout.isTTY === true
-  let ticks = 0
-  const timer = setInterval(() => {
-    ticks += 1
-    if (tty) process.stdout.write(`\r${fleet.statusLine()}\x1b[K`)
-    else if (ticks % 5 === 0) console.log(fleet.statusLine())
-  }, 1_000)
+/** The device ids, so that they can be used with the API right away; a long list is cut short. */
+export function describeDevices(fleet: Pick<Fleet, 'credentials'>, limit = 20): string[] {
+  const ids = fleet.credentials.map((c) => c.device_id)
+  const lines = [`devices (${ids.length}):`, ...ids.slice(0, limit).map((id) => `  ${id}`)]
+  if (ids.length > limit) lines.push(`  … and ${ids.length - limit} more`)
+  return lines
+}
+
+export interface StatusOutput {
+  isTTY?: boolean | undefined
+  write(text: string): unknown
+}
+
+/** On a terminal, rewrites one line in place every second; elsewhere (logs, pipes) prints a line every 5 s. */
+export function startStatusLine(fleet: Pick<Fleet, 'statusLine'>, out: StatusOutput = process.stdout): () => void {
+  const tty = out.isTTY === true
+  const timer = setInterval(
+    () => out.write(tty ? `\r${fleet.statusLine()}\x1b[K` : `${fleet.statusLine()}\n`),
+    tty ? 1_000 : 5_000,
+  )
   return () => {
     clearInterval(timer)
-    if (tty) process.stdout.write('\n')
+    if (tty) out.write('\n')
   }
 }
 
-export async function main(argv: readonly string[]): Promise<number> {
+export async function main(argv: readonly string[], env: CliEnv = process.env): Promise<number> {
   let parsed: CliParse
   try {
-    parsed = parseCliArgs(argv)
+    parsed = parseCliArgs(argv, env)
   } catch (err) {
     if (!(err instanceof UsageError)) throw err
     console.error(`${err.message}\n\n${USAGE}`)
@@ -228,7 +258,8 @@ export async function main(argv: readonly string[]): Promise<number> {
     console.log(USAGE)
     return 0
   }
-  const fleet = await buildFleet(parsed.config)
+  const fleet = await buildFleet(parsed.config, (line) => console.log(line))
+  for (const line of describeDevices(fleet)) console.log(line)
   // Listen before connecting: a signal during a long start still ends in a clean stop.
   const signal = waitForSignal()
   const failures = await fleet.start()

@@ -44,6 +44,8 @@ export interface FleetOptions {
   mqttUrl?: string
   reconnectPeriodMs?: number
   startTimeoutMs?: number
+  /** PEM CA certificate(s) every lock trusts for an mqtts:// broker. */
+  ca?: string | Buffer
   /** Locks connecting at once in start(). Default 200. */
   connectConcurrency?: number
 }
@@ -81,6 +83,31 @@ async function createDevice(options: ProvisionOptions, name: string): Promise<De
   if (!parsed.success) throw new Error(`POST ${url.href} for ${name}: unexpected response: ${text.slice(0, 500)}`)
   const { device, mqtt_credentials: creds } = parsed.data
   return { device_id: device.device_id, url: creds.url, password: creds.password }
+}
+
+/**
+ * `--save FILE`: the locks saved in FILE by an earlier run are used again, and only the missing ones are created
+ * (named after the ones already there), so that a re-run never makes duplicates. FILE is rewritten, mode 0600.
+ */
+export async function provisionSaved(
+  options: ProvisionOptions & { save: string },
+): Promise<{ credentials: DeviceCredentials[]; reused: number; created: number }> {
+  let saved: DeviceCredentials[] = []
+  try {
+    saved = await readCredentialsFile(options.save)
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err
+  }
+  const reused = saved.slice(0, options.count).map((c) => ({ ...c, url: options.mqttUrl ?? c.url }))
+  const missing = options.count - reused.length
+  const prefix = options.namePrefix ?? 'sim-lock'
+  const names = Array.from({ length: missing }, (_, i) => `${prefix}-${saved.length + i + 1}`)
+  const created = await mapLimit(names, options.concurrency ?? 16, async (name) => {
+    const device = await createDevice(options, name)
+    return { ...device, url: options.mqttUrl ?? device.url }
+  })
+  if (created.length > 0) await writeCredentialsFile(options.save, [...saved, ...created])
+  return { credentials: [...reused, ...created], reused: reused.length, created: created.length }
 }
 
 export async function readCredentialsFile(path: string): Promise<DeviceCredentials[]> {
@@ -190,6 +217,7 @@ function lockOptions(options: FleetOptions, creds: DeviceCredentials, index: num
     now: options.now,
     reconnectPeriodMs: options.reconnectPeriodMs,
     startTimeoutMs: options.startTimeoutMs,
+    ...(options.ca ? { ca: options.ca } : {}),
   }
 }
 

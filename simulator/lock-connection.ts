@@ -14,6 +14,8 @@ export interface LockConnectionOptions {
   reconnectPeriodMs?: number
   /** start() gives up after this long without a connection. Default 30 s. */
   startTimeoutMs?: number
+  /** PEM CA certificate(s) to trust for an mqtts:// broker signed by a private CA. */
+  ca?: string | Buffer
 }
 
 export interface LockConnectionHooks {
@@ -134,6 +136,7 @@ export class LockConnection {
       reconnectPeriod: this.reconnectPeriodMs(),
       connectTimeout: this.options.startTimeoutMs ?? 30_000,
       will: { topic: deviceTopic(id, 'status'), payload: 'offline', qos: 1, retain: true },
+      ...(this.options.ca ? { ca: this.options.ca } : {}),
     }
   }
 

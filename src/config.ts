@@ -1,3 +1,4 @@
+import { isIP } from 'node:net'
 import { z } from 'zod'
 
 /**
@@ -18,12 +19,22 @@ const retrySchedule = z.string().transform((text, ctx) => {
   return parts
 })
 
+/** `address/prefix` with a valid IPv4 (prefix 0–32) or IPv6 (prefix 0–128) address. */
+export function isCidr(text: string): boolean {
+  const match = /^([^/]+)\/(\d{1,3})$/.exec(text)
+  if (!match) return false
+  const [, address = '', prefix = ''] = match
+  const family = isIP(address)
+  const max = family === 4 ? 32 : family === 6 ? 128 : -1
+  return max >= 0 && Number(prefix) <= max
+}
+
 const cidrList = z.string().transform((text, ctx) => {
   const items = text
     .split(',')
     .map((item) => item.trim())
     .filter(Boolean)
-  const bad = items.filter((item) => !/^[0-9a-fA-F:.]+\/\d{1,3}$/.test(item))
+  const bad = items.filter((item) => !isCidr(item))
   if (bad.length > 0) {
     ctx.addIssue({ code: 'custom', message: `not CIDR notation: ${bad.join(', ')}` })
     return z.NEVER
@@ -47,6 +58,50 @@ export const ConfigSchema = z.object({
     .url()
     .optional()
     .describe('Broker URL handed to devices in `mqtt_credentials`. Default: MQTT_URL, or mqtt://<host>:<MQTT_PORT>.'),
+  MQTT_MAX_PACKET_BYTES: z.coerce
+    .number()
+    .int()
+    .min(1024)
+    .max(268_435_455)
+    .default(20_480)
+    .describe(
+      'Largest MQTT packet the embedded broker reads; a connection announcing a larger one is closed before it is buffered.',
+    ),
+  MQTT_DEVICE_PUBLISH_RATE: z.coerce
+    .number()
+    .positive()
+    .default(20)
+    .describe(
+      'Messages per second a device may publish on average; the excess is dropped and counted (embedded broker).',
+    ),
+  MQTT_DEVICE_PUBLISH_BURST: z.coerce
+    .number()
+    .int()
+    .positive()
+    .default(100)
+    .describe('Messages a device may publish at once above MQTT_DEVICE_PUBLISH_RATE (token bucket size).'),
+  MQTT_AUTH_FAILURES_PER_MINUTE: z.coerce
+    .number()
+    .int()
+    .positive()
+    .default(20)
+    .describe('Failed MQTT logins allowed per client address per minute; further connects from it are refused.'),
+  MQTTS_PORT: port
+    .default(8883)
+    .describe('Port of MQTT over TLS when TLS_CERT_FILE is set; 0 picks a free port (the actual one is logged).'),
+  MQTT_PLAINTEXT: bool
+    .default(true)
+    .describe(
+      'Serve devices plain MQTT on MQTT_PORT. With false (TLS only) that port listens on loopback for the orchestrator alone.',
+    ),
+  TLS_CERT_FILE: z
+    .string()
+    .min(1)
+    .optional()
+    .describe(
+      'PEM certificate chain. With TLS_KEY_FILE: HTTPS on PORT and MQTT over TLS on MQTTS_PORT; SIGHUP reloads.',
+    ),
+  TLS_KEY_FILE: z.string().min(1).optional().describe('PEM private key of TLS_CERT_FILE.'),
   MQTT_SERVICE_USERNAME: z
     .string()
     .min(1)
@@ -55,7 +110,30 @@ export const ConfigSchema = z.object({
   MQTT_SERVICE_PASSWORD: optionalSecret.describe(
     "Password of the orchestrator's MQTT client. Generated per process when unset (embedded broker only).",
   ),
+  MQTT_DEVICE_AUTH: z
+    .enum(['embedded', 'dynsec', 'http'])
+    .default('embedded')
+    .describe(
+      'How the broker learns device credentials: embedded (the aedes hooks), dynsec (latchkey provisions mosquitto ' +
+        "2's dynamic security as its admin) or http (the broker calls latchkey's /mqtt-auth callbacks).",
+    ),
+  MQTT_AUTH_SECRET: optionalSecret.describe(
+    'Shared secret the broker presents to the /mqtt-auth callbacks (header x-latchkey-auth-secret). Required when ' +
+      'MQTT_DEVICE_AUTH=http.',
+  ),
   DATA_DIR: z.string().min(1).default('./data').describe('Directory of the SQLite database and bootstrap.json.'),
+  DATABASE_URL: z
+    .string()
+    .regex(/^postgres(ql)?:\/\//, 'expected postgres://USER:PASS@HOST:PORT/DB')
+    .optional()
+    .describe('PostgreSQL to store everything in, instead of SQLite in DATA_DIR (postgres://USER:PASS@HOST:PORT/DB).'),
+  DATABASE_POOL_MAX: z.coerce
+    .number()
+    .int()
+    .min(2)
+    .max(1000)
+    .default(10)
+    .describe('Connections latchkey keeps open to PostgreSQL at most (one of them writes).'),
   ADMIN_API_KEY: z
     .string()
     .min(24)
@@ -87,6 +165,45 @@ export const ConfigSchema = z.object({
     .describe('Comma-separated CIDRs exempt from the SSRF guard, e.g. 127.0.0.0/8 for local receivers.'),
   WEBHOOK_CONCURRENCY: positiveMs.default(256).describe('Concurrent webhook requests in all.'),
   WEBHOOK_CONCURRENCY_PER_WEBHOOK: positiveMs.default(16).describe('Concurrent requests to one webhook.'),
+  PUBLIC_URL: z
+    .url({ protocol: /^https?$/ })
+    .optional()
+    .describe(
+      'External base URL of the HTTP API (e.g. https://locks.example.com), used for links such as next_page_url. ' +
+        "Unset: the request's own scheme and Host when the Host is a valid host name, else a relative link.",
+    ),
+  RATE_LIMIT_PER_MINUTE: z.coerce
+    .number()
+    .int()
+    .min(0)
+    .default(600_000)
+    .describe('Requests per minute one API key or tenant token may make (HTTP); over it, 429 rate_limited. 0: off.'),
+  RATE_LIMIT_AUTH_FAILURES_PER_MINUTE: z.coerce
+    .number()
+    .int()
+    .min(0)
+    .default(60)
+    .describe(
+      'Failed authentications (401) per minute from one client address; then 429 until the minute ends. 0: off.',
+    ),
+  METRICS_TOKEN: optionalSecret.describe(
+    'Bearer token required by GET /metrics (at least 16 characters). When unset, /metrics is open.',
+  ),
+  LOG_FORMAT: z
+    .enum(['auto', 'json', 'pretty'])
+    .default('auto')
+    .describe('Log format: pretty (pino-pretty) on a terminal and JSON otherwise (auto), or forced.'),
+  RETENTION_DAYS: z.coerce
+    .number()
+    .int()
+    .min(0)
+    .default(90)
+    .describe(
+      'Settled attempts, events and finished webhook deliveries older than this many days are deleted; 0 keeps everything.',
+    ),
+  SHUTDOWN_TIMEOUT_MS: positiveMs
+    .default(10_000)
+    .describe('After SIGTERM/SIGINT, exit with status 1 if shutdown has not finished within this time.'),
   LOG_LEVEL: z
     .enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'])
     .default('info')
@@ -116,14 +233,43 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     if (!config.EMBEDDED_BROKER && (!config.MQTT_URL || !config.MQTT_SERVICE_PASSWORD)) {
       throw new ConfigError(['MQTT_URL: and MQTT_SERVICE_PASSWORD are required when EMBEDDED_BROKER=false'])
     }
+    if (config.MQTT_DEVICE_AUTH === 'dynsec' && config.EMBEDDED_BROKER) {
+      throw new ConfigError(['MQTT_DEVICE_AUTH: dynsec provisions an external mosquitto; set EMBEDDED_BROKER=false'])
+    }
+    if (config.MQTT_DEVICE_AUTH === 'http' && !config.MQTT_AUTH_SECRET) {
+      throw new ConfigError(['MQTT_AUTH_SECRET: required when MQTT_DEVICE_AUTH=http'])
+    }
+    if ((config.TLS_CERT_FILE === undefined) !== (config.TLS_KEY_FILE === undefined)) {
+      throw new ConfigError(['TLS_CERT_FILE: and TLS_KEY_FILE go together; set both or neither'])
+    }
+    if (!config.MQTT_PLAINTEXT && !config.TLS_CERT_FILE) {
+      throw new ConfigError([
+        'MQTT_PLAINTEXT: false needs TLS_CERT_FILE and TLS_KEY_FILE, or devices could not connect',
+      ])
+    }
     return config
   }
   throw new ConfigError(
     parsed.error.issues.map(
       (issue) =>
-        `${issue.path.join('.') || '(root)'}: ${issue.message} (got ${JSON.stringify(known[String(issue.path[0])])})`,
+        `${issue.path.join('.') || '(root)'}: ${issue.message} (got ${JSON.stringify(shown(String(issue.path[0]), known[String(issue.path[0])]))})`,
     ),
   )
+}
+
+/** A connection URL without its password, for messages and logs. */
+export function redactUrl(url: string): string {
+  try {
+    const parsed = new URL(url)
+    if (parsed.password) parsed.password = '*****'
+    return parsed.toString()
+  } catch {
+    return url.replace(/\/\/([^:/@]*):[^@]*@/, '//$1:*****@')
+  }
+}
+
+function shown(key: string, value: string | undefined): string | undefined {
+  return key === 'DATABASE_URL' && value !== undefined ? redactUrl(value) : value
 }
 
 function defaultText(schema: z.ZodType): string {

@@ -1,5 +1,9 @@
 import { ConfigError, loadConfig } from './config.js'
+import { ListenError } from './compose/listen.js'
+import { stopOnSignals } from './compose/signals.js'
 import { startLatchkey } from './latchkey.js'
+import { bannerText, createLogger, logBanner, prettyLogs, startupFacts } from './startup-output.js'
+import { DatabaseUnreachableError } from './store/errors.js'
 
 /** `npm start`: run latchkey on its embedded defaults until SIGTERM/SIGINT. */
 async function main(): Promise<void> {
@@ -13,43 +17,40 @@ async function main(): Promise<void> {
     }
     throw error
   }
-  const latchkey = await startLatchkey(config)
+  const tty = process.stdout.isTTY === true
+  const latchkey = await startLatchkey(config, { logger: createLogger(config, tty) })
   const log = latchkey.log
-  log.info(`latchkey HTTP listening on ${latchkey.httpUrl}`)
-  log.info(`latchkey MQTT broker for devices at ${latchkey.mqttUrl}`)
-  if (latchkey.bootstrap) {
-    const lines = [
-      '',
-      '  First start: created the default workspace. These credentials are shown once',
-      `  (also written to ${config.DATA_DIR}/bootstrap.json, mode 0600):`,
-      `    workspace_id   ${latchkey.bootstrap.workspace_id}`,
-      `    api_key        ${latchkey.bootstrap.api_key}`,
-      ...(latchkey.bootstrap.admin_api_key ? [`    admin_api_key  ${latchkey.bootstrap.admin_api_key}`] : []),
-      '',
-    ]
-    process.stdout.write(`${lines.join('\n')}\n`)
-  } else if (latchkey.generatedAdminKey) {
-    process.stdout.write(`\n  Generated admin API key (shown once): ${latchkey.generatedAdminKey}\n\n`)
+  stopOnSignals({
+    close: () => latchkey.close(),
+    log,
+    timeoutMs: config.SHUTDOWN_TIMEOUT_MS,
+    exit: (code) => process.exit(code),
+  })
+  // Renewed certificates: new HTTPS and MQTTS connections get them, connected locks stay (docs/operations.md).
+  // Without TLS, SIGHUP keeps its default meaning.
+  if (config.TLS_CERT_FILE) {
+    process.on('SIGHUP', () => {
+      try {
+        latchkey.reloadTls()
+      } catch (error) {
+        log.error({ err: error }, 'TLS reload failed; the previous certificate stays in use')
+      }
+    })
   }
 
-  let stopping = false
-  const stop = (signal: string) => {
-    if (stopping) return
-    stopping = true
-    log.info(`${signal}: shutting down`)
-    latchkey.close().then(
-      () => process.exit(0),
-      (error: unknown) => {
-        log.error({ err: error }, 'shutdown failed')
-        process.exit(1)
-      },
-    )
-  }
-  process.on('SIGTERM', () => stop('SIGTERM'))
-  process.on('SIGINT', () => stop('SIGINT'))
+  // Last: whoever waits for the banner may signal at once, and the handlers above are in place by then.
+  const facts = startupFacts(latchkey, config)
+  if (prettyLogs(config, tty)) process.stdout.write(bannerText(facts))
+  else logBanner(log, facts)
+  // Shown: a later start no longer repeats the first start's credentials (docs/operations.md#first-start).
+  if (latchkey.bootstrap) await latchkey.credentialsShown()
 }
 
 main().catch((error: unknown) => {
-  console.error('latchkey failed to start:', error)
+  // A database that cannot be reached, or a port that cannot be opened, is the operator's to fix: one line naming
+  // its variable (DATABASE_URL without its password, PORT, MQTT_PORT…), no stack trace.
+  if (error instanceof DatabaseUnreachableError || error instanceof ListenError) {
+    console.error(`latchkey failed to start: ${error.message}`)
+  } else console.error('latchkey failed to start:', error)
   process.exit(1)
 })

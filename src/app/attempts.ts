@@ -64,6 +64,7 @@ export function createAttemptService(deps: AttemptServiceDeps) {
 
   function settled(transition: Transition | undefined): void {
     if (transition?.settled) deps.bus.emit('attemptSettled', transition.attempt)
+    else if (transition?.changed) deps.bus.emit('attemptChanged', transition.attempt)
   }
 
   async function expireAttempt(attemptId: string): Promise<void> {
@@ -88,7 +89,9 @@ export function createAttemptService(deps: AttemptServiceDeps) {
     }
     try {
       await deps.commands.send(attempt.device_id, command)
-      await store.attempts.transition(attempt.action_attempt_id, (current) => markSent(current, now(), republish))
+      settled(
+        await store.attempts.transition(attempt.action_attempt_id, (current) => markSent(current, now(), republish)),
+      )
     } catch (error) {
       // The deadline still settles the attempt; nothing else to do here.
       deps.onError(error, 'send command')
@@ -179,6 +182,7 @@ export function createAttemptService(deps: AttemptServiceDeps) {
         deps.bus.emit('attemptSettled', attempt)
         return attempt
       }
+      deps.bus.emit('attemptChanged', attempt)
       timeouts.arm(attempt.action_attempt_id, deadlineMs)
       const response = waitFor(attempt, input.sync)
       void dispatch(attempt)

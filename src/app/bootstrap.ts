@@ -1,4 +1,4 @@
-import { chmod, writeFile } from 'node:fs/promises'
+import { chmod, readFile, rm, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { newAdminKey, newServiceSecret, sha256 } from './credentials.js'
 import type { SettingsStore, WorkspaceStore } from './store.js'
@@ -34,14 +34,23 @@ export async function resolveJwtSecret(
   return configured ?? (await store.settings.setIfAbsent('jwt_secret', newServiceSecret()))
 }
 
-/** First start on an empty database: a default workspace and key, written to DATA_DIR/bootstrap.json (0600). */
+/**
+ * Present beside bootstrap.json until a start has completed and shown its credentials: a first start that fails
+ * after creating the database (a port in use) leaves it, and the next start shows the same credentials again.
+ */
+const UNSHOWN = 'bootstrap.unshown'
+
+/**
+ * First start on an empty database: a default workspace and key, written to DATA_DIR/bootstrap.json (0600). On a
+ * later start, the credentials of a first start that never completed, read back from that file.
+ */
 export async function bootstrap(
   store: { workspaces: Pick<WorkspaceStore, 'count'> },
   workspaces: WorkspaceService,
   dataDir: string,
   generatedAdminKey: string | undefined,
 ): Promise<BootstrapCredentials | undefined> {
-  if ((await store.workspaces.count()) > 0) return undefined
+  if ((await store.workspaces.count()) > 0) return unshownCredentials(dataDir)
   const { workspace, api_key } = await workspaces.create('Default workspace')
   const credentials: BootstrapCredentials = {
     workspace_id: workspace.workspace_id,
@@ -51,5 +60,21 @@ export async function bootstrap(
   const file = join(dataDir, 'bootstrap.json')
   await writeFile(file, `${JSON.stringify(credentials, null, 2)}\n`, { mode: 0o600 })
   await chmod(file, 0o600)
+  await writeFile(join(dataDir, UNSHOWN), '', { mode: 0o600 })
   return credentials
+}
+
+async function unshownCredentials(dataDir: string): Promise<BootstrapCredentials | undefined> {
+  try {
+    await readFile(join(dataDir, UNSHOWN))
+    return JSON.parse(await readFile(join(dataDir, 'bootstrap.json'), 'utf8')) as BootstrapCredentials
+  } catch {
+    // No marker (shown already), or bootstrap.json removed by the operator: nothing to show.
+    return undefined
+  }
+}
+
+/** The first-start credentials were shown: later starts stay silent about them. */
+export async function markCredentialsShown(dataDir: string): Promise<void> {
+  await rm(join(dataDir, UNSHOWN), { force: true })
 }

@@ -10,8 +10,9 @@ import {
 } from '../../devices/index.js'
 import { assertNever } from '../domain/assert.js'
 import { iso, type Clock } from '../domain/clock.js'
-import { applyDeviceEvent, applyState, applyStatus } from '../domain/device.js'
+import { applyDeviceEvent, applyState, applyStatus, type DeviceRecord } from '../domain/device.js'
 import type { AttemptService } from './attempts.js'
+import type { Bus } from './bus.js'
 import type { Metrics } from './metrics.js'
 import type { DeviceStore } from './store.js'
 
@@ -21,6 +22,7 @@ export interface DeviceMessageDeps {
   attempts: AttemptService
   clock: Clock
   metrics: Metrics
+  bus: Bus
   /**
    * Commit each message when the current task ends (default) instead of with the loop turn's group commit: for a
    * transport that reads the next device message only after the previous one is acknowledged (the mqtt.js client
@@ -39,6 +41,10 @@ export function createDeviceMessageHandler(deps: DeviceMessageDeps) {
   const URGENT = { urgent: deps.urgent ?? true } as const
   const now = () => iso(deps.clock.now())
   const drop = (reason: string) => metrics.inc('mqtt_messages_dropped_total', { reason })
+  const changed = (device: DeviceRecord | undefined) => {
+    if (device) deps.bus.emit('deviceChanged', device)
+    return device
+  }
 
   async function handleAck(deviceId: string, payload: Buffer): Promise<void> {
     const ack = parseJsonPayload(AckSchema, payload)
@@ -46,7 +52,9 @@ export function createDeviceMessageHandler(deps: DeviceMessageDeps) {
     const state = ack.state
     // Queued together, so both land in one transaction.
     await Promise.all([
-      state ? store.devices.change(deviceId, (device) => applyState(device, state, now()), URGENT) : undefined,
+      state
+        ? store.devices.change(deviceId, (device) => applyState(device, state, now()), URGENT).then(changed)
+        : undefined,
       deps.attempts.handleAck(deviceId, ack, URGENT.urgent),
     ])
   }
@@ -54,7 +62,7 @@ export function createDeviceMessageHandler(deps: DeviceMessageDeps) {
   async function handleState(deviceId: string, payload: Buffer): Promise<void> {
     const state = parseJsonPayload(DeviceStateSchema, payload)
     if (!state) return drop('malformed_state')
-    const device = await store.devices.change(deviceId, (current) => applyState(current, state, now()), URGENT)
+    const device = changed(await store.devices.change(deviceId, (current) => applyState(current, state, now()), URGENT))
     if (!device) drop('unknown_device')
   }
 
@@ -62,7 +70,9 @@ export function createDeviceMessageHandler(deps: DeviceMessageDeps) {
     const status = parseStatus(payload)
     if (!status) return drop('malformed_status')
     const online = status === 'online'
-    const device = await store.devices.change(deviceId, (current) => applyStatus(current, online, now()), URGENT)
+    const device = changed(
+      await store.devices.change(deviceId, (current) => applyStatus(current, online, now()), URGENT),
+    )
     if (!device) return drop('unknown_device')
     if (online) await deps.attempts.deviceOnline(deviceId)
   }
@@ -71,10 +81,12 @@ export function createDeviceMessageHandler(deps: DeviceMessageDeps) {
     const event = parseJsonPayload(DeviceEventSchema, payload)
     if (!event) return drop('malformed_event')
     const dedupeKey = event.event_id === undefined ? undefined : `${deviceId}/${event.event_id}`
-    const device = await store.devices.change(deviceId, (current) => applyDeviceEvent(current, event, now()), {
-      ...URGENT,
-      dedupeKey,
-    })
+    const device = changed(
+      await store.devices.change(deviceId, (current) => applyDeviceEvent(current, event, now()), {
+        ...URGENT,
+        dedupeKey,
+      }),
+    )
     if (!device) drop('unknown_device')
   }
 

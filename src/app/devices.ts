@@ -17,6 +17,16 @@ export interface DeviceServiceStore {
   devices: Pick<DeviceStore, 'create' | 'get' | 'list' | 'update' | 'delete' | 'setSecretHash'>
 }
 
+/**
+ * Keeps an external broker's device credentials in step (MQTT_DEVICE_AUTH=dynsec, docs/scale-out.md). Each call
+ * may fail with a 503 when the broker does not answer; the device service then changes nothing it cannot undo.
+ */
+export interface DeviceProvisioner {
+  provision(deviceId: string, secret: string): Promise<void>
+  rotate(deviceId: string, secret: string): Promise<void>
+  remove(deviceId: string): Promise<void>
+}
+
 export interface DeviceServiceDeps {
   store: DeviceServiceStore
   bus: Bus
@@ -25,6 +35,9 @@ export interface DeviceServiceDeps {
   now: () => string
   /** The broker URL handed to devices. */
   mqttPublicUrl: () => string
+  /** Present when latchkey provisions an external broker; absent with the embedded broker and the HTTP callbacks. */
+  provisioner?: DeviceProvisioner | undefined
+  onError?: (error: unknown, context: string) => void
 }
 
 export interface MqttCredentials {
@@ -85,7 +98,17 @@ export function createDeviceService(deps: DeviceServiceDeps) {
         device_id: device.device_id,
         occurred_at: now,
       }
-      await store.devices.create({ device, secretHash: sha256(secret), event })
+      // The broker client first: a device row never exists without one. A row that fails takes its client along.
+      await deps.provisioner?.provision(device.device_id, secret)
+      try {
+        await store.devices.create({ device, secretHash: sha256(secret), event })
+      } catch (error) {
+        await deps.provisioner
+          ?.remove(device.device_id)
+          // Left for the start-up reconciler, which removes broker clients whose device is gone.
+          .catch((undo: unknown) => deps.onError?.(undo, `remove broker client of ${device.device_id}`))
+        throw error
+      }
       return { device, mqtt_credentials: credentials(device.device_id, secret) }
     },
 
@@ -97,6 +120,11 @@ export function createDeviceService(deps: DeviceServiceDeps) {
 
     /** Deletes a lock: pending attempts settle as `device_removed` and its MQTT session is closed. */
     async delete(workspaceId: string, deviceId: string): Promise<void> {
+      // The broker first (this workspace's device only): a broker that does not answer leaves the device as it was.
+      if (deps.provisioner) {
+        await get(workspaceId, deviceId)
+        await deps.provisioner.remove(deviceId)
+      }
       const now = deps.now()
       const event = {
         event_type: 'device.deleted' as const,
@@ -113,6 +141,11 @@ export function createDeviceService(deps: DeviceServiceDeps) {
     /** New secret; the old one stops working at once and the live session is closed. */
     async rotateCredentials(workspaceId: string, deviceId: string): Promise<MqttCredentials> {
       const secret = newDeviceSecret()
+      // The broker first: when it does not answer, the device keeps its old secret and the call fails with 503.
+      if (deps.provisioner) {
+        await get(workspaceId, deviceId)
+        await deps.provisioner.rotate(deviceId, secret)
+      }
       if (!(await store.devices.setSecretHash(workspaceId, deviceId, sha256(secret))))
         throw notFound('device_not_found', 'Device')
       deps.sessions.disconnect(deviceId)

@@ -30,8 +30,15 @@ export interface Store {
   deliveries: DeliveryStore
   /** The read side of the delivery log, for the delivery APIs. */
   deliveryLog: DeliveryLogStore
+  /** Deletes what is past retention, a bounded batch at a time (docs/operations.md#retention). */
+  retention: RetentionStore
   /** True while the store can serve requests (the readiness probe). */
   ready(): boolean
+  /**
+   * Calls `listener` each time the database answers again after it was lost (a networked store); a store that
+   * cannot be lost while the process runs (SQLite) never calls it.
+   */
+  onRestored(listener: () => void): void
   close(): Promise<void>
 }
 
@@ -102,6 +109,8 @@ export interface DeviceStore {
   ): Promise<DeviceRecord | undefined>
   /** At start-up nobody is connected yet (docs/operations.md#restarts). */
   markAllOffline(): Promise<void>
+  /** Devices whose last status message was `online`, in every workspace: a /metrics gauge, read at scrape time. */
+  countOnline(): Promise<number>
 }
 
 export interface AttemptStore {
@@ -194,6 +203,11 @@ export interface DeliveryStore {
   get(eventId: string, webhookId: string): Promise<DeliveryRecord | undefined>
   /** Every attempt of one event to one webhook, in order. */
   attempts(eventId: string, webhookId: string): Promise<DeliveryAttempt[]>
+  /**
+   * /metrics gauges, read at scrape time: pending deliveries held by a disabled webhook, and the creation time of
+   * the oldest pending delivery of an enabled webhook (null when none is owed).
+   */
+  owedSummary(): Promise<{ held: number; oldestOwedAt: string | null }>
 }
 
 /** Read side of the delivery log (docs/deliveries.md): keyset pages, never offsets. */
@@ -206,4 +220,33 @@ export interface DeliveryLogStore {
   getScheduled(deliverySeq: number): Promise<ScheduledAttempt | undefined>
   events(eventIds: string[]): Promise<Map<string, LatchkeyEvent>>
   destinations(webhookIds: string[]): Promise<Map<string, DestinationRef>>
+}
+
+/** What `RetentionStore.prune` deletes: rows created before these instants (ISO 8601). */
+export interface PruneCutoffs {
+  /** Settled attempts (with their history), finished deliveries (with their attempts) and events before this. */
+  before: string
+  /** Idempotency keys of attempts created before this are freed (their 24 h window is over). */
+  keysBefore: string
+}
+
+/** Rows deleted (keys freed) by one batch; `more` is true when the batch stopped at its limit, not at the cutoff. */
+export interface PruneResult {
+  attempts: number
+  deliveries: number
+  events: number
+  idempotencyKeys: number
+  more: boolean
+}
+
+/**
+ * Retention (docs/operations.md#retention). Never deletes a pending attempt, a delivery still owed (pending, held
+ * or in flight), nor an event any remaining delivery refers to.
+ */
+export interface RetentionStore {
+  /**
+   * One bounded batch: examines at most `limit` rows of each table, oldest first, in one write, and deletes the
+   * ones past `cutoffs`. Call again while `more` is true.
+   */
+  prune(cutoffs: PruneCutoffs, limit: number): Promise<PruneResult>
 }

@@ -1,6 +1,6 @@
 import { pino, type Logger } from 'pino'
 import { createBus, type Bus } from '../app/bus.js'
-import { Metrics } from '../app/metrics.js'
+import { Metrics, recordSettledAttempt } from '../app/metrics.js'
 import { systemClock } from '../app/system-clock.js'
 import type { Config } from '../config.js'
 import { iso, type Clock } from '../domain/clock.js'
@@ -21,12 +21,15 @@ export interface Runtime {
 export function createRuntime(config: Pick<Config, 'LOG_LEVEL'>, options: { clock?: Clock; logger?: Logger }): Runtime {
   const clock = options.clock ?? systemClock
   const log = options.logger ?? pino({ level: config.LOG_LEVEL })
+  const metrics = new Metrics()
+  const bus = createBus()
+  bus.on('attemptSettled', (attempt) => recordSettledAttempt(metrics, attempt))
   return {
     clock,
     now: () => iso(clock.now()),
     log,
-    metrics: new Metrics(),
-    bus: createBus(),
+    metrics,
+    bus,
     lifecycle: new Lifecycle((error, part) => log.error({ err: error, part }, 'close failed')),
     onError: (error, context) => log.error({ err: error, context }, 'background failure'),
   }

@@ -3,7 +3,7 @@ import { bootstrap, resolveAdminKey, resolveJwtSecret, type BootstrapCredentials
 import { createDeliveryLog, type DeliveryLog, type ManualAttempts } from '../app/delivery-log.js'
 import { createDeliveryStatus, type DeliveryStatusService } from '../app/delivery-status.js'
 import { createDeviceMessageHandler, type DeviceMessageHandler } from '../app/device-messages.js'
-import { createDeviceService, type DeviceService, type DeviceSessions } from '../app/devices.js'
+import { createDeviceService, type DeviceProvisioner, type DeviceService, type DeviceSessions } from '../app/devices.js'
 import { createEventService, type EventService } from '../app/events.js'
 import { newId } from '../app/ids.js'
 import type { Store } from '../app/store.js'
@@ -23,7 +23,7 @@ export interface Services {
   handleDeviceMessage: DeviceMessageHandler
   /** The SSRF guard, shared by webhook registration and delivery. */
   guard: UrlGuard
-  /** Present on the first start of an empty database only. */
+  /** Present on the first start of an empty database, and until a start has shown them (src/app/bootstrap.ts). */
   bootstrap: BootstrapCredentials | undefined
   /** An admin key generated on this start (when ADMIN_API_KEY is unset and none existed). */
   generatedAdminKey: string | undefined
@@ -37,6 +37,8 @@ export interface ServiceDeps {
   mqttPublicUrl: string
   /** DNS resolution seen by the SSRF guard (default node:dns lookup). */
   resolve: Resolve | undefined
+  /** The external broker's device provisioning (MQTT_DEVICE_AUTH=dynsec). */
+  provisioner?: DeviceProvisioner | undefined
   /** Device messages commit at the end of their task (default), or with the loop turn's group (in-process). */
   urgentDeviceWrites?: boolean
 }
@@ -84,12 +86,15 @@ export async function createServices(
       newId,
       now,
       mqttPublicUrl: () => mqttPublicUrl,
+      provisioner: deps.provisioner,
+      onError: rt.onError,
     }),
     handleDeviceMessage: createDeviceMessageHandler({
       store,
       attempts,
       clock,
       metrics,
+      bus,
       urgent: deps.urgentDeviceWrites ?? true,
     }),
     guard,

@@ -17,13 +17,15 @@ export interface MqttUrls {
 export function mqttUrls(
   config: Pick<Config, 'MQTT_URL' | 'MQTT_PUBLIC_URL' | 'MQTT_HOST' | 'MQTT_PORT'>,
   embeddedPort: number | undefined,
+  /** The embedded broker's device listeners; the last (TLS when on) is the one handed to devices. */
+  deviceUrls: string[] = [],
 ): MqttUrls {
   const port = embeddedPort ?? config.MQTT_PORT
   const internal = config.MQTT_URL ?? `mqtt://127.0.0.1:${port}`
-  const fallback = config.MQTT_URL ? internal : `mqtt://${hostForUrl(config.MQTT_HOST)}:${port}`
+  const fallback = config.MQTT_URL ? internal : (deviceUrls.at(-1) ?? `mqtt://${hostForUrl(config.MQTT_HOST)}:${port}`)
   return { internal, public: config.MQTT_PUBLIC_URL ?? fallback }
 }
 
-export function httpUrl(host: string, port: number): string {
-  return `http://${hostForUrl(host)}:${port}`
+export function httpUrl(host: string, port: number, tls = false): string {
+  return `${tls ? 'https' : 'http'}://${hostForUrl(host)}:${port}`
 }

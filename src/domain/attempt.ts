@@ -134,10 +134,14 @@ function unchanged(attempt: AttemptRecord, entry?: HistoryEntry): Transition {
   return { attempt, changed: false, settled: false, history: entry ? [entry] : [], events: [] }
 }
 
-/** The broker acknowledged the command (PUBACK): record `sent_at` once. */
+/**
+ * The broker acknowledged the command (PUBACK): record `sent_at` once, with its `sent` entry. When the lock's ack
+ * got there first, that ack already recorded both (see `applyAck`), and there is nothing left to record.
+ */
 export function markSent(attempt: AttemptRecord, at: string, republished = false): Transition {
   const history: HistoryEntry = { kind: republished ? 'republished' : 'sent', at }
-  if (attempt.status !== 'pending' || (attempt.sent_at !== null && !republished)) return unchanged(attempt, history)
+  if (!republished && attempt.sent_at !== null) return unchanged(attempt)
+  if (attempt.status !== 'pending') return unchanged(attempt, history)
   return {
     attempt: { ...attempt, sent_at: attempt.sent_at ?? at, updated_at: at },
     changed: true,
@@ -162,20 +166,26 @@ export function applyAck(attempt: AttemptRecord, ack: Ack, at: string): Transiti
     // The ack came too late to count: the attempt expires, and the ack is on record as late.
     return { ...expired, history: [{ kind: 'late_ack', at, detail }, ...expired.history] }
   }
+  // An ack proves the lock got the command. When it arrives before the broker's PUBACK was recorded, `sent_at` and
+  // its `sent` entry are written here, in the ack's transaction: the field and the history never disagree, even if
+  // the process dies before the PUBACK's own write (docs/api.md#action-attempts).
+  const sent: HistoryEntry[] = attempt.sent_at === null ? [{ kind: 'sent', at }] : []
+  const delivered = { ...attempt, sent_at: attempt.sent_at ?? at }
   switch (ack.status) {
     case 'accepted':
       if (attempt.accepted_at !== null) return unchanged(attempt, { kind: 'duplicate_ack', at, detail })
       return {
-        attempt: { ...attempt, accepted_at: at, sent_at: attempt.sent_at ?? at, updated_at: at },
+        attempt: { ...delivered, accepted_at: at, updated_at: at },
         changed: true,
         settled: false,
-        history: [{ kind: 'accepted', at }],
+        history: [...sent, { kind: 'accepted', at }],
         events: [],
       }
     case 'success':
-      return settle({ ...attempt, sent_at: attempt.sent_at ?? at }, null, at)
-    case 'error':
-      return settle({ ...attempt, sent_at: attempt.sent_at ?? at }, deviceError(ack.error), at)
+    case 'error': {
+      const outcome = settle(delivered, ack.status === 'success' ? null : deviceError(ack.error), at)
+      return { ...outcome, history: [...sent, ...outcome.history] }
+    }
     default:
       return assertNever(ack.status)
   }

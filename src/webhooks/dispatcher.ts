@@ -1,5 +1,5 @@
 import type { Bus } from '../app/bus.js'
-import type { Metrics } from '../app/metrics.js'
+import { recordDeliveryAttempt, type Metrics } from '../app/metrics.js'
 import type { DeliveryStore, RecordedAttempt } from '../app/store.js'
 import { iso, type Clock, type TimerHandle } from '../domain/clock.js'
 import type { AttemptInput, DeliveryPlan, DeliveryRef } from '../domain/delivery.js'
@@ -11,6 +11,7 @@ import {
   failureMessage,
   responseResult,
   type AttemptResult,
+  type DeliveryStatus,
   type RetryPolicy,
 } from '../domain/webhook-delivery.js'
 import type { HttpSender, SendOutcome } from './http-sender.js'
@@ -175,9 +176,10 @@ export function createDispatcher(deps: DispatcherDeps): Dispatcher {
     return { input, result }
   }
 
-  function observe(recorded: RecordedAttempt): void {
+  function observe(recorded: RecordedAttempt, before: DeliveryStatus): void {
     const { attempt, decision } = recorded
-    deps.metrics.inc('webhook_attempts_total', { status: attempt.status })
+    deps.bus.emit('deliveryAttempted', attempt)
+    recordDeliveryAttempt(deps.metrics, recorded, before)
     const reason = decision.disable
     if (!reason) return
     queue.dropWebhook(attempt.webhook_id)
@@ -205,7 +207,7 @@ export function createDispatcher(deps: DispatcherDeps): Dispatcher {
     if (closed) return undefined
     const recorded = await record(input, result)
     if (!recorded) return undefined
-    observe(recorded)
+    observe(recorded, plan.status)
     const { outcome } = recorded.decision
     return outcome.kind === 'retry' ? outcome.at : undefined
   }
@@ -232,7 +234,7 @@ export function createDispatcher(deps: DispatcherDeps): Dispatcher {
       const { input, result } = await send(plan, true)
       if (closed) return
       const recorded = await record(input, result)
-      if (recorded) observe(recorded)
+      if (recorded) observe(recorded, plan.status)
     } catch (error) {
       deps.onError(error, 'manual webhook delivery')
     }

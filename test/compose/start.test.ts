@@ -1,6 +1,6 @@
 import { readFileSync, rmSync } from 'node:fs'
 import { test as base, describe, expect } from 'vitest'
-import { createStore } from '../../src/store/index.js'
+import { createStore, storeKind } from '../../src/store/index.js'
 import { startTestLatchkey, tempDataDir, type TestLatchkey } from '../helpers/latchkey.js'
 
 const it = base.extend<{ t: TestLatchkey }>({
@@ -36,12 +36,19 @@ describe('composition root', () => {
 })
 
 describe('store factory', () => {
+  base('chooses PostgreSQL when DATABASE_URL is set, SQLite otherwise', () => {
+    // Scenario: the engine follows the configuration alone (docs/operations.md, choosing a store).
+    const base = { DATA_DIR: './data', DATABASE_POOL_MAX: 10 }
+    expect(storeKind({ ...base, DATABASE_URL: undefined })).toBe('sqlite')
+    expect(storeKind({ ...base, DATABASE_URL: 'postgres://u:p@127.0.0.1:5432/db' })).toBe('postgres')
+  })
+
   base('opens the configured store with its delivery log, ready until closed', async () => {
     // Scenario: a fresh DATA_DIR → a SQLite store whose delivery log answers; after close it is not ready.
     const dataDir = tempDataDir()
     try {
       const store = await createStore(
-        { DATA_DIR: dataDir },
+        { DATA_DIR: dataDir, DATABASE_URL: undefined, DATABASE_POOL_MAX: 10 },
         { newId: () => 'id', now: () => new Date(0).toISOString() },
       )
       expect(store.ready()).toBe(true)

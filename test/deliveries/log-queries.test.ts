@@ -1,3 +1,5 @@
+import { rmSync } from 'node:fs'
+import { dirname } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { seedAttemptRows, type SeedManifest } from '../../bench/seed-attempts.js'
 import { createDeliveryLog, type DeliveryLogDeps } from '../../src/app/delivery-log.js'
@@ -5,9 +7,12 @@ import { createDeliveryStatus, type DeliveryView } from '../../src/app/delivery-
 import type { AttemptOutcome } from '../../src/domain/delivery-log.js'
 import type { DeliveryAttempt } from '../../src/domain/delivery.js'
 import { EVENT_TYPES } from '../../src/domain/events.js'
+import type { DeliveryLogStore } from '../../src/app/store.js'
 import { openDatabase, type Db } from '../../src/store/sqlite/database.js'
 import { SqliteDeliveryLog } from '../../src/store/sqlite/delivery-log.js'
 import { seededRandom } from '../../simulator/behaviour.js'
+import { tempDataDir } from '../helpers/latchkey.js'
+import { deliveryLogUnderTest } from '../helpers/store.js'
 
 /**
  * The keyset listings against a brute-force model, on a seeded log where many attempts share a time (an event's
@@ -35,12 +40,14 @@ interface Scheduled {
 }
 
 let db: Db
+/** The log the model tests page through: SQLite's, or a copy of the same rows on PostgreSQL (npm run test:pg). */
+let logUnderTest: { log: DeliveryLogStore; close: () => Promise<void> }
 let manifest: SeedManifest
 let rows: Row[]
 let scheduled: Scheduled[]
 
-beforeAll(() => {
-  db = openDatabase(':memory:')
+beforeAll(async () => {
+  db = openDatabase(`${tempDataDir()}/latchkey.db`)
   manifest = seedAttemptRows(db, {
     attempts: 2500,
     tenants: 3,
@@ -59,9 +66,14 @@ beforeAll(() => {
       "SELECT seq, workspace_id, webhook_id, event_id, next_attempt_at FROM deliveries WHERE status = 'pending' AND held = 0 AND next_attempt_at IS NOT NULL",
     )
     .all() as Scheduled[]
+  logUnderTest = await deliveryLogUnderTest(db)
 })
 
-afterAll(() => db.close())
+afterAll(async () => {
+  await logUnderTest.close()
+  db.close()
+  rmSync(dirname(db.name), { recursive: true, force: true })
+})
 
 const outcomeOf = (r: Row): AttemptOutcome =>
   r.status === 'success' ? 'delivered' : r.will_retry ? 'retrying' : 'failed'
@@ -75,7 +87,7 @@ function subset<T>(items: readonly T[], draw: () => number): T[] | undefined {
 }
 
 function service() {
-  const log = new SqliteDeliveryLog(db)
+  const log = logUnderTest.log
   const unused = {} as DeliveryLogDeps['store']
   const outpost = createDeliveryLog({
     log,
@@ -210,7 +222,7 @@ describe('delivery log listings', () => {
 
   it('answers a query with too many ranges to merge by one sorted SELECT, with the same rows', async () => {
     // Scenario: 3 tenants × 40 topics (most never used) × 4 (status, will_retry) pairs = 480 ranges, over 400.
-    const { log } = service()
+    const log = new SqliteDeliveryLog(db)
     const topics = [...EVENT_TYPES, ...Array.from({ length: 27 }, (_, i) => `unused.topic_${i}`)]
     const query = { tenantIds: manifest.tenants.map((t) => t.workspace_id), topics, dir: 'asc', limit: 50 } as const
     expect(log.explain(query).join('\n')).not.toContain('MERGE')
@@ -224,7 +236,7 @@ describe('delivery log listings', () => {
 
   it('reads index ranges only: no table scan, and no sort except for the handful of attempts of an event', () => {
     // Scenario: EXPLAIN QUERY PLAN of the main filters of both dialects on the seeded log.
-    const { log } = service()
+    const log = new SqliteDeliveryLog(db)
     const t = manifest.tenants[0] as SeedManifest['tenants'][number]
     const base = { dir: 'desc', limit: 101 } as const
     const plans: Array<[Parameters<SqliteDeliveryLog['explain']>[0], string]> = [

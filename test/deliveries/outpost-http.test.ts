@@ -1,6 +1,7 @@
 import { describe, expect } from 'vitest'
 import { it } from '../webhooks/helpers.js'
 import { get, newestFirst, twoTenants } from './helpers.js'
+import { ERRORS } from '../../src/domain/errors.js'
 
 describe('Outpost dialect on the wire', () => {
   it('accepts comma-separated lists, dates, the older spellings, and caps the limit', async ({ rig }) => {
@@ -71,7 +72,7 @@ describe('Outpost dialect on the wire', () => {
     }
     expect(await get(f.t, '/api/v1/attempts?dir=sideways', null)).toMatchObject({
       status: 401,
-      body: { message: 'unauthorized' },
+      body: { message: ERRORS.unauthorized.message },
     })
   })
 })

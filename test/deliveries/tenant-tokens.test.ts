@@ -2,6 +2,7 @@ import { decodeJwt, decodeProtectedHeader, jwtVerify, SignJWT } from 'jose'
 import { describe, expect } from 'vitest'
 import { it, waitForAttempts } from '../webhooks/helpers.js'
 import { ADMIN_KEY, get, outpost, twoTenants } from './helpers.js'
+import { ERRORS } from '../../src/domain/errors.js'
 
 const JWT_SECRET = 'jwt-secret-for-tests-0123456789abcdef'
 
@@ -64,7 +65,7 @@ describe('tenant JWTs', () => {
     for (const key of refused) {
       const res = await get(f.t, '/api/v1/attempts', key)
       expect(res.status, key).toBe(401)
-      expect(res.body).toEqual({ message: 'unauthorized' })
+      expect(res.body).toEqual({ message: ERRORS.unauthorized.message })
     }
     expect((await get(f.t, '/api/v1/attempts', null)).status).toBe(401)
     // A correctly signed token of our own making is accepted: the secret is the one configured.

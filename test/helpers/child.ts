@@ -2,6 +2,7 @@ import { spawn, type ChildProcess } from 'node:child_process'
 import { once } from 'node:events'
 import { fileURLToPath } from 'node:url'
 import { createInterface } from 'node:readline'
+import { testDatabaseEnv } from './store.js'
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url))
 
@@ -15,7 +16,22 @@ export interface ChildLatchkey {
   kill(signal?: NodeJS.Signals): Promise<number | null>
 }
 
-/** Runs `src/main.ts` in a child process, as `npm start` does, and resolves once it is listening. */
+/** The addresses in latchkey's start-up record (a JSON log line off a terminal), or undefined for any other line. */
+export function startupBanner(line: string): { httpUrl: string; mqttUrl: string } | undefined {
+  if (!line.startsWith('{')) return undefined
+  try {
+    const record = JSON.parse(line) as { http_url?: unknown; mqtt_url?: unknown }
+    if (typeof record.http_url !== 'string' || typeof record.mqtt_url !== 'string') return undefined
+    return { httpUrl: record.http_url, mqttUrl: record.mqtt_url }
+  } catch {
+    return undefined
+  }
+}
+
+/**
+ * Runs `src/main.ts` in a child process, as `npm start` does, and resolves once it is listening. On the PostgreSQL
+ * test store, a DATA_DIR brings its own database.
+ */
 export async function startChild(env: Record<string, string>): Promise<ChildLatchkey> {
   const child = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts'], {
     cwd: ROOT,
@@ -26,6 +42,8 @@ export async function startChild(env: Record<string, string>): Promise<ChildLatc
       PORT: '0',
       MQTT_PORT: '0',
       LOG_LEVEL: 'info',
+      LOG_FORMAT: 'json',
+      ...(env.DATA_DIR ? testDatabaseEnv(env.DATA_DIR) : {}),
       ...env,
     },
     stdio: ['ignore', 'pipe', 'pipe'],
@@ -33,14 +51,11 @@ export async function startChild(env: Record<string, string>): Promise<ChildLatc
   const output: string[] = []
   const exited = once(child, 'exit')
   const urls = await new Promise<{ httpUrl: string; mqttUrl: string }>((resolve, reject) => {
-    let httpUrl: string | undefined
     const lines = createInterface({ input: child.stdout as NodeJS.ReadableStream })
     lines.on('line', (line) => {
       output.push(line)
-      const http = /latchkey HTTP listening on (\S+?)"/.exec(line)?.[1]
-      const mqtt = /latchkey MQTT broker for devices at (\S+?)"/.exec(line)?.[1]
-      if (http) httpUrl = http
-      if (mqtt && httpUrl) resolve({ httpUrl, mqttUrl: mqtt })
+      const banner = startupBanner(line)
+      if (banner) resolve(banner)
     })
     child.stderr?.on('data', (chunk: Buffer) => output.push(chunk.toString()))
     void exited.then(([code]) =>

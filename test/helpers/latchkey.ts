@@ -32,6 +32,7 @@ import { loadConfig, type Config } from '../../src/config.js'
 import type { Clock } from '../../src/domain/clock.js'
 import { startLatchkey, type Latchkey } from '../../src/latchkey.js'
 import { onlineLock, type CreatedDevice } from './devices.js'
+import { dropTestDatabase, testDatabaseEnv } from './store.js'
 
 /** Test responses are read field by field; asserting on them is the test's job. */
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
@@ -73,6 +74,7 @@ export function testConfig(dataDir: string, env: Record<string, string> = {}): C
     MQTT_PORT: '0',
     LOG_LEVEL: 'silent',
     ADMIN_API_KEY: ADMIN_KEY,
+    ...testDatabaseEnv(dataDir),
     ...env,
   })
 }
@@ -119,7 +121,9 @@ export async function startTestLatchkey(options: StartOptions = {}): Promise<Tes
     close: () =>
       (closing ??= (async () => {
         await lk.close()
-        if (!options.keep) rmSync(dataDir, { recursive: true, force: true })
+        if (options.keep) return
+        rmSync(dataDir, { recursive: true, force: true })
+        dropTestDatabase(dataDir)
       })()),
   }
 }

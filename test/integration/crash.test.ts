@@ -1,10 +1,10 @@
-import Database from 'better-sqlite3'
 import { readFileSync, rmSync } from 'node:fs'
 import { join } from 'node:path'
 import { describe, expect, vi } from 'vitest'
 import { VirtualLock, type VirtualLockOptions } from '../../simulator/index.js'
 import { startChild, type ChildLatchkey } from '../helpers/child.js'
 import { ADMIN_KEY, it as base, request, tempDataDir } from '../helpers/latchkey.js'
+import { queryTestDatabase } from '../helpers/store.js'
 
 /**
  * `dataDir`: a fresh data dir, removed after the test; `child(env)`: latchkey in a child process on it (HTTP and MQTT
@@ -139,17 +139,15 @@ describe('a crash in the middle of attempts', () => {
 
     // None missing, none settled twice: one row each, and exactly one outcome event each.
     await second.kill('SIGTERM')
-    const db = new Database(join(dataDir, 'latchkey.db'), { readonly: true })
-    const rows = db.prepare('SELECT action_attempt_id FROM action_attempts').all() as Array<{
-      action_attempt_id: string
-    }>
+    const rows = await queryTestDatabase<{ action_attempt_id: string }>(
+      dataDir,
+      'SELECT action_attempt_id FROM action_attempts',
+    )
     expect(rows.map((r) => r.action_attempt_id).sort()).toEqual([...all].sort())
-    const outcomes = db
-      .prepare(
-        "SELECT action_attempt_id, count(*) AS n FROM events WHERE event_type LIKE 'action_attempt.%' GROUP BY action_attempt_id",
-      )
-      .all() as Array<{ action_attempt_id: string; n: number }>
-    db.close()
+    const outcomes = await queryTestDatabase<{ action_attempt_id: string; n: number }>(
+      dataDir,
+      "SELECT action_attempt_id, count(*) AS n FROM events WHERE event_type LIKE 'action_attempt.%' GROUP BY action_attempt_id",
+    )
     expect(outcomes.map((o) => o.action_attempt_id).sort()).toEqual([...all].sort())
     expect(outcomes.every((o) => o.n === 1)).toBe(true)
   }, 60_000)

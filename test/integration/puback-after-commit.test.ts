@@ -33,8 +33,15 @@ async function embedded(defer: (close: () => unknown) => void, sink: HeldCommits
     host: '127.0.0.1',
     port: 0,
     routeDevicePublishes: true,
+    limits: {
+      maxPacketBytes: 65_536,
+      devicePublishPerSecond: 1000,
+      devicePublishBurst: 1000,
+      authFailuresPerMinute: 10,
+    },
     authenticate: async (username) => ({ kind: 'device', deviceId: username }),
     onRefused: () => {},
+    onDropped: () => {},
   })
   defer(() => broker.close())
   const transport = createInProcessTransport({ broker, onError: () => {} })

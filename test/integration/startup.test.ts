@@ -1,4 +1,3 @@
-import Database from 'better-sqlite3'
 import { existsSync, readFileSync, rmSync, statSync } from 'node:fs'
 import { join } from 'node:path'
 import { describe, expect } from 'vitest'
@@ -6,6 +5,7 @@ import { startLatchkey } from '../../src/latchkey.js'
 import { openDatabase, schemaVersion } from '../../src/store/sqlite/database.js'
 import { MIGRATIONS } from '../../src/store/sqlite/migrations.js'
 import { it as base, request, tempDataDir, testConfig } from '../helpers/latchkey.js'
+import { queryTestDatabase } from '../helpers/store.js'
 
 /** `dir()`: a fresh data dir, removed after the test. */
 const it = base.extend<{ dir: () => string }>({
@@ -34,6 +34,8 @@ describe('start-up', () => {
     expect(JSON.parse(readFileSync(file, 'utf8'))).toEqual(creds)
     const ws = await request(first.httpUrl, '/workspaces/get', {}, creds?.api_key ?? '')
     expect(ws.body.workspace.workspace_id).toBe(creds?.workspace_id)
+    // As `npm start` does once it has printed them.
+    await first.credentialsShown()
     await first.close()
     firstClosed = true
 
@@ -46,11 +48,9 @@ describe('start-up', () => {
     expect(listed.body.workspaces).toHaveLength(1)
     expect((await request(second.httpUrl, '/devices/list', {}, creds?.api_key ?? '')).status).toBe(200)
     // The database holds hashes, never the keys themselves.
-    const db = new Database(join(dataDir, 'latchkey.db'), { readonly: true })
     const dump =
-      JSON.stringify(db.prepare('SELECT * FROM api_keys').all()) +
-      JSON.stringify(db.prepare('SELECT * FROM settings').all())
-    db.close()
+      JSON.stringify(await queryTestDatabase(dataDir, 'SELECT * FROM api_keys')) +
+      JSON.stringify(await queryTestDatabase(dataDir, 'SELECT * FROM settings'))
     expect(dump).not.toContain(creds?.api_key)
     expect(dump).not.toContain(creds?.admin_api_key)
   })

@@ -5,9 +5,9 @@ import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
-import { describe, expect, test } from 'vitest'
+import { describe, expect, test, vi } from 'vitest'
 import { deviceTopic } from '../../devices/index.js'
-import { parseCliArgs, UsageError, type CliConfig } from '../../simulator/cli.js'
+import { parseCliArgs, startStatusLine, UsageError, type CliConfig } from '../../simulator/cli.js'
 import { writeCredentialsFile } from '../../simulator/index.js'
 import { buildCommand, it } from './helpers.js'
 
@@ -20,6 +20,11 @@ const config = (argv: string[]): CliConfig => {
 }
 
 describe('simulate CLI arguments', () => {
+  test('reads --ca, the CA to trust for an mqtts:// broker', () => {
+    // Scenario: --ca FILE → the path lands in the config (the file is read when the fleet is built).
+    expect(config(['--from', 'creds.json', '--ca', '/tmp/ca.pem']).ca).toBe('/tmp/ca.pem')
+  })
+
   test('reads an API source and every knob', () => {
     // Scenario: the full command line of the brief maps onto the behaviour schema.
     const c = config(
@@ -73,6 +78,42 @@ describe('simulate CLI arguments', () => {
     // Scenario: bad input is a UsageError naming the flag (main() prints it with the usage and exits 2).
     expect(() => parseCliArgs(argv)).toThrow(UsageError)
     expect(() => parseCliArgs(argv)).toThrow(message)
+  })
+
+  test('takes the API key and URL from the environment, so no secret is needed on the command line', () => {
+    // Scenario: LATCHKEY_API_KEY and LATCHKEY_URL set, `--count 2 --name-prefix door` → an API source with both.
+    const env = { LATCHKEY_API_KEY: 'seam_from_env', LATCHKEY_URL: 'http://127.0.0.1:4000' }
+    const parsed = parseCliArgs(['--count', '2', '--name-prefix', 'door'], env)
+    expect(parsed.help === false && parsed.config.source).toEqual({
+      kind: 'api',
+      apiUrl: 'http://127.0.0.1:4000',
+      apiKey: 'seam_from_env',
+      count: 2,
+      namePrefix: 'door',
+      save: undefined,
+    })
+    expect(() => parseCliArgs(['--api', 'http://x', '--count', '2'], {})).toThrow(/LATCHKEY_API_KEY/)
+  })
+
+  test('prints a status line every 5 s off a terminal, and rewrites it every second on one', () => {
+    // Scenario: 10 s of a running fleet → 2 lines in a pipe; 10 in-place rewrites on a terminal.
+    vi.useFakeTimers()
+    try {
+      const fleet = { statusLine: () => 'locks 1/1 online' }
+      const piped: string[] = []
+      const stopPiped = startStatusLine(fleet, { isTTY: false, write: (text: string) => piped.push(text) })
+      const tty: string[] = []
+      const stopTty = startStatusLine(fleet, { isTTY: true, write: (text: string) => tty.push(text) })
+      vi.advanceTimersByTime(4_999)
+      expect(piped).toEqual([])
+      vi.advanceTimersByTime(5_001)
+      stopPiped()
+      stopTty()
+      expect(piped).toEqual(['locks 1/1 online\n', 'locks 1/1 online\n'])
+      expect(tty.filter((text) => text.startsWith('\r'))).toHaveLength(10)
+    } finally {
+      vi.useRealTimers()
+    }
   })
 
   test('--help', () => {

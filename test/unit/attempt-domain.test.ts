@@ -100,12 +100,12 @@ describe('attempt state machine', () => {
       history: ['sent'],
     },
     {
-      name: 'sent twice is a no-op',
+      name: 'sent twice is a no-op, and records nothing twice',
       from: () => pending({ sent_at: at(1) }),
       apply: (a) => markSent(a, at(2)),
       status: 'pending',
       changed: false,
-      history: ['sent'],
+      history: [],
     },
     {
       name: 'accepted keeps it pending',
@@ -113,7 +113,7 @@ describe('attempt state machine', () => {
       apply: (a) => applyAck(a, accepted, at(5)),
       status: 'pending',
       changed: true,
-      history: ['accepted'],
+      history: ['sent', 'accepted'],
     },
     {
       name: 'a second accepted is a duplicate',
@@ -129,7 +129,7 @@ describe('attempt state machine', () => {
       apply: (a) => applyAck(a, success, at(5)),
       status: 'success',
       changed: true,
-      history: ['succeeded'],
+      history: ['sent', 'succeeded'],
       events: ['action_attempt.lock_door.succeeded', 'lock.locked'],
     },
     {
@@ -138,7 +138,7 @@ describe('attempt state machine', () => {
       apply: (a) => applyAck(a, jammed, at(5)),
       status: 'error',
       changed: true,
-      history: ['failed'],
+      history: ['sent', 'failed'],
       error: 'lock_jammed',
       events: ['action_attempt.lock_door.failed'],
     },
@@ -149,7 +149,7 @@ describe('attempt state machine', () => {
         applyAck(a, { command_id: ID, status: 'error', error: { type: 'solar_flare', message: 'odd' } }, at(5)),
       status: 'error',
       changed: true,
-      history: ['failed'],
+      history: ['sent', 'failed'],
       error: 'device_error',
     },
     {

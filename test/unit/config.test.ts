@@ -70,4 +70,13 @@ describe('configuration', () => {
     const expected = describeConfig().map((v) => `| \`${v.name}\` | \`${v.default}\` | ${v.description} |`)
     expect(rows).toEqual(expected)
   })
+
+  it('takes the TLS files as a pair, and plaintext off only with them', () => {
+    // Scenario: a certificate without its key, or MQTT_PLAINTEXT=false without TLS → refused, naming the variable.
+    expect(problemsOf({ TLS_CERT_FILE: '/etc/cert.pem' }).join(' ')).toMatch(/TLS_CERT_FILE.*TLS_KEY_FILE/)
+    expect(problemsOf({ TLS_KEY_FILE: '/etc/key.pem' }).join(' ')).toMatch(/TLS_CERT_FILE.*TLS_KEY_FILE/)
+    expect(problemsOf({ MQTT_PLAINTEXT: 'false' }).join(' ')).toMatch(/^MQTT_PLAINTEXT:/)
+    const tls = loadConfig({ TLS_CERT_FILE: '/c.pem', TLS_KEY_FILE: '/k.pem', MQTT_PLAINTEXT: 'false' })
+    expect(tls).toMatchObject({ MQTTS_PORT: 8883, MQTT_PLAINTEXT: false, MQTT_MAX_PACKET_BYTES: 20_480 })
+  })
 })

@@ -15,7 +15,12 @@ describe('signed webhook delivery', () => {
     const { deviceId } = await rig.lock(t)
     const locked = await t.call('/locks/lock_door', { device_id: deviceId, sync: true })
     const attemptId = locked.body.action_attempt.action_attempt_id
-    await receiver.until((r) => r.some((x) => x.event?.event_type === 'lock.locked'))
+    // Both events of the ack commit together and go out concurrently: wait for each, not for one of them.
+    await receiver.until((r) =>
+      ['action_attempt.lock_door.succeeded', 'lock.locked'].every((type) =>
+        r.some((x) => x.event?.event_type === type),
+      ),
+    )
 
     const types = receiver.received.map((r) => r.event.event_type)
     expect(types).toEqual(

@@ -38,6 +38,7 @@ class OneDelivery implements DeliveryStore {
 
   maxSeq = async () => 1
   listAfter = async () => []
+  owedSummary = async () => ({ held: this.held ? 1 : 0, oldestOwedAt: null })
   activeWebhooks = async () => (this.enabled ? ['wh_1'] : [])
   listPending = async (_webhookId: string, after: number) =>
     after < 1 && this.status === 'pending' && !this.held ? [this.ref()] : []

@@ -5,7 +5,7 @@ import type { EventService } from '../../app/events.js'
 import type { WebhookService } from '../../app/webhooks.js'
 import type { WorkspaceService } from '../../app/workspaces.js'
 import { LatchkeyError } from '../../domain/errors.js'
-import { bearerToken } from '../bearer.js'
+import type { AuthGate } from '../auth-gate.js'
 import { sendConnectError } from './errors.js'
 import type { Access } from './route.js'
 import { registerAttemptRoutes } from './routes/attempts.js'
@@ -23,21 +23,14 @@ export interface ConnectApiDeps {
 }
 
 /** The Seam-dialect Connect API, mounted at `/` (docs/api.md). */
-export async function connectApi(app: FastifyInstance, deps: ConnectApiDeps): Promise<void> {
+export async function connectApi(app: FastifyInstance, deps: ConnectApiDeps, gate: AuthGate): Promise<void> {
   app.setErrorHandler((error, request, reply) => sendConnectError(error, request, reply))
 
   // Authentication precedes validation: a request without a valid key learns nothing about its body.
   app.addHook('onRequest', async (request) => {
-    const token = bearerToken(request.headers.authorization)
-    const caller = token ? await deps.workspaces.authenticate(token) : undefined
-    if (!caller)
-      throw new LatchkeyError(
-        'unauthorized',
-        'Unauthorized: a valid API key is required (Authorization: Bearer seam_…)',
-      )
+    const caller = await gate(request, (token) => deps.workspaces.authenticate(token))
     const access = (request.routeOptions.config as { access?: Access }).access
-    if (access === 'admin' && caller.kind !== 'admin')
-      throw new LatchkeyError('unauthorized', 'This route requires the admin API key')
+    if (access === 'admin' && caller.kind !== 'admin') throw new LatchkeyError('unauthorized')
     // The admin names the workspace it acts on; a name that is no workspace answers as a missing one.
     const named = request.headers['seam-workspace']
     if (caller.kind === 'admin' && typeof named === 'string') await deps.workspaces.get(named)

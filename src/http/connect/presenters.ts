@@ -4,6 +4,7 @@ import { toPublicAttempt } from '../../domain/attempt.js'
 import { batteryStatus, type DeviceRecord } from '../../domain/device.js'
 import type { Page } from '../../domain/page.js'
 import type { Webhook } from '../../domain/webhook.js'
+import { linkBase } from '../public-url.js'
 
 /** The Seam-shaped device object of docs/api.md. */
 export function presentDevice(device: DeviceRecord) {
@@ -56,14 +57,16 @@ export function presentPagination(page: Page<unknown>, request: FastifyRequest, 
   let nextUrl: string | null = null
   if (next !== null) {
     // The same list call as a GET: every filter of this request, and the cursor.
-    const u = new URL(`${request.protocol}://${request.host}${request.routeOptions.url ?? ''}`)
+    // Built on a fixed base so that a hostile Host header can neither break it nor be echoed (docs/api.md).
+    const base = linkBase(request)
+    const u = new URL(`http://latchkey.invalid${request.routeOptions.url ?? ''}`)
     for (const [key, value] of Object.entries(input)) {
       if (key === 'page_cursor' || value === undefined || value === null) continue
       if (Array.isArray(value)) for (const item of value) u.searchParams.append(key, String(item))
       else u.searchParams.set(key, typeof value === 'object' ? JSON.stringify(value) : String(value))
     }
     u.searchParams.set('page_cursor', next)
-    nextUrl = u.toString()
+    nextUrl = `${base}${u.pathname}${u.search}`
   }
   return { has_next_page: next !== null, next_page_cursor: next, next_page_url: nextUrl }
 }

@@ -2,8 +2,7 @@ import type { FastifyInstance, FastifyRequest } from 'fastify'
 import { z } from 'zod'
 import type { Caller } from '../../app/workspaces.js'
 import { workspaceOf } from '../../app/workspaces.js'
-import { LatchkeyError } from '../../domain/errors.js'
-import { validationErrors } from './errors.js'
+import { invalidInput, validationPath } from '../errors.js'
 
 export type Method = 'GET' | 'POST' | 'PUT' | 'PATCH'
 export type Access = 'workspace' | 'admin'
@@ -38,12 +37,16 @@ function baseType(schema: z.ZodType): string {
   return current.def.type
 }
 
-/** Query strings carry only strings: coerce them by the body schema so GET and POST validate alike. */
-function coerceQuery(schema: z.ZodObject, query: Record<string, unknown>): Record<string, unknown> {
+/**
+ * Query strings carry only strings: coerce them by the body schema so GET and POST validate alike. Keys the schema
+ * does not declare are dropped, as a POST body's are (`constructor` and `__proto__` included); a repeated scalar
+ * parameter takes its first value.
+ */
+export function coerceQuery(schema: z.ZodObject, query: Record<string, unknown>): Record<string, unknown> {
   const out: Record<string, unknown> = {}
   for (const [key, value] of Object.entries(query)) {
-    const field = schema.shape[key] as z.ZodType | undefined
-    const type = field ? baseType(field) : 'unknown'
+    if (!Object.hasOwn(schema.shape, key)) continue
+    const type = baseType(schema.shape[key] as z.ZodType)
     const first = Array.isArray(value) ? value[0] : value
     if (type === 'array' || type === 'tuple')
       out[key] = (Array.isArray(value) ? value : String(value).split(',')).filter((v) => v !== '')
@@ -66,11 +69,7 @@ function safeJson(text: string): unknown {
 function parseInput<S extends z.ZodObject>(schema: S, raw: unknown): z.output<S> {
   const parsed = schema.safeParse(raw ?? {})
   if (parsed.success) return parsed.data
-  const issues = parsed.error.issues.map((issue) => ({ path: issue.path.join('.'), message: issue.message }))
-  const first = issues[0]
-  throw new LatchkeyError('invalid_input', first ? `${first.path || 'body'}: ${first.message}` : 'invalid input', {
-    validation_errors: validationErrors(issues),
-  })
+  throw invalidInput(parsed.error.issues.map((issue) => ({ path: validationPath(issue.path), message: issue.message })))
 }
 
 /**

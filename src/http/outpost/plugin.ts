@@ -3,8 +3,11 @@ import type { DeliveryLog, TenantScope } from '../../app/delivery-log.js'
 import { looksLikeJwt, type TenantTokens } from '../../app/tenant-tokens.js'
 import type { WorkspaceService } from '../../app/workspaces.js'
 import { LatchkeyError } from '../../domain/errors.js'
-import { bearerToken } from '../bearer.js'
+import type { AuthGate } from '../auth-gate.js'
+import { pathOf } from '../surface.js'
 import { sendOutpostError } from './errors.js'
+import { firstOfRepeated } from '../query.js'
+import { REPEATABLE } from './query.js'
 import { registerOutpostRoutes, type Access } from './routes.js'
 
 export interface OutpostApiDeps {
@@ -20,14 +23,14 @@ declare module 'fastify' {
 }
 
 /**
- * The Outpost-dialect delivery API at `/api/v1` (docs/deliveries.md). The admin key sees every tenant; a tenant JWT
+ * The Outpost-dialect delivery API, mounted at `/api/v1` (docs/deliveries.md). The admin key sees every tenant; a tenant JWT
  * only its own; anything else, workspace API keys included, is 401.
  */
-export async function outpostApi(app: FastifyInstance, deps: OutpostApiDeps): Promise<void> {
+export async function outpostApi(app: FastifyInstance, deps: OutpostApiDeps, gate: AuthGate): Promise<void> {
   app.setErrorHandler((error, request, reply) => sendOutpostError(error, request, reply))
   app.setNotFoundHandler((request, reply) =>
     sendOutpostError(
-      new LatchkeyError('delivery_not_found', `route ${request.method} ${request.url.split('?')[0]} not found`),
+      new LatchkeyError('not_found', `route ${request.method} ${pathOf(request)} not found`),
       request,
       reply,
     ),
@@ -45,13 +48,12 @@ export async function outpostApi(app: FastifyInstance, deps: OutpostApiDeps): Pr
 
   // Authentication precedes validation: a request without a valid token learns nothing about its parameters.
   app.addHook('onRequest', async (request) => {
-    const token = bearerToken(request.headers.authorization)
-    const scope = token ? await scopeOf(token) : undefined
-    if (!scope) throw new LatchkeyError('unauthorized', 'unauthorized')
+    const scope = await gate(request, scopeOf)
     const access = (request.routeOptions.config as { access?: Access }).access
-    if (access === 'admin' && scope.kind !== 'admin') throw new LatchkeyError('unauthorized', 'unauthorized')
+    if (access === 'admin' && scope.kind !== 'admin') throw new LatchkeyError('unauthorized')
     request.tenantScope = scope
   })
 
+  app.addHook('preValidation', firstOfRepeated(REPEATABLE))
   registerOutpostRoutes(app, deps.deliveryLog)
 }

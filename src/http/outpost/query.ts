@@ -1,6 +1,7 @@
 import { z } from 'zod'
 import type { AttemptListInput } from '../../app/delivery-log.js'
 import type { TimeRange } from '../../domain/delivery-log.js'
+import { Instant } from '../instant.js'
 
 /**
  * The Outpost dialect's query strings (docs/deliveries.md), validated by zod (which also documents them in /openapi.json)
@@ -22,17 +23,6 @@ const List = z
     const kept = parts.filter((v) => v !== '')
     return kept.length > 0 ? kept : undefined
   })
-
-const RFC3339 = z.iso.datetime({ offset: true })
-const DAY = z.iso.date()
-
-/** RFC 3339 (any offset) or YYYY-MM-DD (midnight UTC), normalised to the ISO form attempts are stored with. */
-const Instant = z
-  .string()
-  .refine((value) => RFC3339.safeParse(value).success || DAY.safeParse(value).success, {
-    message: 'invalid format, expected RFC3339 or YYYY-MM-DD',
-  })
-  .transform((value) => new Date(value).toISOString())
 
 const Dir = z.enum(['asc', 'desc'])
 
@@ -69,6 +59,16 @@ export const ListQuery = PageQuery.extend({
   destination_id: List.describe('destination (webhook) ids'),
   destination_type: List.describe('only webhook destinations exist'),
 })
+
+/** The parameters that take a list; any other repeated parameter takes its first value. */
+export const REPEATABLE: ReadonlySet<string> = new Set([
+  'event_id',
+  'topic',
+  'include',
+  'tenant_id',
+  'destination_id',
+  'destination_type',
+])
 
 export type PageQueryInput = z.output<typeof PageQuery>
 export type ListQueryInput = z.output<typeof ListQuery>

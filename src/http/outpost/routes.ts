@@ -14,7 +14,7 @@ const Tags = ['Delivery API (Outpost dialect)']
 export type Access = 'admin' | 'tenant'
 
 function scopeOf(request: FastifyRequest): TenantScope {
-  if (!request.tenantScope) throw new LatchkeyError('unauthorized', 'unauthorized')
+  if (!request.tenantScope) throw new LatchkeyError('unauthorized')
   return request.tenantScope
 }
 

@@ -5,7 +5,9 @@ import type { DeliveryStatusService, KeyScope } from '../../app/delivery-status.
 import { looksLikeJwt } from '../../app/tenant-tokens.js'
 import type { WorkspaceService } from '../../app/workspaces.js'
 import { LatchkeyError } from '../../domain/errors.js'
-import { bearerToken } from '../bearer.js'
+import type { AuthGate } from '../auth-gate.js'
+import { firstOfRepeated } from '../query.js'
+import { pathOf } from '../surface.js'
 import { sendProblem } from './errors.js'
 
 export interface V1ApiDeps {
@@ -39,33 +41,30 @@ const ListQuery = z.object({
 })
 
 function scopeOf(request: FastifyRequest): KeyScope {
-  if (!request.keyScope) throw new LatchkeyError('unauthorized', 'A valid API key is required.')
+  if (!request.keyScope) throw new LatchkeyError('unauthorized')
   return request.keyScope
 }
 
 /**
- * The v1-dialect delivery API at `/v1` (docs/deliveries.md): a tenant's own workspace API key, or the admin key.
+ * The v1-dialect delivery API, mounted at `/v1` (docs/deliveries.md): a tenant's own workspace API key, or the admin key.
  * Another tenant's path answers exactly as a missing tenant.
  */
-export async function v1Api(app: FastifyInstance, deps: V1ApiDeps): Promise<void> {
+export async function v1Api(app: FastifyInstance, deps: V1ApiDeps, gate: AuthGate): Promise<void> {
   app.setErrorHandler((error, request, reply) => sendProblem(error, request, reply))
   app.setNotFoundHandler((request, reply) =>
-    sendProblem(
-      new LatchkeyError('delivery_not_found', `No route ${request.method} ${request.url.split('?')[0]}.`),
-      request,
-      reply,
-    ),
+    sendProblem(new LatchkeyError('not_found', `No route ${request.method} ${pathOf(request)}.`), request, reply),
   )
 
   app.addHook('onRequest', async (request) => {
-    const token = bearerToken(request.headers.authorization)
     // Tenant JWTs belong to the Outpost dialect; this one takes API keys only.
-    const caller = token && !looksLikeJwt(token) ? await deps.workspaces.authenticate(token) : undefined
-    if (!caller) throw new LatchkeyError('unauthorized', 'A valid API key is required (Authorization: Bearer seam_…).')
+    const caller = await gate(request, async (token) =>
+      looksLikeJwt(token) ? undefined : deps.workspaces.authenticate(token),
+    )
     request.keyScope =
       caller.kind === 'admin' ? { kind: 'admin' } : { kind: 'workspace', workspaceId: caller.workspaceId }
   })
 
+  app.addHook('preValidation', firstOfRepeated())
   const api = app.withTypeProvider<ZodTypeProvider>()
   api.get('/tenants/:tenant_id/deliveries', {
     schema: {

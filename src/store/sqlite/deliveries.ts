@@ -151,6 +151,16 @@ export class SqliteDeliveries implements DeliveryStore {
         `UPDATE deliveries SET status = ?, held = ?, next_attempt_at = ?, attempt_count = ?, retries_scheduled = ?,
            last_attempt_at = ?, last_evidence_id = ?, updated_at = ? WHERE seq = ?`,
       ),
+      // Both through deliveries_pending: one index range per disabled webhook, one seek per enabled one.
+      held: db.prepare<[], { n: number }>(
+        `SELECT count(*) AS n FROM deliveries WHERE status = 'pending' AND webhook_id IN
+           (SELECT webhook_id FROM webhooks WHERE enabled = 0 AND deleted_at IS NULL)`,
+      ),
+      oldestOwed: db.prepare<[], { created_at: string | null }>(
+        `SELECT created_at FROM deliveries WHERE seq = (SELECT min((SELECT seq FROM deliveries d
+           WHERE d.webhook_id = w.webhook_id AND d.status = 'pending' ORDER BY d.seq LIMIT 1))
+         FROM webhooks w WHERE w.enabled = 1 AND w.deleted_at IS NULL)`,
+      ),
       attempts: db.prepare<[string, string], AttemptRow>(
         `SELECT ${ATTEMPT} FROM delivery_attempts WHERE delivery_seq =
            (SELECT seq FROM deliveries WHERE event_seq = (SELECT seq FROM events WHERE event_id = ?) AND webhook_id = ?)
@@ -174,6 +184,13 @@ export class SqliteDeliveries implements DeliveryStore {
         event.created_at,
       )
       this.ctx.deliveryQueued()
+    }
+  }
+
+  async owedSummary(): Promise<{ held: number; oldestOwedAt: string | null }> {
+    return {
+      held: this.stmts.held.get()?.n ?? 0,
+      oldestOwedAt: this.stmts.oldestOwed.get()?.created_at ?? null,
     }
   }
 

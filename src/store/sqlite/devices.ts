@@ -98,6 +98,7 @@ export class SqliteDevices implements DeviceStore {
       setSecret: db.prepare('UPDATE devices SET secret_hash = ? WHERE device_id = ? AND workspace_id = ?'),
       remove: db.prepare('DELETE FROM devices WHERE device_id = ?'),
       seen: db.prepare<[string], { one: number }>('SELECT 1 AS one FROM events WHERE dedupe_key = ?'),
+      online: db.prepare<[], { n: number }>('SELECT count(*) AS n FROM devices WHERE online = 1'),
     }
   }
 
@@ -221,5 +222,9 @@ export class SqliteDevices implements DeviceStore {
 
   async markAllOffline(): Promise<void> {
     await this.ctx.writes.run(() => this.ctx.db.prepare('UPDATE devices SET online = 0 WHERE online = 1').run())
+  }
+
+  async countOnline(): Promise<number> {
+    return this.stmts.online.get()?.n ?? 0
   }
 }

@@ -8,6 +8,7 @@ import { SqliteDeliveries } from './deliveries.js'
 import { SqliteDeliveryLog } from './delivery-log.js'
 import { SqliteDevices } from './devices.js'
 import { SqliteEvents } from './events.js'
+import { SqliteRetention } from './retention.js'
 import { SqliteWebhooks } from './webhooks.js'
 import { SqliteSettings, SqliteWorkspaces } from './workspaces.js'
 
@@ -55,7 +56,9 @@ export function createSqliteStore(deps: SqliteStoreDeps): Store {
     webhooks,
     deliveries,
     deliveryLog: new SqliteDeliveryLog(db),
+    retention: new SqliteRetention(ctx),
     ready: () => db.open,
+    onRestored: () => {},
     async close() {
       stopCheckpoints()
       writes.close()

@@ -1,16 +1,31 @@
 import type { FastifyInstance } from 'fastify'
 import { z } from 'zod'
 import type { DeviceService } from '../../../app/devices.js'
+import { Instant } from '../../instant.js'
 import { presentDevice, presentPagination } from '../presenters.js'
 import { connectRoute } from '../route.js'
 
-const CustomMetadata = z.record(z.string().max(40), z.union([z.string().max(500), z.boolean()]))
+/**
+ * Seam's limits on `custom_metadata`: at most 50 keys of at most 40 characters, each value a string of at most 500
+ * characters or a boolean. `__proto__` is refused rather than silently dropped by the object it would be read into.
+ */
+export const MAX_METADATA_KEYS = 50
+const MetadataRecord = z
+  .record(z.string().max(40), z.union([z.string().max(500), z.boolean()]))
+  .refine((record) => Object.keys(record).length <= MAX_METADATA_KEYS, { message: `at most ${MAX_METADATA_KEYS} keys` })
+const CustomMetadata = z.preprocess((raw, ctx) => {
+  // zod reads a record into a plain object, which would drop this key: it is checked on the raw input.
+  if (raw !== null && typeof raw === 'object' && Object.hasOwn(raw, '__proto__')) {
+    ctx.addIssue({ code: 'custom', message: 'the key __proto__ is not allowed', path: ['__proto__'], input: raw })
+  }
+  return raw
+}, MetadataRecord)
 const DeviceId = z.object({ device_id: z.string().min(1) })
 const ListInput = z.object({
   device_ids: z.array(z.string().min(1)).max(1000).optional(),
   limit: z.number().int().min(1).max(1000).default(500),
   page_cursor: z.string().nullish(),
-  created_before: z.iso.datetime({ offset: true }).optional(),
+  created_before: Instant.optional(),
 })
 
 /** Devices and their lock-shaped aliases (docs/api.md). Every mqtt_lock is a lock: /locks/* list the same objects. */
@@ -64,7 +79,7 @@ export function registerDeviceRoutes(app: FastifyInstance, devices: DeviceServic
         const page = await devices.list(workspaceId, {
           limit: input.limit,
           ...(input.device_ids ? { deviceIds: input.device_ids } : {}),
-          ...(input.created_before ? { createdBefore: new Date(input.created_before).toISOString() } : {}),
+          ...(input.created_before ? { createdBefore: input.created_before } : {}),
           ...(input.page_cursor ? { cursor: input.page_cursor } : {}),
         })
         const list = page.items.map(presentDevice)

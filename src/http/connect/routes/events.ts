@@ -2,13 +2,10 @@ import type { FastifyInstance } from 'fastify'
 import { z } from 'zod'
 import type { EventService } from '../../../app/events.js'
 import { EVENT_TYPES } from '../../../domain/events.js'
+import { Instant } from '../../instant.js'
 import { presentPagination } from '../presenters.js'
 import { connectRoute } from '../route.js'
 
-/** An instant as RFC 3339 (any offset) or a plain date, normalised to the ISO form events are stored with. */
-const Instant = z
-  .union([z.iso.datetime({ offset: true }), z.iso.date()])
-  .transform((value) => new Date(value).toISOString())
 const EventType = z.enum(EVENT_TYPES)
 
 const ListInput = z.object({

@@ -1,0 +1,222 @@
+import type { AttemptStore, WriteOptions } from '../../app/store.js'
+import type { AttemptListQuery } from '../../domain/queries.js'
+import type { Page } from '../../domain/page.js'
+import type { AttemptRecord, HistoryEntry, Transition } from '../../domain/attempt.js'
+import type { EventDraft, LatchkeyEvent } from '../../domain/events.js'
+import { decodeSeqCursor } from '../../domain/cursor.js'
+import { toPage } from '../../domain/page.js'
+import type { PgContext } from './context.js'
+import type { Tx } from './database.js'
+import type { PgEvents } from './events.js'
+
+interface AttemptRow extends Omit<AttemptRecord, 'result' | 'error'> {
+  seq: number
+  result: string | null
+  error: string | null
+}
+
+function fromRow(row: AttemptRow): AttemptRecord {
+  return {
+    action_attempt_id: row.action_attempt_id,
+    action_type: row.action_type,
+    status: row.status,
+    result: row.result === null ? null : (JSON.parse(row.result) as AttemptRecord['result']),
+    error: row.error === null ? null : (JSON.parse(row.error) as AttemptRecord['error']),
+    device_id: row.device_id,
+    workspace_id: row.workspace_id,
+    created_at: row.created_at,
+    updated_at: row.updated_at,
+    sent_at: row.sent_at,
+    accepted_at: row.accepted_at,
+    completed_at: row.completed_at,
+    deadline_at: row.deadline_at,
+    idempotency_key: row.idempotency_key,
+    request_hash: row.request_hash,
+  }
+}
+
+const COLUMNS = `seq, action_attempt_id, workspace_id, device_id, action_type, status, result, error, created_at, updated_at,
+  sent_at, accepted_at, completed_at, deadline_at, idempotency_key, request_hash`
+
+const json = (value: unknown) => (value === null ? null : JSON.stringify(value))
+
+export class PgAttempts implements AttemptStore {
+  constructor(
+    private readonly ctx: PgContext,
+    private readonly events: PgEvents,
+  ) {}
+
+  async create(attempt: AttemptRecord, history: HistoryEntry[], events: EventDraft[]): Promise<void> {
+    const recorded = await this.ctx.db.writes.run(async (tx) => {
+      const a = attempt
+      tx.write(
+        `INSERT INTO action_attempts (action_attempt_id, workspace_id, device_id, action_type, status, result, error,
+           created_at, updated_at, sent_at, accepted_at, completed_at, deadline_at, idempotency_key, request_hash)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+        [
+          a.action_attempt_id,
+          a.workspace_id,
+          a.device_id,
+          a.action_type,
+          a.status,
+          json(a.result),
+          json(a.error),
+          a.created_at,
+          a.updated_at,
+          a.sent_at,
+          a.accepted_at,
+          a.completed_at,
+          a.deadline_at,
+          a.idempotency_key,
+          a.request_hash,
+        ],
+      )
+      await this.insertHistory(tx, a.action_attempt_id, history)
+      return this.events.record(tx, events)
+    })
+    this.ctx.onEvents(recorded)
+  }
+
+  async get(workspaceId: string, attemptId: string): Promise<AttemptRecord | undefined> {
+    const rows = await this.ctx.db.query<AttemptRow>(
+      `SELECT ${COLUMNS} FROM action_attempts WHERE action_attempt_id = ? AND workspace_id = ?`,
+      [attemptId, workspaceId],
+    )
+    return rows[0] && fromRow(rows[0])
+  }
+
+  async getById(attemptId: string): Promise<AttemptRecord | undefined> {
+    const rows = await this.ctx.db.query<AttemptRow>(
+      `SELECT ${COLUMNS} FROM action_attempts WHERE action_attempt_id = ?`,
+      [attemptId],
+    )
+    return rows[0] && fromRow(rows[0])
+  }
+
+  async list(workspaceId: string, query: AttemptListQuery): Promise<Page<AttemptRecord>> {
+    const where = ['workspace_id = ?']
+    const params: unknown[] = [workspaceId]
+    if (query.attemptIds?.length) {
+      where.push('action_attempt_id = ANY(?::text[])')
+      params.push(query.attemptIds)
+    }
+    if (query.deviceId !== undefined) {
+      where.push('device_id = ?')
+      params.push(query.deviceId)
+    }
+    const after = decodeSeqCursor(query.cursor)
+    if (after !== undefined) {
+      where.push('seq < ?')
+      params.push(after)
+    }
+    const rows = await this.ctx.db.query<AttemptRow>(
+      `SELECT ${COLUMNS} FROM action_attempts WHERE ${where.join(' AND ')} ORDER BY seq DESC LIMIT ?`,
+      [...params, query.limit + 1],
+    )
+    return toPage(rows, query.limit, fromRow)
+  }
+
+  async history(attemptId: string): Promise<HistoryEntry[]> {
+    const rows = await this.ctx.db.query<{ at: string; kind: string; detail: string | null }>(
+      'SELECT at, kind, detail FROM attempt_history WHERE action_attempt_id = ? ORDER BY seq',
+      [attemptId],
+    )
+    return rows.map((row) => ({
+      kind: row.kind as HistoryEntry['kind'],
+      at: row.at,
+      ...(row.detail ? { detail: JSON.parse(row.detail) as Record<string, unknown> } : {}),
+    }))
+  }
+
+  async findByIdempotencyKey(workspaceId: string, key: string): Promise<AttemptRecord | undefined> {
+    const rows = await this.ctx.db.query<AttemptRow>(
+      `SELECT ${COLUMNS} FROM action_attempts WHERE workspace_id = ? AND idempotency_key = ?`,
+      [workspaceId, key],
+    )
+    return rows[0] && fromRow(rows[0])
+  }
+
+  async releaseIdempotencyKey(workspaceId: string, key: string): Promise<void> {
+    await this.ctx.db.writes.run((tx) =>
+      tx.exec('UPDATE action_attempts SET idempotency_key = NULL WHERE workspace_id = ? AND idempotency_key = ?', [
+        workspaceId,
+        key,
+      ]),
+    )
+  }
+
+  async transition(
+    attemptId: string,
+    decide: (attempt: AttemptRecord) => Transition,
+    options: WriteOptions & { deviceId?: string } = {},
+  ): Promise<Transition | undefined> {
+    const { deviceId } = options
+    const outcome = await this.ctx.db.writes.run(async (tx) => {
+      const rows = await tx.query<AttemptRow>(`SELECT ${COLUMNS} FROM action_attempts WHERE action_attempt_id = ?`, [
+        attemptId,
+      ])
+      const row = rows[0]
+      if (!row || (deviceId !== undefined && row.device_id !== deviceId)) return undefined
+      const transition = decide(fromRow(row))
+      return { transition, events: await this.applyInTransaction(tx, transition) }
+    }, options.urgent)
+    if (!outcome) return undefined
+    this.ctx.onEvents(outcome.events)
+    return outcome.transition
+  }
+
+  async listPending(): Promise<AttemptRecord[]> {
+    const rows = await this.ctx.db.query<AttemptRow>(
+      `SELECT ${COLUMNS} FROM action_attempts WHERE status = 'pending' ORDER BY seq`,
+    )
+    return rows.map(fromRow)
+  }
+
+  /** For the device repository: pending attempts of a device, read inside its transaction. */
+  async pendingForDevice(tx: Tx, deviceId: string): Promise<AttemptRecord[]> {
+    const rows = await tx.query<AttemptRow>(
+      `SELECT ${COLUMNS} FROM action_attempts WHERE status = 'pending' AND device_id = ? ORDER BY seq`,
+      [deviceId],
+    )
+    return rows.map(fromRow)
+  }
+
+  /** Writes a transition's effects; runs inside a write transaction. */
+  async applyInTransaction(tx: Tx, transition: Transition): Promise<LatchkeyEvent[]> {
+    const a = transition.attempt
+    await this.insertHistory(tx, a.action_attempt_id, transition.history)
+    if (!transition.changed) return []
+    tx.write(
+      `UPDATE action_attempts SET status = ?, result = ?, error = ?, updated_at = ?, sent_at = ?, accepted_at = ?,
+         completed_at = ? WHERE action_attempt_id = ?`,
+      [
+        a.status,
+        json(a.result),
+        json(a.error),
+        a.updated_at,
+        a.sent_at,
+        a.accepted_at,
+        a.completed_at,
+        a.action_attempt_id,
+      ],
+    )
+    if (transition.locked !== undefined)
+      tx.write('UPDATE devices SET locked = ? WHERE device_id = ?', [transition.locked, a.device_id])
+    return this.events.record(tx, transition.events)
+  }
+
+  private async insertHistory(tx: Tx, attemptId: string, entries: HistoryEntry[]): Promise<void> {
+    if (entries.length === 0) return
+    tx.write(
+      `INSERT INTO attempt_history (action_attempt_id, at, kind, detail)
+       SELECT ?, h.at, h.kind, h.detail FROM unnest(?::text[], ?::text[], ?::text[]) WITH ORDINALITY AS h(at, kind, detail, n)
+       ORDER BY h.n`,
+      [
+        attemptId,
+        entries.map((e) => e.at),
+        entries.map((e) => e.kind),
+        entries.map((e) => (e.detail ? JSON.stringify(e.detail) : null)),
+      ],
+    )
+  }
+}

@@ -1,0 +1,12 @@
+import type { LatchkeyEvent } from '../../domain/events.js'
+import type { PgDb } from './database.js'
+
+/** What every repository of the PostgreSQL store shares. */
+export interface PgContext {
+  db: PgDb
+  newId: () => string
+  /** Current time as ISO 8601, from the injected clock; events get their `created_at` from it. */
+  now: () => string
+  /** Called after commit with the events a transaction recorded. */
+  onEvents: (events: LatchkeyEvent[]) => void
+}

@@ -1,0 +1,238 @@
+import type { DeviceStore, DeviceUpdate, NewDevice, WriteOptions } from '../../app/store.js'
+import type { DeviceListQuery } from '../../domain/queries.js'
+import type { Page } from '../../domain/page.js'
+import type { AttemptRecord, Transition } from '../../domain/attempt.js'
+import { changesSomething, type CustomMetadata, type DeviceChange, type DeviceRecord } from '../../domain/device.js'
+import type { EventDraft, LatchkeyEvent } from '../../domain/events.js'
+import { decodeSeqCursor } from '../../domain/cursor.js'
+import { toPage } from '../../domain/page.js'
+import type { PgAttempts } from './attempts.js'
+import type { PgContext } from './context.js'
+import type { PgEvents } from './events.js'
+
+interface DeviceRow {
+  seq: number
+  device_id: string
+  workspace_id: string
+  display_name: string
+  nickname: string | null
+  custom_metadata: string
+  can_remotely_lock: boolean
+  can_remotely_unlock: boolean
+  created_at: string
+  online: boolean
+  locked: boolean | null
+  door_open: boolean | null
+  jammed: boolean | null
+  battery_level: number | null
+  firmware_version: string | null
+  last_seen_at: string | null
+}
+
+const COLUMNS = `seq, device_id, workspace_id, display_name, nickname, custom_metadata, can_remotely_lock, can_remotely_unlock,
+  created_at, online, locked, door_open, jammed, battery_level, firmware_version, last_seen_at`
+
+function fromRow(row: DeviceRow): DeviceRecord {
+  return {
+    device_id: row.device_id,
+    workspace_id: row.workspace_id,
+    display_name: row.display_name,
+    nickname: row.nickname,
+    custom_metadata: JSON.parse(row.custom_metadata) as CustomMetadata,
+    created_at: row.created_at,
+    can_remotely_lock: row.can_remotely_lock,
+    can_remotely_unlock: row.can_remotely_unlock,
+    props: {
+      online: row.online,
+      locked: row.locked,
+      door_open: row.door_open,
+      jammed: row.jammed,
+      battery_level: row.battery_level,
+      firmware_version: row.firmware_version,
+      last_seen_at: row.last_seen_at,
+    },
+  }
+}
+
+const UPDATABLE = new Set(['display_name', 'nickname', 'custom_metadata', 'can_remotely_lock', 'can_remotely_unlock'])
+
+export class PgDevices implements DeviceStore {
+  constructor(
+    private readonly ctx: PgContext,
+    private readonly events: PgEvents,
+    private readonly attempts: PgAttempts,
+  ) {}
+
+  async create({ device, secretHash, event }: NewDevice): Promise<void> {
+    const recorded = await this.ctx.db.writes.run(async (tx) => {
+      tx.write(
+        `INSERT INTO devices (device_id, workspace_id, display_name, nickname, custom_metadata, secret_hash,
+           can_remotely_lock, can_remotely_unlock, created_at, online) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, false)`,
+        [
+          device.device_id,
+          device.workspace_id,
+          device.display_name,
+          device.nickname,
+          JSON.stringify(device.custom_metadata),
+          secretHash,
+          device.can_remotely_lock,
+          device.can_remotely_unlock,
+          device.created_at,
+        ],
+      )
+      return this.events.record(tx, [event])
+    })
+    this.ctx.onEvents(recorded)
+  }
+
+  async get(workspaceId: string, deviceId: string): Promise<DeviceRecord | undefined> {
+    const rows = await this.ctx.db.query<DeviceRow>(
+      `SELECT ${COLUMNS} FROM devices WHERE device_id = ? AND workspace_id = ?`,
+      [deviceId, workspaceId],
+    )
+    return rows[0] && fromRow(rows[0])
+  }
+
+  async getById(deviceId: string): Promise<DeviceRecord | undefined> {
+    const rows = await this.ctx.db.query<DeviceRow>(`SELECT ${COLUMNS} FROM devices WHERE device_id = ?`, [deviceId])
+    return rows[0] && fromRow(rows[0])
+  }
+
+  async list(workspaceId: string, query: DeviceListQuery): Promise<Page<DeviceRecord>> {
+    const where = ['workspace_id = ?']
+    const params: unknown[] = [workspaceId]
+    if (query.deviceIds?.length) {
+      where.push('device_id = ANY(?::text[])')
+      params.push(query.deviceIds)
+    }
+    if (query.createdBefore !== undefined) {
+      where.push('created_at < ?')
+      params.push(query.createdBefore)
+    }
+    const after = decodeSeqCursor(query.cursor)
+    if (after !== undefined) {
+      where.push('seq > ?')
+      params.push(after)
+    }
+    const rows = await this.ctx.db.query<DeviceRow>(
+      `SELECT ${COLUMNS} FROM devices WHERE ${where.join(' AND ')} ORDER BY seq LIMIT ?`,
+      [...params, query.limit + 1],
+    )
+    return toPage(rows, query.limit, fromRow)
+  }
+
+  async update(workspaceId: string, deviceId: string, update: DeviceUpdate): Promise<boolean> {
+    const sets: string[] = []
+    const params: unknown[] = []
+    for (const [column, value] of Object.entries(update)) {
+      if (value === undefined || !UPDATABLE.has(column)) continue
+      sets.push(`${column} = ?`)
+      params.push(column === 'custom_metadata' ? JSON.stringify(value) : value)
+    }
+    if (sets.length === 0) return (await this.get(workspaceId, deviceId)) !== undefined
+    const changes = await this.ctx.db.writes.run((tx) =>
+      tx.exec(`UPDATE devices SET ${sets.join(', ')} WHERE device_id = ? AND workspace_id = ?`, [
+        ...params,
+        deviceId,
+        workspaceId,
+      ]),
+    )
+    return changes > 0
+  }
+
+  async delete(
+    workspaceId: string,
+    deviceId: string,
+    event: EventDraft,
+    settle: (attempt: AttemptRecord) => Transition,
+  ): Promise<AttemptRecord[] | undefined> {
+    const outcome = await this.ctx.db.writes.run(async (tx) => {
+      const found = await tx.query('SELECT 1 FROM devices WHERE device_id = ? AND workspace_id = ?', [
+        deviceId,
+        workspaceId,
+      ])
+      if (found.length === 0) return undefined
+      const settled: AttemptRecord[] = []
+      const recorded: LatchkeyEvent[] = []
+      for (const attempt of await this.attempts.pendingForDevice(tx, deviceId)) {
+        const transition = settle(attempt)
+        recorded.push(...(await this.attempts.applyInTransaction(tx, transition)))
+        if (transition.settled) settled.push(transition.attempt)
+      }
+      tx.write('DELETE FROM devices WHERE device_id = ?', [deviceId])
+      recorded.push(...(await this.events.record(tx, [event])))
+      return { settled, recorded }
+    })
+    if (!outcome) return undefined
+    this.ctx.onEvents(outcome.recorded)
+    return outcome.settled
+  }
+
+  async secretHash(deviceId: string): Promise<string | undefined> {
+    const rows = await this.ctx.db.query<{ secret_hash: string }>(
+      'SELECT secret_hash FROM devices WHERE device_id = ?',
+      [deviceId],
+    )
+    return rows[0]?.secret_hash
+  }
+
+  async setSecretHash(workspaceId: string, deviceId: string, secretHash: string): Promise<boolean> {
+    const changes = await this.ctx.db.writes.run((tx) =>
+      tx.exec('UPDATE devices SET secret_hash = ? WHERE device_id = ? AND workspace_id = ?', [
+        secretHash,
+        deviceId,
+        workspaceId,
+      ]),
+    )
+    return changes > 0
+  }
+
+  async change(
+    deviceId: string,
+    decide: (device: DeviceRecord) => DeviceChange,
+    options: WriteOptions & { dedupeKey?: string } = {},
+  ): Promise<DeviceRecord | undefined> {
+    const { dedupeKey } = options
+    const outcome = await this.ctx.db.writes.run(async (tx) => {
+      const rows = await tx.query<DeviceRow & { seen: boolean }>(
+        `SELECT ${COLUMNS}, EXISTS (SELECT 1 FROM events WHERE dedupe_key = ?) AS seen FROM devices WHERE device_id = ?`,
+        [dedupeKey === undefined ? null : `${dedupeKey}#0`, deviceId],
+      )
+      const row = rows[0]
+      if (!row) return undefined
+      const device = fromRow(row)
+      // A QoS 1 redelivery of a device event carries the same event_id: record it once.
+      if (row.seen) return { device, recorded: [] }
+      const { patch, events } = decide(device)
+      const props = { ...device.props, ...patch }
+      if (changesSomething(device.props, props))
+        tx.write(
+          `UPDATE devices SET online = ?, locked = ?, door_open = ?, jammed = ?, battery_level = ?, firmware_version = ?,
+             last_seen_at = ? WHERE device_id = ?`,
+          [
+            props.online,
+            props.locked,
+            props.door_open,
+            props.jammed,
+            props.battery_level,
+            props.firmware_version,
+            props.last_seen_at,
+            deviceId,
+          ],
+        )
+      return { device: { ...device, props }, recorded: await this.events.record(tx, events, dedupeKey) }
+    }, options.urgent)
+    if (!outcome) return undefined
+    this.ctx.onEvents(outcome.recorded)
+    return outcome.device
+  }
+
+  async countOnline(): Promise<number> {
+    const rows = await this.ctx.db.query<{ n: string }>('SELECT count(*) AS n FROM devices WHERE online')
+    return Number(rows[0]?.n ?? 0)
+  }
+
+  async markAllOffline(): Promise<void> {
+    await this.ctx.db.writes.run((tx) => tx.exec('UPDATE devices SET online = false WHERE online'))
+  }
+}

@@ -28,20 +28,25 @@ class HeldCommits {
 }
 
 /** The embedded broker with device auth accepting any password, and the in-process transport started on `sink`. */
-async function embedded(defer: (close: () => unknown) => void, sink: HeldCommits['sink']): Promise<Broker> {
+async function embedded(
+  defer: (close: () => unknown) => void,
+  sink: HeldCommits['sink'],
+  drops: string[] = [],
+  burst = 1000,
+): Promise<Broker> {
   const broker = await createBroker({
     host: '127.0.0.1',
     port: 0,
     routeDevicePublishes: true,
     limits: {
       maxPacketBytes: 65_536,
-      devicePublishPerSecond: 1000,
-      devicePublishBurst: 1000,
+      devicePublishPerSecond: burst === 1000 ? 1000 : 0.001,
+      devicePublishBurst: burst,
       authFailuresPerMinute: 10,
     },
     authenticate: async (username) => ({ kind: 'device', deviceId: username }),
     onRefused: () => {},
-    onDropped: () => {},
+    onDropped: (reason) => drops.push(reason),
   })
   defer(() => broker.close())
   const transport = createInProcessTransport({ broker, onError: () => {} })
@@ -154,4 +159,18 @@ it('in latchkey, acknowledges a lock state message only once the state is stored
   await sent
   const res = await latchkey.call('/devices/get', { device_id: a.deviceId })
   expect(res.body.device.properties.locked).toBe(true)
+})
+
+it("keeps the broker's rate guard in front of the sink: a message over the device's rate is dropped once, not stored", async ({
+  defer,
+}) => {
+  // Scenario: a burst of 2; the third message is acknowledged (MQTT 3.1.1 has no negative PUBACK) but never reaches
+  // the sink, and it is counted as dropped exactly once.
+  const commits = new HeldCommits()
+  const drops: string[] = []
+  const broker = await embedded(defer, commits.sink, drops, 2)
+  const a = await device(defer, broker.port, 'lock-a')
+  for (const text of ['free-1', 'free-2', 'free-3']) await publish(a, deviceTopic('lock-a', 'state'), text)
+  expect(commits.seen).toEqual(['free-1', 'free-2'])
+  expect(drops).toEqual(['rate_limited'])
 })

@@ -13,7 +13,7 @@ import { countOnline, lockProcesses, provision } from './lib/fleet.js'
 import { startLatchkeyChild } from './lib/latchkey-child.js'
 import { benchOptions, type BenchOptions } from './lib/options.js'
 import { newestProfile, summarizeProfile } from './lib/profile.js'
-import { serialCeiling, table, targets, type Results } from './lib/report.js'
+import { concurrentCeiling, serialCeiling, table, targets, type Results } from './lib/report.js'
 import { pollUntil, round } from './lib/stats.js'
 import { startTestPostgres } from '../scripts/pg-test-server.js'
 
@@ -100,7 +100,7 @@ async function withMainLatchkey(results: Results, opts: BenchOptions, env: Recor
         const ceiling = results.raw?.serial_ceiling.attempts_per_s
         const c1 = sync?.c1?.per_s
         const createToWebhookResult = webhooks
-          ? await step(results, 'end-to-end create → webhook', () => createToWebhook(opts, lk, ids))
+          ? await step(results, 'end-to-end create → webhook', () => createToWebhook(opts, lk, ids, cpuOf))
           : { skipped: WEBHOOKS_MISSING }
         const webhookC1 =
           createToWebhookResult && !('skipped' in createToWebhookResult) ? createToWebhookResult.c1?.per_s : undefined
@@ -185,7 +185,13 @@ async function main(): Promise<number> {
   if (only.has('raw')) {
     const mqtt = await step(results, 'raw: mqtt.js ↔ aedes', () => rawMqtt(options))
     const http = await step(results, 'raw: fastify hello + signed webhook', () => rawHttp(options))
-    if (mqtt && http) results.raw = { mqtt, http, serial_ceiling: serialCeiling(mqtt, http) }
+    if (mqtt && http)
+      results.raw = {
+        mqtt,
+        http,
+        serial_ceiling: serialCeiling(mqtt, http),
+        concurrent_ceiling: concurrentCeiling(mqtt, http),
+      }
   }
   if (['e2e', 'peer', 'webhooks'].some((c) => only.has(c))) {
     for (const store of stores) {

@@ -49,7 +49,16 @@ export interface BrokerOptions {
   /** Every dropped publish lands here, with its reason, to be counted. */
   onDropped: (reason: Drop, clientId: string, detail?: string) => void
   onError?: (error: Error) => void
+  /**
+   * Hand every device publish (and a device's will) to the sink set with `routeDevicePublishes` before the broker
+   * takes it: the device's QoS 1 PUBACK then follows the sink's promise (docs/design.md#2-puback-after-commit).
+   * Publishes that arrive before a sink is set wait for it.
+   */
+  routeDevicePublishes?: boolean
 }
+
+/** Takes one device message; resolves once its effect is committed, rejects to leave it unacknowledged. */
+export type PublishSink = (topic: string, payload: Buffer) => Promise<void>
 
 export interface Broker {
   /** The plain MQTT port (loopback only when plaintext is off). */
@@ -61,6 +70,14 @@ export interface Broker {
   /** Closes the live session of a client id, if any (device deleted or credentials rotated). */
   disconnect(clientId: string): void
   connectedClients(): number
+  /** Publishes from inside the process, no socket involved; resolves once the broker has taken the message. */
+  publish(topic: string, payload: Buffer, qos: 0 | 1): Promise<void>
+  /**
+   * Sets the sink of device publishes (with `routeDevicePublishes`). A device's messages reach it one at a time, in
+   * order; different devices' messages concurrently. A rejection closes the device's connection without PUBACK, so
+   * the device publishes the message again after reconnecting.
+   */
+  setPublishSink(sink: PublishSink): void
   /** Payload bytes held as retained messages. */
   retainedBytes(): number
   close(): Promise<void>
@@ -89,6 +106,8 @@ export async function createBroker(options: BrokerOptions): Promise<Broker> {
   const now = options.now ?? Date.now
   const { limits } = options
   const clients = new Map<string, Client>()
+  const router = createRouter()
+  const verdicts = new WeakMap<object, boolean>()
   const publishBuckets = new TokenBuckets(limits.devicePublishPerSecond, limits.devicePublishBurst)
   const failedLogins = new TokenBuckets(limits.authFailuresPerMinute / 60, limits.authFailuresPerMinute)
   const addressOf = (client: Client) => (client.conn as Partial<Socket>).remoteAddress ?? 'unknown'
@@ -133,7 +152,16 @@ export async function createBroker(options: BrokerOptions): Promise<Broker> {
         options.onRefused(refusal, client.id, `publish ${packet.topic}`)
         return done(new Error(refusal))
       }
-      done(null)
+      if (!options.routeDevicePublishes || principal?.kind !== 'device') return done(null)
+      // The payload and rate guard runs here, before the sink, and its verdict is kept for the publish below.
+      const admitted = admit(packet as PublishPacket, client, principal.deviceId)
+      verdicts.set(packet, admitted)
+      if (!admitted) return done(null)
+      const payload = Buffer.isBuffer(packet.payload) ? packet.payload : Buffer.from(packet.payload)
+      router.route(client.id, packet.topic, payload).then(
+        () => done(null),
+        (error: unknown) => done(error instanceof Error ? error : new Error(String(error))),
+      )
     },
     authorizeSubscribe(client, subscription, done) {
       const principal = (client as AuthenticatedClient).latchkeyPrincipal
@@ -152,20 +180,26 @@ export async function createBroker(options: BrokerOptions): Promise<Broker> {
   // (`offline`) is exempt from the rate: it is the broker's word that the device is gone.
   type Route = (packet: PublishPacket, client: Client | null, done: (error?: Error) => void) => void
   const route = (aedes.publish as unknown as Route).bind(aedes)
+  function admit(packet: PublishPacket, client: Client, deviceId: string): boolean {
+    const size = payloadLength(packet)
+    if (size > MAX_PAYLOAD_BYTES) {
+      options.onDropped('oversize', client.id, `${packet.topic}: ${size} bytes${packet.retain ? ', retained' : ''}`)
+      return false
+    }
+    const isWill = packet === (client as Client & { will?: unknown }).will
+    if (!isWill && !publishBuckets.take(deviceId, now())) {
+      options.onDropped('rate_limited', client.id, packet.topic)
+      return false
+    }
+    return true
+  }
   const guardedPublish: Route = (packet, client, done) => {
     if (typeof client === 'function') return route(packet, null, client)
     const principal = (client as AuthenticatedClient | null)?.latchkeyPrincipal
     if (client && principal?.kind === 'device') {
-      const size = payloadLength(packet)
-      if (size > MAX_PAYLOAD_BYTES) {
-        options.onDropped('oversize', client.id, `${packet.topic}: ${size} bytes${packet.retain ? ', retained' : ''}`)
-        return done()
-      }
-      const isWill = packet === (client as Client & { will?: unknown }).will
-      if (!isWill && !publishBuckets.take(principal.deviceId, now())) {
-        options.onDropped('rate_limited', client.id, packet.topic)
-        return done()
-      }
+      // Already judged before the sink (routeDevicePublishes): the same verdict, counted once.
+      const verdict = verdicts.get(packet)
+      if (verdict === undefined ? !admit(packet, client, principal.deviceId) : !verdict) return done()
     }
     route(packet, client, done)
   }
@@ -237,11 +271,57 @@ export async function createBroker(options: BrokerOptions): Promise<Broker> {
       clients.get(clientId)?.close()
     },
     connectedClients: () => aedes.connectedClients,
+    publish(topic, payload, qos) {
+      return new Promise<void>((resolve, reject) =>
+        aedes.publish({ cmd: 'publish', topic, payload, qos, retain: false, dup: false }, (error) =>
+          error ? reject(error) : resolve(),
+        ),
+      )
+    },
+    setPublishSink: (sink) => router.setSink(sink),
     retainedBytes: () => persistence.retainedBytes(),
     async close() {
+      router.close()
       for (const client of clients.values()) client.close()
       await Promise.all(servers.map((server) => new Promise<void>((resolve) => server.close(() => resolve()))))
       await new Promise<void>((resolve) => aedes.close(() => resolve()))
+    },
+  }
+}
+
+/**
+ * Device publishes in, one chain per device: each waits for the previous one of its device (so `state` then `ack`
+ * commit in the order sent), and for the sink to be set. The map holds only devices with a message in progress.
+ */
+function createRouter() {
+  const chains = new Map<string, Promise<void>>()
+  let sink: PublishSink | undefined
+  let closed = false
+  let sinkSet: () => void = () => {}
+  const ready = new Promise<void>((resolve) => (sinkSet = resolve))
+
+  return {
+    setSink(next: PublishSink) {
+      sink = next
+      sinkSet()
+    },
+    close() {
+      closed = true
+      sinkSet()
+    },
+    route(key: string, topic: string, payload: Buffer): Promise<void> {
+      const previous = chains.get(key) ?? ready
+      // A failed predecessor fails this one too: its device reconnects and resends both, in order.
+      const current = previous.then(() => {
+        if (closed || !sink) throw new Error('broker closing')
+        return sink(topic, payload)
+      })
+      chains.set(key, current)
+      const forget = () => {
+        if (chains.get(key) === current) chains.delete(key)
+      }
+      current.then(forget, forget)
+      return current
     },
   }
 }

@@ -78,6 +78,8 @@ export async function startLatchkey(config: Config, options: StartOptions = {}):
       mqttPublicUrl: mqtt.urls.public,
       resolve: options.resolve,
       provisioner,
+      // The in-process transport takes devices' messages concurrently: they can share the loop turn's commit.
+      urgentDeviceWrites: !mqtt.broker,
     })
     await startTransport(rt, transport, services)
     recoverWhenRestored(store, services.attempts, rt)

@@ -22,8 +22,13 @@ export interface PeerResult {
   concurrency: number
   latchkey_request: string
   latchkey: LoopResult
+  /** `sync: false`: answered once the attempt is committed, before the lock's round trip. */
+  latchkey_async: LoopResult
   fake: LoopResult
+  /** latchkey (default request, the full round trip) / fake. */
   ratio: number
+  ratio_sync: number
+  ratio_async: number
 }
 
 export async function peer(
@@ -32,25 +37,41 @@ export async function peer(
   deviceIds: readonly string[],
   cpuOf: Record<string, number>,
 ): Promise<PeerResult> {
-  const load = (baseUrl: string, key: string, deviceFor: (slot: number) => string, server: Record<string, number>) =>
+  const load = (
+    baseUrl: string,
+    key: string,
+    deviceFor: (slot: number) => string,
+    server: Record<string, number>,
+    extra: Record<string, unknown> = {},
+  ) =>
     closedLoop({
       baseUrl,
       concurrency: PEER_CONCURRENCY,
       durationMs: options.durationMs,
       warmupMs: options.warmupMs,
       headers: { authorization: `Bearer ${key}` },
-      request: (slot) => ({ path: '/locks/lock_door', body: JSON.stringify({ device_id: deviceFor(slot) }) }),
+      request: (slot) => ({ path: '/locks/lock_door', body: JSON.stringify({ device_id: deviceFor(slot), ...extra }) }),
       ok: (text) => (JSON.parse(text) as { ok?: boolean }).ok === true,
       cpuOf: server,
     })
   const latchkey = await load(lk.httpUrl, lk.apiKey, (slot) => deviceIds[slot % deviceIds.length] as string, cpuOf)
+  const latchkeyAsync = await load(
+    lk.httpUrl,
+    lk.apiKey,
+    (slot) => deviceIds[slot % deviceIds.length] as string,
+    cpuOf,
+    { sync: false },
+  )
   const fake = await withFake((url, pid) => load(url, FAKE_API_KEY, () => FAKE_DEVICE, { fake: pid }))
   return {
     concurrency: PEER_CONCURRENCY,
     latchkey_request: 'default (no sync field: waits up to LOCK_RESPONSE_WAIT_MS for the settled attempt)',
     latchkey,
+    latchkey_async: latchkeyAsync,
     fake,
     ratio: round(latchkey.per_s / Math.max(1, fake.per_s), 2),
+    ratio_sync: round(latchkey.per_s / Math.max(1, fake.per_s), 2),
+    ratio_async: round(latchkeyAsync.per_s / Math.max(1, fake.per_s), 2),
   }
 }
 

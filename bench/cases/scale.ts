@@ -71,10 +71,10 @@ export async function connectionScale(options: BenchOptions): Promise<ScaleResul
       let connected = 0
       let connectedAt: number | undefined
       let lastSample = -Infinity
-      // The orchestrator's own MQTT client counts as one connected client; each lock sends `status` and `state`.
+      // With the embedded broker latchkey has no MQTT client of its own; each lock sends `status` and `state`.
       const handledAt = await pollUntil(
         async () => {
-          connected = (await metric(agent, lk, 'latchkey_mqtt_connected_clients')) - 1
+          connected = await metric(agent, lk, 'latchkey_mqtt_connected_clients')
           const handled = await metric(agent, lk, 'latchkey_mqtt_messages_received_total')
           const now = performance.now()
           if (connected >= n) connectedAt ??= now

@@ -56,6 +56,7 @@ export async function createToWebhook(
   options: BenchOptions,
   lk: LatchkeyChild,
   deviceIds: readonly string[],
+  cpuOf: Record<string, number> = {},
 ): Promise<Levels> {
   const receiver = await Receiver.start()
   const agent = new Agent({ keepAlive: true, maxSockets: Math.max(...options.levels) })
@@ -67,6 +68,7 @@ export async function createToWebhook(
         concurrency,
         durationMs: options.durationMs,
         warmupMs: options.warmupMs,
+        cpuOf,
         op: async (slot, i) => {
           const t0 = epochNow()
           const path = i % 2 === 0 ? '/locks/unlock_door' : '/locks/lock_door'

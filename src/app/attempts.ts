@@ -244,10 +244,10 @@ export function createAttemptService(deps: AttemptServiceDeps) {
     },
 
     /** A device's ack; resolves once its effect is committed, so the caller may PUBACK it. */
-    async handleAck(deviceId: string, ack: Ack): Promise<void> {
+    async handleAck(deviceId: string, ack: Ack, urgent = true): Promise<void> {
       const transition = await store.attempts.transition(ack.command_id, (attempt) => applyAck(attempt, ack, now()), {
         deviceId,
-        urgent: true,
+        urgent,
       })
       if (!transition) {
         deps.metrics.inc('mqtt_messages_dropped_total', { reason: 'unknown_command' })

@@ -7,7 +7,8 @@ import type { DeliveryAttempt } from '../domain/delivery.js'
 /** In-process notifications, emitted after the change they describe is committed. Past tense, one map. */
 export interface BusEvents {
   attemptSettled: [attempt: AttemptRecord]
-  eventsCommitted: [events: LatchkeyEvent[]]
+  /** `deliveriesQueued`: deliveries inserted with them (0: none to read; undefined: unknown). */
+  eventsCommitted: [events: LatchkeyEvent[], deliveriesQueued?: number]
   /** A webhook was enabled again: its held deliveries are due now. */
   deliveriesReleased: [webhookId: string]
   /** A webhook was disabled by its owner: its pending deliveries are held. */

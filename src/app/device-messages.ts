@@ -16,9 +16,6 @@ import type { Bus } from './bus.js'
 import type { Metrics } from './metrics.js'
 import type { DeviceStore } from './store.js'
 
-/** Device messages hold the orchestrator's MQTT stream until they commit (see WriteOptions.urgent). */
-const URGENT = { urgent: true } as const
-
 export interface DeviceMessageDeps {
   /** Device messages change devices; acks go through the attempt service. */
   store: { devices: Pick<DeviceStore, 'change'> }
@@ -26,6 +23,13 @@ export interface DeviceMessageDeps {
   clock: Clock
   metrics: Metrics
   bus: Bus
+  /**
+   * Commit each message when the current task ends (default) instead of with the loop turn's group commit: for a
+   * transport that reads the next device message only after the previous one is acknowledged (the mqtt.js client
+   * of an external broker), a loop turn per message would stall every device. The in-process transport hands
+   * different devices' messages over concurrently, so they share one commit (WriteOptions.urgent).
+   */
+  urgent?: boolean
 }
 
 /**
@@ -34,6 +38,7 @@ export interface DeviceMessageDeps {
  */
 export function createDeviceMessageHandler(deps: DeviceMessageDeps) {
   const { store, metrics } = deps
+  const URGENT = { urgent: deps.urgent ?? true } as const
   const now = () => iso(deps.clock.now())
   const drop = (reason: string) => metrics.inc('mqtt_messages_dropped_total', { reason })
   const changed = (device: DeviceRecord | undefined) => {
@@ -50,7 +55,7 @@ export function createDeviceMessageHandler(deps: DeviceMessageDeps) {
       state
         ? store.devices.change(deviceId, (device) => applyState(device, state, now()), URGENT).then(changed)
         : undefined,
-      deps.attempts.handleAck(deviceId, ack),
+      deps.attempts.handleAck(deviceId, ack, URGENT.urgent),
     ])
   }
 

@@ -38,6 +38,8 @@ export async function startBroker(
         createBroker({
           host: config.MQTT_HOST,
           port: config.MQTT_PORT,
+          // The in-process transport (src/mqtt/in-process-transport.ts) takes device messages before their PUBACK.
+          routeDevicePublishes: true,
           ...brokerSettings(config, tls),
           now: () => rt.clock.now(),
           authenticate: createDeviceAuth({ serviceUsername: config.MQTT_SERVICE_USERNAME, servicePassword, store }),

@@ -42,6 +42,8 @@ export interface ServiceDeps {
   resolve: Resolve | undefined
   /** The external broker's device provisioning (MQTT_DEVICE_AUTH=dynsec). */
   provisioner?: DeviceProvisioner | undefined
+  /** Device messages commit at the end of their task (default), or with the loop turn's group (in-process). */
+  urgentDeviceWrites?: boolean
 }
 
 /** Step 3: the admin key, the first-start workspace, and the services that drive the core. */
@@ -101,7 +103,14 @@ export async function createServices(
       provisioner: deps.provisioner,
       onError: rt.onError,
     }),
-    handleDeviceMessage: createDeviceMessageHandler({ store, attempts, clock, metrics, bus }),
+    handleDeviceMessage: createDeviceMessageHandler({
+      store,
+      attempts,
+      clock,
+      metrics,
+      bus,
+      urgent: deps.urgentDeviceWrites ?? true,
+    }),
     guard,
     bootstrap: credentials,
     generatedAdminKey: admin.generated,

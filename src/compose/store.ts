@@ -18,7 +18,7 @@ export async function openStore(
   const store = await createStore(config, {
     newId,
     now: rt.now,
-    onEvents: (events) => rt.bus.emit('eventsCommitted', events),
+    onEvents: (events, deliveriesQueued) => rt.bus.emit('eventsCommitted', events, deliveriesQueued),
     onError: (error, context) => rt.log.error({ err: error, context }, context),
   })
   rt.lifecycle.defer('store', () => store.close())

@@ -2,17 +2,23 @@ import type { AttemptService } from '../app/attempts.js'
 import type { DeviceMessageHandler } from '../app/device-messages.js'
 import type { Transport } from '../app/transport.js'
 import type { Config } from '../config.js'
+import { createInProcessTransport } from '../mqtt/in-process-transport.js'
 import type { SharedUplinks } from '../mqtt/orchestrator-client.js'
 import { createMqttTransport } from '../mqtt/transport.js'
+import type { Mqtt } from './broker.js'
 import type { Runtime } from './runtime.js'
 import type { MqttUrls } from './urls.js'
 
-/** Step 4a: the transport to the locks, built before the services so that they can send through it. */
+/**
+ * Step 4a: the transport to the locks, built before the services so that they can send through it: in-process to
+ * the embedded broker, an mqtt.js client to an external one.
+ */
 export function createTransport(
   config: Pick<Config, 'MQTT_SERVICE_USERNAME' | 'EMBEDDED_BROKER' | 'INSTANCE_ID'>,
   rt: Pick<Runtime, 'onError' | 'metrics'>,
-  mqtt: { urls: MqttUrls; servicePassword: string },
+  mqtt: { broker?: Mqtt['broker']; urls: MqttUrls; servicePassword: string },
 ): Transport {
+  if (mqtt.broker) return createInProcessTransport({ broker: mqtt.broker, onError: rt.onError })
   return createMqttTransport({
     url: mqtt.urls.internal,
     username: config.MQTT_SERVICE_USERNAME,

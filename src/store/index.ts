@@ -13,8 +13,11 @@ export interface StoreDeps {
   newId: () => string
   /** Current time as ISO 8601; events get their `created_at` from it. */
   now: () => string
-  /** Called after commit with the events a transaction recorded. */
-  onEvents?: (events: LatchkeyEvent[]) => void
+  /**
+   * Called after commit with the events a transaction recorded, and how many deliveries were queued since the last
+   * call (0 lets the dispatcher skip reading the outbox; leave it undefined when unknown).
+   */
+  onEvents?: (events: LatchkeyEvent[], deliveriesQueued?: number) => void
   /** Losing and regaining the database, and other failures in the store's background work. */
   onError?: (error: unknown, context: string) => void
 }

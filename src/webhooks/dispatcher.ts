@@ -260,8 +260,9 @@ export function createDispatcher(deps: DispatcherDeps): Dispatcher {
     }
   }
 
-  const onEvents = (events: unknown[]) => {
-    if (events.length > 0 && !closed) void tail()
+  // Most events go to no webhook: then there is nothing new in the outbox to read.
+  const onEvents = (events: unknown[], deliveriesQueued?: number) => {
+    if (events.length > 0 && deliveriesQueued !== 0 && !closed) void tail()
   }
   const onReleased = (webhookId: string) => void release(webhookId)
   const onHeld = (webhookId: string) => queue.dropWebhook(webhookId)

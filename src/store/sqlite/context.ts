@@ -10,6 +10,8 @@ export interface StoreContext {
   now: () => string
   /** Called after commit with the events a transaction recorded. */
   onEvents: (events: LatchkeyEvent[]) => void
+  /** Counts one delivery inserted, for the next `onEvents` (the dispatcher skips the outbox read on zero). */
+  deliveryQueued: () => void
 }
 
 export function bool(value: unknown): boolean | null {

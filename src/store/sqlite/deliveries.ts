@@ -183,6 +183,7 @@ export class SqliteDeliveries implements DeliveryStore {
         event.created_at,
         event.created_at,
       )
+      this.ctx.deliveryQueued()
     }
   }
 

@@ -1,8 +1,9 @@
 import { join } from 'node:path'
 import type { Store } from '../../app/store.js'
+import type { LatchkeyEvent } from '../../domain/events.js'
 import type { StoreDeps } from '../index.js'
 import { SqliteAttempts } from './attempts.js'
-import { openDatabase, WriteQueue } from './database.js'
+import { openDatabase, startCheckpoints, WriteQueue } from './database.js'
 import { SqliteDeliveries } from './deliveries.js'
 import { SqliteDeliveryLog } from './delivery-log.js'
 import { SqliteDevices } from './devices.js'
@@ -23,7 +24,25 @@ export function databasePath(dataDir: string): string {
 export function createSqliteStore(deps: SqliteStoreDeps): Store {
   const db = openDatabase(deps.filename)
   const writes = new WriteQueue(db)
-  const ctx = { db, writes, newId: deps.newId, now: deps.now, onEvents: deps.onEvents ?? (() => {}) }
+  const stopCheckpoints = startCheckpoints(db)
+  const notify = deps.onEvents ?? (() => {})
+  // Deliveries inserted since the last notice. Counted during a (synchronous) transaction and read only after it
+  // ended, so a zero means every committed delivery was already announced.
+  let queued = 0
+  const ctx = {
+    db,
+    writes,
+    newId: deps.newId,
+    now: deps.now,
+    onEvents: (events: LatchkeyEvent[]) => {
+      // A write without events leaves the count to the next write that has some.
+      if (events.length === 0) return notify(events, 0)
+      const count = queued
+      queued = 0
+      notify(events, count)
+    },
+    deliveryQueued: () => void queued++,
+  }
   const webhooks = new SqliteWebhooks(ctx)
   const deliveries = new SqliteDeliveries(ctx, webhooks)
   const events = new SqliteEvents(ctx, deliveries)
@@ -41,6 +60,7 @@ export function createSqliteStore(deps: SqliteStoreDeps): Store {
     ready: () => db.open,
     onRestored: () => {},
     async close() {
+      stopCheckpoints()
       writes.close()
       db.close()
     },

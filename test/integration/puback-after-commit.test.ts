@@ -1,0 +1,176 @@
+import { expect, vi } from 'vitest'
+import { createBroker, type Broker } from '../../broker/index.js'
+import { deviceTopic } from '../../devices/index.js'
+import { createInProcessTransport } from '../../src/mqtt/in-process-transport.js'
+import { createDevice, type CreatedDevice } from '../helpers/devices.js'
+import { it } from '../helpers/latchkey.js'
+import { connectRaw, end, publish } from '../helpers/mqtt.js'
+
+/** A commit the test holds open: the sink's promise for a message resolves only when the test releases it. */
+class HeldCommits {
+  readonly seen: string[] = []
+  private readonly held = new Map<string, { release: () => void; fail: (error: Error) => void }>()
+
+  sink = (topic: string, payload: Buffer): Promise<void> => {
+    const text = payload.toString()
+    this.seen.push(text)
+    if (!text.startsWith('hold')) return Promise.resolve()
+    return new Promise<void>((resolve, reject) => this.held.set(text, { release: resolve, fail: reject }))
+  }
+
+  release(text: string): void {
+    this.held.get(text)!.release()
+  }
+
+  fail(text: string): void {
+    this.held.get(text)!.fail(new Error('commit failed'))
+  }
+}
+
+/** The embedded broker with device auth accepting any password, and the in-process transport started on `sink`. */
+async function embedded(
+  defer: (close: () => unknown) => void,
+  sink: HeldCommits['sink'],
+  drops: string[] = [],
+  burst = 1000,
+): Promise<Broker> {
+  const broker = await createBroker({
+    host: '127.0.0.1',
+    port: 0,
+    routeDevicePublishes: true,
+    limits: {
+      maxPacketBytes: 65_536,
+      devicePublishPerSecond: burst === 1000 ? 1000 : 0.001,
+      devicePublishBurst: burst,
+      authFailuresPerMinute: 10,
+    },
+    authenticate: async (username) => ({ kind: 'device', deviceId: username }),
+    onRefused: () => {},
+    onDropped: (reason) => drops.push(reason),
+  })
+  defer(() => broker.close())
+  const transport = createInProcessTransport({ broker, onError: () => {} })
+  await transport.start(sink)
+  defer(() => transport.close())
+  return broker
+}
+
+async function device(defer: (close: () => unknown) => void, port: number, id: string) {
+  const client = await connectRaw(`mqtt://127.0.0.1:${port}`, {
+    clientId: id,
+    username: id,
+    password: 'pw',
+    clean: false,
+    reconnectPeriod: 20,
+  })
+  defer(() => end(client))
+  return client
+}
+
+it('sends the device its PUBACK only after the message is committed', async ({ defer }) => {
+  // Scenario: lock A's ack is held uncommitted; lock B completes a whole round trip meanwhile; A's publish must
+  // still be unacknowledged, and acknowledged once the commit is released.
+  const commits = new HeldCommits()
+  const broker = await embedded(defer, commits.sink)
+  const a = await device(defer, broker.port, 'lock-a')
+  const b = await device(defer, broker.port, 'lock-b')
+
+  let acknowledged = false
+  const first = publish(a, deviceTopic('lock-a', 'acks'), 'hold-1').then(() => (acknowledged = true))
+  await vi.waitFor(() => expect(commits.seen).toContain('hold-1'))
+  // A PUBACK written before the commit would have reached A by the end of B's round trip on the same broker.
+  await publish(b, deviceTopic('lock-b', 'acks'), 'free-1')
+  await publish(b, deviceTopic('lock-b', 'state'), 'free-2')
+  expect(acknowledged).toBe(false)
+
+  commits.release('hold-1')
+  await first
+  expect(acknowledged).toBe(true)
+})
+
+it("hands one device's messages over in order, each after the previous one committed", async ({ defer }) => {
+  // Scenario: A sends two messages back to back; the second must not reach the sink before the first commits.
+  const commits = new HeldCommits()
+  const broker = await embedded(defer, commits.sink)
+  const a = await device(defer, broker.port, 'lock-a')
+  const b = await device(defer, broker.port, 'lock-b')
+
+  const first = publish(a, deviceTopic('lock-a', 'state'), 'hold-1')
+  const second = publish(a, deviceTopic('lock-a', 'acks'), 'free-after')
+  await vi.waitFor(() => expect(commits.seen).toContain('hold-1'))
+  // Another device is not held up by A's open commit.
+  await publish(b, deviceTopic('lock-b', 'acks'), 'free-b')
+  expect(commits.seen).not.toContain('free-after')
+
+  commits.release('hold-1')
+  await Promise.all([first, second])
+  expect(commits.seen.filter((text) => text !== 'free-b')).toEqual(['hold-1', 'free-after'])
+})
+
+it('leaves a message whose commit failed unacknowledged, and the device publishes it again', async ({ defer }) => {
+  // Scenario: the commit of A's ack fails → A's connection is closed without PUBACK → A reconnects and resends the
+  // same message, which then commits and is acknowledged.
+  const commits = new HeldCommits()
+  const broker = await embedded(defer, commits.sink)
+  const a = await device(defer, broker.port, 'lock-a')
+
+  const sent = publish(a, deviceTopic('lock-a', 'acks'), 'hold-again')
+  await vi.waitFor(() => expect(commits.seen).toEqual(['hold-again']))
+  commits.fail('hold-again')
+  await vi.waitFor(() => expect(commits.seen).toEqual(['hold-again', 'hold-again']))
+  commits.release('hold-again')
+  await sent
+})
+
+it('in latchkey, acknowledges a lock state message only once the state is stored', async ({ latchkey, defer }) => {
+  // Scenario: latchkey with its embedded broker; lock A's `state` write is held by the test before it commits; lock
+  // B completes a round trip meanwhile; A is unacknowledged until the write is released, and once acknowledged the
+  // state reads back through the API.
+  const [a, b] = [await createDevice(latchkey, 'A'), await createDevice(latchkey, 'B')]
+  const connect = async (d: CreatedDevice) => {
+    const client = await connectRaw(d.url, { clientId: d.deviceId, username: d.deviceId, password: d.password })
+    defer(() => end(client))
+    return client
+  }
+  const [lockA, lockB] = [await connect(a), await connect(b)]
+
+  const devices = latchkey.lk.store.devices
+  const change = devices.change.bind(devices)
+  let release!: () => void
+  const gate = new Promise<void>((resolve) => (release = resolve))
+  let heldCalls = 0
+  devices.change = async (deviceId, decide, options) => {
+    if (deviceId === a.deviceId) {
+      heldCalls++
+      await gate
+    }
+    return change(deviceId, decide, options)
+  }
+  defer(() => (devices.change = change))
+
+  let acknowledged = false
+  const state = JSON.stringify({ locked: true, door_open: false })
+  const sent = publish(lockA, deviceTopic(a.deviceId, 'state'), state).then(() => (acknowledged = true))
+  await vi.waitFor(() => expect(heldCalls).toBe(1))
+  await publish(lockB, deviceTopic(b.deviceId, 'state'), state)
+  expect(acknowledged).toBe(false)
+
+  release()
+  await sent
+  const res = await latchkey.call('/devices/get', { device_id: a.deviceId })
+  expect(res.body.device.properties.locked).toBe(true)
+})
+
+it("keeps the broker's rate guard in front of the sink: a message over the device's rate is dropped once, not stored", async ({
+  defer,
+}) => {
+  // Scenario: a burst of 2; the third message is acknowledged (MQTT 3.1.1 has no negative PUBACK) but never reaches
+  // the sink, and it is counted as dropped exactly once.
+  const commits = new HeldCommits()
+  const drops: string[] = []
+  const broker = await embedded(defer, commits.sink, drops, 2)
+  const a = await device(defer, broker.port, 'lock-a')
+  for (const text of ['free-1', 'free-2', 'free-3']) await publish(a, deviceTopic('lock-a', 'state'), text)
+  expect(commits.seen).toEqual(['free-1', 'free-2'])
+  expect(drops).toEqual(['rate_limited'])
+})

@@ -39,12 +39,13 @@ async function main(): Promise<void> {
     })
   }
 
-  // Last: whoever waits for the banner may signal at once, and the handlers above are in place by then.
+  // Last: whoever waits for the banner may signal at once, and the handlers above are in place by then. The start
+  // has completed here, so the credentials count as shown before the banner goes out: a later start no longer
+  // repeats them (docs/operations.md#first-start), even when this one is stopped the moment the banner appears.
   const facts = startupFacts(latchkey, config)
+  if (latchkey.bootstrap) await latchkey.credentialsShown()
   if (prettyLogs(config, tty)) process.stdout.write(bannerText(facts))
   else logBanner(log, facts)
-  // Shown: a later start no longer repeats the first start's credentials (docs/operations.md#first-start).
-  if (latchkey.bootstrap) await latchkey.credentialsShown()
 }
 
 main().catch((error: unknown) => {

@@ -6,38 +6,10 @@ import type { AttemptRecord, HistoryEntry, Transition } from '../../domain/attem
 import type { EventDraft, LatchkeyEvent } from '../../domain/events.js'
 import { decodeSeqCursor } from '../../domain/cursor.js'
 import { toPage } from '../../domain/page.js'
+import { ATTEMPT_COLUMNS, attemptFromRow, type AttemptRow } from '../rows.js'
 import type { PgContext } from './context.js'
 import type { Tx } from './database.js'
 import type { PgEvents } from './events.js'
-
-interface AttemptRow extends Omit<AttemptRecord, 'result' | 'error'> {
-  seq: number
-  result: string | null
-  error: string | null
-}
-
-function fromRow(row: AttemptRow): AttemptRecord {
-  return {
-    action_attempt_id: row.action_attempt_id,
-    action_type: row.action_type,
-    status: row.status,
-    result: row.result === null ? null : (JSON.parse(row.result) as AttemptRecord['result']),
-    error: row.error === null ? null : (JSON.parse(row.error) as AttemptRecord['error']),
-    device_id: row.device_id,
-    workspace_id: row.workspace_id,
-    created_at: row.created_at,
-    updated_at: row.updated_at,
-    sent_at: row.sent_at,
-    accepted_at: row.accepted_at,
-    completed_at: row.completed_at,
-    deadline_at: row.deadline_at,
-    idempotency_key: row.idempotency_key,
-    request_hash: row.request_hash,
-  }
-}
-
-const COLUMNS = `seq, action_attempt_id, workspace_id, device_id, action_type, status, result, error, created_at, updated_at,
-  sent_at, accepted_at, completed_at, deadline_at, idempotency_key, request_hash`
 
 const json = (value: unknown) => (value === null ? null : JSON.stringify(value))
 
@@ -80,18 +52,18 @@ export class PgAttempts implements AttemptStore {
 
   async get(workspaceId: string, attemptId: string): Promise<AttemptRecord | undefined> {
     const rows = await this.ctx.db.query<AttemptRow>(
-      `SELECT ${COLUMNS} FROM action_attempts WHERE action_attempt_id = ? AND workspace_id = ?`,
+      `SELECT ${ATTEMPT_COLUMNS} FROM action_attempts WHERE action_attempt_id = ? AND workspace_id = ?`,
       [attemptId, workspaceId],
     )
-    return rows[0] && fromRow(rows[0])
+    return rows[0] && attemptFromRow(rows[0])
   }
 
   async getById(attemptId: string): Promise<AttemptRecord | undefined> {
     const rows = await this.ctx.db.query<AttemptRow>(
-      `SELECT ${COLUMNS} FROM action_attempts WHERE action_attempt_id = ?`,
+      `SELECT ${ATTEMPT_COLUMNS} FROM action_attempts WHERE action_attempt_id = ?`,
       [attemptId],
     )
-    return rows[0] && fromRow(rows[0])
+    return rows[0] && attemptFromRow(rows[0])
   }
 
   async list(workspaceId: string, query: AttemptListQuery): Promise<Page<AttemptRecord>> {
@@ -111,10 +83,10 @@ export class PgAttempts implements AttemptStore {
       params.push(after)
     }
     const rows = await this.ctx.db.query<AttemptRow>(
-      `SELECT ${COLUMNS} FROM action_attempts WHERE ${where.join(' AND ')} ORDER BY seq DESC LIMIT ?`,
+      `SELECT ${ATTEMPT_COLUMNS} FROM action_attempts WHERE ${where.join(' AND ')} ORDER BY seq DESC LIMIT ?`,
       [...params, query.limit + 1],
     )
-    return toPage(rows, query.limit, fromRow)
+    return toPage(rows, query.limit, attemptFromRow)
   }
 
   async history(attemptId: string): Promise<HistoryEntry[]> {
@@ -131,10 +103,10 @@ export class PgAttempts implements AttemptStore {
 
   async findByIdempotencyKey(workspaceId: string, key: string): Promise<AttemptRecord | undefined> {
     const rows = await this.ctx.db.query<AttemptRow>(
-      `SELECT ${COLUMNS} FROM action_attempts WHERE workspace_id = ? AND idempotency_key = ?`,
+      `SELECT ${ATTEMPT_COLUMNS} FROM action_attempts WHERE workspace_id = ? AND idempotency_key = ?`,
       [workspaceId, key],
     )
-    return rows[0] && fromRow(rows[0])
+    return rows[0] && attemptFromRow(rows[0])
   }
 
   async releaseIdempotencyKey(workspaceId: string, key: string): Promise<void> {
@@ -153,12 +125,13 @@ export class PgAttempts implements AttemptStore {
   ): Promise<Transition | undefined> {
     const { deviceId } = options
     const outcome = await this.ctx.db.writes.run(async (tx) => {
-      const rows = await tx.query<AttemptRow>(`SELECT ${COLUMNS} FROM action_attempts WHERE action_attempt_id = ?`, [
-        attemptId,
-      ])
+      const rows = await tx.query<AttemptRow>(
+        `SELECT ${ATTEMPT_COLUMNS} FROM action_attempts WHERE action_attempt_id = ?`,
+        [attemptId],
+      )
       const row = rows[0]
       if (!row || (deviceId !== undefined && row.device_id !== deviceId)) return undefined
-      const transition = decide(fromRow(row))
+      const transition = decide(attemptFromRow(row))
       return { transition, events: await this.applyInTransaction(tx, transition) }
     }, options.urgent)
     if (!outcome) return undefined
@@ -168,18 +141,18 @@ export class PgAttempts implements AttemptStore {
 
   async listPending(): Promise<AttemptRecord[]> {
     const rows = await this.ctx.db.query<AttemptRow>(
-      `SELECT ${COLUMNS} FROM action_attempts WHERE status = 'pending' ORDER BY seq`,
+      `SELECT ${ATTEMPT_COLUMNS} FROM action_attempts WHERE status = 'pending' ORDER BY seq`,
     )
-    return rows.map(fromRow)
+    return rows.map(attemptFromRow)
   }
 
   /** For the device repository: pending attempts of a device, read inside its transaction. */
   async pendingForDevice(tx: Tx, deviceId: string): Promise<AttemptRecord[]> {
     const rows = await tx.query<AttemptRow>(
-      `SELECT ${COLUMNS} FROM action_attempts WHERE status = 'pending' AND device_id = ? ORDER BY seq`,
+      `SELECT ${ATTEMPT_COLUMNS} FROM action_attempts WHERE status = 'pending' AND device_id = ? ORDER BY seq`,
       [deviceId],
     )
-    return rows.map(fromRow)
+    return rows.map(attemptFromRow)
   }
 
   /** Writes a transition's effects; runs inside a write transaction. */

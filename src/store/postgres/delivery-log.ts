@@ -12,7 +12,11 @@ import type {
 import type { DeliveryAttempt } from '../../domain/delivery.js'
 import type { LatchkeyEvent } from '../../domain/events.js'
 import type { Sql } from './database.js'
-import { ATTEMPT, toAttempt, type AttemptRow } from './deliveries.js'
+import {
+  DELIVERY_ATTEMPT_COLUMNS as ATTEMPT,
+  deliveryAttemptFromRow as toAttempt,
+  type DeliveryAttemptRow as AttemptRow,
+} from '../rows.js'
 
 interface Part {
   text: string

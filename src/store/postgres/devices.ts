@@ -2,57 +2,14 @@ import type { DeviceStore, DeviceUpdate, NewDevice, WriteOptions } from '../../a
 import type { DeviceListQuery } from '../../domain/queries.js'
 import type { Page } from '../../domain/page.js'
 import type { AttemptRecord, Transition } from '../../domain/attempt.js'
-import { changesSomething, type CustomMetadata, type DeviceChange, type DeviceRecord } from '../../domain/device.js'
+import { changesSomething, type DeviceChange, type DeviceRecord } from '../../domain/device.js'
 import type { EventDraft, LatchkeyEvent } from '../../domain/events.js'
 import { decodeSeqCursor } from '../../domain/cursor.js'
 import { toPage } from '../../domain/page.js'
+import { DEVICE_COLUMNS, deviceFromRow, type DeviceRow } from '../rows.js'
 import type { PgAttempts } from './attempts.js'
 import type { PgContext } from './context.js'
 import type { PgEvents } from './events.js'
-
-interface DeviceRow {
-  seq: number
-  device_id: string
-  workspace_id: string
-  display_name: string
-  nickname: string | null
-  custom_metadata: string
-  can_remotely_lock: boolean
-  can_remotely_unlock: boolean
-  created_at: string
-  online: boolean
-  locked: boolean | null
-  door_open: boolean | null
-  jammed: boolean | null
-  battery_level: number | null
-  firmware_version: string | null
-  last_seen_at: string | null
-}
-
-const COLUMNS = `seq, device_id, workspace_id, display_name, nickname, custom_metadata, can_remotely_lock, can_remotely_unlock,
-  created_at, online, locked, door_open, jammed, battery_level, firmware_version, last_seen_at`
-
-function fromRow(row: DeviceRow): DeviceRecord {
-  return {
-    device_id: row.device_id,
-    workspace_id: row.workspace_id,
-    display_name: row.display_name,
-    nickname: row.nickname,
-    custom_metadata: JSON.parse(row.custom_metadata) as CustomMetadata,
-    created_at: row.created_at,
-    can_remotely_lock: row.can_remotely_lock,
-    can_remotely_unlock: row.can_remotely_unlock,
-    props: {
-      online: row.online,
-      locked: row.locked,
-      door_open: row.door_open,
-      jammed: row.jammed,
-      battery_level: row.battery_level,
-      firmware_version: row.firmware_version,
-      last_seen_at: row.last_seen_at,
-    },
-  }
-}
 
 const UPDATABLE = new Set(['display_name', 'nickname', 'custom_metadata', 'can_remotely_lock', 'can_remotely_unlock'])
 
@@ -87,15 +44,17 @@ export class PgDevices implements DeviceStore {
 
   async get(workspaceId: string, deviceId: string): Promise<DeviceRecord | undefined> {
     const rows = await this.ctx.db.query<DeviceRow>(
-      `SELECT ${COLUMNS} FROM devices WHERE device_id = ? AND workspace_id = ?`,
+      `SELECT ${DEVICE_COLUMNS} FROM devices WHERE device_id = ? AND workspace_id = ?`,
       [deviceId, workspaceId],
     )
-    return rows[0] && fromRow(rows[0])
+    return rows[0] && deviceFromRow(rows[0])
   }
 
   async getById(deviceId: string): Promise<DeviceRecord | undefined> {
-    const rows = await this.ctx.db.query<DeviceRow>(`SELECT ${COLUMNS} FROM devices WHERE device_id = ?`, [deviceId])
-    return rows[0] && fromRow(rows[0])
+    const rows = await this.ctx.db.query<DeviceRow>(`SELECT ${DEVICE_COLUMNS} FROM devices WHERE device_id = ?`, [
+      deviceId,
+    ])
+    return rows[0] && deviceFromRow(rows[0])
   }
 
   async list(workspaceId: string, query: DeviceListQuery): Promise<Page<DeviceRecord>> {
@@ -115,10 +74,10 @@ export class PgDevices implements DeviceStore {
       params.push(after)
     }
     const rows = await this.ctx.db.query<DeviceRow>(
-      `SELECT ${COLUMNS} FROM devices WHERE ${where.join(' AND ')} ORDER BY seq LIMIT ?`,
+      `SELECT ${DEVICE_COLUMNS} FROM devices WHERE ${where.join(' AND ')} ORDER BY seq LIMIT ?`,
       [...params, query.limit + 1],
     )
-    return toPage(rows, query.limit, fromRow)
+    return toPage(rows, query.limit, deviceFromRow)
   }
 
   async update(workspaceId: string, deviceId: string, update: DeviceUpdate): Promise<boolean> {
@@ -195,12 +154,12 @@ export class PgDevices implements DeviceStore {
     const { dedupeKey } = options
     const outcome = await this.ctx.db.writes.run(async (tx) => {
       const rows = await tx.query<DeviceRow & { seen: boolean }>(
-        `SELECT ${COLUMNS}, EXISTS (SELECT 1 FROM events WHERE dedupe_key = ?) AS seen FROM devices WHERE device_id = ?`,
+        `SELECT ${DEVICE_COLUMNS}, EXISTS (SELECT 1 FROM events WHERE dedupe_key = ?) AS seen FROM devices WHERE device_id = ?`,
         [dedupeKey === undefined ? null : `${dedupeKey}#0`, deviceId],
       )
       const row = rows[0]
       if (!row) return undefined
-      const device = fromRow(row)
+      const device = deviceFromRow(row)
       // A QoS 1 redelivery of a device event carries the same event_id: record it once.
       if (row.seen) return { device, recorded: [] }
       const { patch, events } = decide(device)

@@ -1,40 +1,8 @@
 import type { WebhookChange, WebhookPatch, WebhookStore } from '../../app/store.js'
 import { matchesEventType, type Webhook, type WebhookDisabledReason } from '../../domain/webhook.js'
+import { WEBHOOK_COLUMNS, webhookFromRow, type WebhookMatch, type WebhookRow } from '../rows.js'
 import type { PgContext } from './context.js'
 import type { Tx } from './database.js'
-
-interface WebhookRow extends Omit<Webhook, 'event_types' | 'disabled_reason'> {
-  event_types: string
-  disabled_reason: string | null
-}
-
-/** What matching an event needs, cached per workspace. */
-export interface WebhookMatch {
-  webhook_id: string
-  event_types: string[]
-  enabled: boolean
-}
-
-const COLUMNS = `webhook_id, workspace_id, url, event_types, secret, previous_secret, previous_secret_expires_at, enabled,
-  disabled_reason, disabled_at, consecutive_failures, created_at, updated_at`
-
-function fromRow(row: WebhookRow): Webhook {
-  return {
-    webhook_id: row.webhook_id,
-    workspace_id: row.workspace_id,
-    url: row.url,
-    event_types: JSON.parse(row.event_types) as string[],
-    secret: row.secret,
-    previous_secret: row.previous_secret,
-    previous_secret_expires_at: row.previous_secret_expires_at,
-    enabled: row.enabled,
-    disabled_reason: row.disabled_reason as WebhookDisabledReason | null,
-    disabled_at: row.disabled_at,
-    consecutive_failures: row.consecutive_failures,
-    created_at: row.created_at,
-    updated_at: row.updated_at,
-  }
-}
 
 function toParams(w: Webhook): unknown[] {
   return [
@@ -84,32 +52,35 @@ export class PgWebhooks implements WebhookStore {
 
   async create(webhook: Webhook): Promise<void> {
     await this.write(webhook.workspace_id, (tx) =>
-      tx.exec(`INSERT INTO webhooks (${COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`, toParams(webhook)),
+      tx.exec(
+        `INSERT INTO webhooks (${WEBHOOK_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+        toParams(webhook),
+      ),
     )
   }
 
   async get(workspaceId: string, webhookId: string): Promise<Webhook | undefined> {
     const rows = await this.ctx.db.query<WebhookRow>(
-      `SELECT ${COLUMNS} FROM webhooks WHERE webhook_id = ? AND workspace_id = ? AND deleted_at IS NULL`,
+      `SELECT ${WEBHOOK_COLUMNS} FROM webhooks WHERE webhook_id = ? AND workspace_id = ? AND deleted_at IS NULL`,
       [webhookId, workspaceId],
     )
-    return rows[0] && fromRow(rows[0])
+    return rows[0] && webhookFromRow(rows[0])
   }
 
   async list(workspaceId: string): Promise<Webhook[]> {
     const rows = await this.ctx.db.query<WebhookRow>(
-      `SELECT ${COLUMNS} FROM webhooks WHERE workspace_id = ? AND deleted_at IS NULL ORDER BY seq`,
+      `SELECT ${WEBHOOK_COLUMNS} FROM webhooks WHERE workspace_id = ? AND deleted_at IS NULL ORDER BY seq`,
       [workspaceId],
     )
-    return rows.map(fromRow)
+    return rows.map(webhookFromRow)
   }
 
   private async load(tx: Tx, workspaceId: string, webhookId: string): Promise<Webhook | undefined> {
     const rows = await tx.query<WebhookRow>(
-      `SELECT ${COLUMNS} FROM webhooks WHERE webhook_id = ? AND workspace_id = ? AND deleted_at IS NULL`,
+      `SELECT ${WEBHOOK_COLUMNS} FROM webhooks WHERE webhook_id = ? AND workspace_id = ? AND deleted_at IS NULL`,
       [webhookId, workspaceId],
     )
-    return rows[0] && fromRow(rows[0])
+    return rows[0] && webhookFromRow(rows[0])
   }
 
   private async save(tx: Tx, w: Webhook): Promise<void> {

@@ -3,51 +3,10 @@ import type { AttemptRecord, HistoryEntry, Transition } from '../../domain/attem
 import type { EventDraft, LatchkeyEvent } from '../../domain/events.js'
 import type { Page } from '../../domain/page.js'
 import type { AttemptListQuery } from '../../domain/queries.js'
+import { ATTEMPT_COLUMNS, attemptFromRow, type AttemptRow } from '../rows.js'
 import type { StoreContext } from './context.js'
 import type { SqliteEvents } from './events.js'
 import { equals, listPage, oneOf } from './list-query.js'
-
-interface AttemptRow {
-  seq: number
-  action_attempt_id: string
-  workspace_id: string
-  device_id: string
-  action_type: string
-  status: string
-  result: string | null
-  error: string | null
-  created_at: string
-  updated_at: string
-  sent_at: string | null
-  accepted_at: string | null
-  completed_at: string | null
-  deadline_at: string
-  idempotency_key: string | null
-  request_hash: string | null
-}
-
-function fromRow(row: AttemptRow): AttemptRecord {
-  return {
-    action_attempt_id: row.action_attempt_id,
-    action_type: row.action_type as AttemptRecord['action_type'],
-    status: row.status as AttemptRecord['status'],
-    result: row.result === null ? null : (JSON.parse(row.result) as AttemptRecord['result']),
-    error: row.error === null ? null : (JSON.parse(row.error) as AttemptRecord['error']),
-    device_id: row.device_id,
-    workspace_id: row.workspace_id,
-    created_at: row.created_at,
-    updated_at: row.updated_at,
-    sent_at: row.sent_at,
-    accepted_at: row.accepted_at,
-    completed_at: row.completed_at,
-    deadline_at: row.deadline_at,
-    idempotency_key: row.idempotency_key,
-    request_hash: row.request_hash,
-  }
-}
-
-const COLUMNS = `seq, action_attempt_id, workspace_id, device_id, action_type, status, result, error, created_at, updated_at,
-  sent_at, accepted_at, completed_at, deadline_at, idempotency_key, request_hash`
 
 export class SqliteAttempts implements AttemptStore {
   private readonly stmts
@@ -69,21 +28,23 @@ export class SqliteAttempts implements AttemptStore {
            sent_at = @sent_at, accepted_at = @accepted_at, completed_at = @completed_at WHERE action_attempt_id = @action_attempt_id`,
       ),
       history: db.prepare('INSERT INTO attempt_history (action_attempt_id, at, kind, detail) VALUES (?, ?, ?, ?)'),
-      byId: db.prepare<[string], AttemptRow>(`SELECT ${COLUMNS} FROM action_attempts WHERE action_attempt_id = ?`),
+      byId: db.prepare<[string], AttemptRow>(
+        `SELECT ${ATTEMPT_COLUMNS} FROM action_attempts WHERE action_attempt_id = ?`,
+      ),
       byWorkspace: db.prepare<[string, string], AttemptRow>(
-        `SELECT ${COLUMNS} FROM action_attempts WHERE action_attempt_id = ? AND workspace_id = ?`,
+        `SELECT ${ATTEMPT_COLUMNS} FROM action_attempts WHERE action_attempt_id = ? AND workspace_id = ?`,
       ),
       byKey: db.prepare<[string, string], AttemptRow>(
-        `SELECT ${COLUMNS} FROM action_attempts WHERE workspace_id = ? AND idempotency_key = ?`,
+        `SELECT ${ATTEMPT_COLUMNS} FROM action_attempts WHERE workspace_id = ? AND idempotency_key = ?`,
       ),
       releaseKey: db.prepare(
         'UPDATE action_attempts SET idempotency_key = NULL WHERE workspace_id = ? AND idempotency_key = ?',
       ),
       pending: db.prepare<[], AttemptRow>(
-        `SELECT ${COLUMNS} FROM action_attempts WHERE status = 'pending' ORDER BY seq`,
+        `SELECT ${ATTEMPT_COLUMNS} FROM action_attempts WHERE status = 'pending' ORDER BY seq`,
       ),
       pendingForDevice: db.prepare<[string], AttemptRow>(
-        `SELECT ${COLUMNS} FROM action_attempts WHERE status = 'pending' AND device_id = ? ORDER BY seq`,
+        `SELECT ${ATTEMPT_COLUMNS} FROM action_attempts WHERE status = 'pending' AND device_id = ? ORDER BY seq`,
       ),
       historyOf: db.prepare<[string], { at: string; kind: string; detail: string | null }>(
         'SELECT at, kind, detail FROM attempt_history WHERE action_attempt_id = ? ORDER BY rowid',
@@ -103,17 +64,17 @@ export class SqliteAttempts implements AttemptStore {
 
   async get(workspaceId: string, attemptId: string): Promise<AttemptRecord | undefined> {
     const row = this.stmts.byWorkspace.get(attemptId, workspaceId)
-    return row && fromRow(row)
+    return row && attemptFromRow(row)
   }
 
   async getById(attemptId: string): Promise<AttemptRecord | undefined> {
     const row = this.stmts.byId.get(attemptId)
-    return row && fromRow(row)
+    return row && attemptFromRow(row)
   }
 
   async list(workspaceId: string, query: AttemptListQuery): Promise<Page<AttemptRecord>> {
     return listPage<AttemptRow, AttemptRecord>(this.ctx.db, {
-      select: COLUMNS,
+      select: ATTEMPT_COLUMNS,
       from: 'action_attempts',
       where: [
         equals('workspace_id', workspaceId),
@@ -123,7 +84,7 @@ export class SqliteAttempts implements AttemptStore {
       order: 'desc',
       cursor: query.cursor,
       limit: query.limit,
-      map: fromRow,
+      map: attemptFromRow,
     })
   }
 
@@ -137,7 +98,7 @@ export class SqliteAttempts implements AttemptStore {
 
   async findByIdempotencyKey(workspaceId: string, key: string): Promise<AttemptRecord | undefined> {
     const row = this.stmts.byKey.get(workspaceId, key)
-    return row && fromRow(row)
+    return row && attemptFromRow(row)
   }
 
   async releaseIdempotencyKey(workspaceId: string, key: string): Promise<void> {
@@ -153,7 +114,7 @@ export class SqliteAttempts implements AttemptStore {
     const outcome = await this.ctx.writes.run(() => {
       const row = this.stmts.byId.get(attemptId)
       if (!row || (deviceId !== undefined && row.device_id !== deviceId)) return undefined
-      const transition = decide(fromRow(row))
+      const transition = decide(attemptFromRow(row))
       return { transition, events: this.applyInTransaction(transition) }
     }, options.urgent)
     if (!outcome) return undefined
@@ -162,12 +123,12 @@ export class SqliteAttempts implements AttemptStore {
   }
 
   async listPending(): Promise<AttemptRecord[]> {
-    return this.stmts.pending.all().map(fromRow)
+    return this.stmts.pending.all().map(attemptFromRow)
   }
 
   /** For the device repository: pending attempts of a device, read inside its transaction. */
   pendingForDevice(deviceId: string): AttemptRecord[] {
-    return this.stmts.pendingForDevice.all(deviceId).map(fromRow)
+    return this.stmts.pendingForDevice.all(deviceId).map(attemptFromRow)
   }
 
   /** Writes a transition's effects; must run inside a write transaction. */

@@ -14,10 +14,6 @@ export interface StoreContext {
   deliveryQueued: () => void
 }
 
-export function bool(value: unknown): boolean | null {
-  return value === null || value === undefined ? null : value === 1
-}
-
 export function toInt(value: boolean | null | undefined): number | null {
   return value === null || value === undefined ? null : value ? 1 : 0
 }

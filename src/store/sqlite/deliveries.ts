@@ -1,116 +1,41 @@
-import { createHash } from 'node:crypto'
 import type { DeliveryStore, RecordedAttempt } from '../../app/store.js'
 import { iso } from '../../domain/clock.js'
 import type { AttemptInput, DeliveryAttempt, DeliveryPlan, DeliveryRecord, DeliveryRef } from '../../domain/delivery.js'
+import {
+  DELIVERY_ATTEMPT_COLUMNS as ATTEMPT,
+  DELIVERY_COLUMNS as DELIVERY,
+  DELIVERY_REF_COLUMNS as REF,
+  deliveryAttemptFromRow,
+  deliveryAttemptIds,
+  deliveryContext as contextOf,
+  deliveryFromRow,
+  deliveryPlanFromRow,
+  deliveryRefFromRow as toRef,
+  newDeliveryAttempt,
+  SELECT_DELIVERY_PLAN,
+  SELECT_DELIVERY_STATE,
+  type DeliveryAttemptRow as AttemptRow,
+  type DeliveryRow,
+  type DeliveryPlanRow as PlanRow,
+  type DeliveryRefRow as RefRow,
+  type DeliveryStateRow as StateRow,
+} from '../rows.js'
 import type { LatchkeyEvent } from '../../domain/events.js'
-import type { AttemptDecision, DeliveryContext, DeliveryStatus } from '../../domain/webhook-delivery.js'
+import type { AttemptDecision, DeliveryContext } from '../../domain/webhook-delivery.js'
 import type { StoreContext } from './context.js'
 import type { SqliteWebhooks } from './webhooks.js'
-
-interface RefRow {
-  seq: number
-  webhook_id: string
-  status: string
-  held: number
-  next_attempt_at: string | null
-}
-
-interface PlanRow extends RefRow {
-  event_id: string
-  body: string
-  url: string
-  secret: string
-  previous_secret: string | null
-  previous_secret_expires_at: string | null
-  enabled: number
-}
-
-interface DeliveryRow extends RefRow {
-  event_id: string
-  workspace_id: string
-  event_type: string
-  attempt_count: number
-  retries_scheduled: number
-  last_attempt_at: string | null
-  last_evidence_id: string | null
-  created_at: string
-  updated_at: string
-}
-
-interface StateRow extends DeliveryRow {
-  webhook_enabled: number
-  webhook_deleted: number
-  consecutive_failures: number
-}
-
-/** A delivery_attempts row as SQLite returns it. */
-export type AttemptRow = Omit<DeliveryAttempt, 'manual' | 'will_retry' | 'response_headers'> & {
-  manual: number
-  will_retry: number
-  response_headers: string | null
-}
-
-const REF = 'seq, webhook_id, status, held, next_attempt_at'
-const DELIVERY = `${REF}, event_id, workspace_id, event_type, attempt_count, retries_scheduled, last_attempt_at, last_evidence_id,
-  created_at, updated_at`
-const ATTEMPT = `seq, attempt_id, delivery_seq, event_id, webhook_id, workspace_id, event_type, attempt_number, manual, status,
-  attempted_at, duration_ms, response_code, response_headers, response_body, error_message, signature, will_retry, evidence_id`
-
-function toRef(row: RefRow): DeliveryRef {
-  return {
-    seq: row.seq,
-    webhook_id: row.webhook_id,
-    status: row.status as DeliveryStatus,
-    held: row.held === 1,
-    next_attempt_at: row.next_attempt_at,
-  }
-}
-
-export function toAttempt(row: AttemptRow): DeliveryAttempt {
-  return {
-    ...row,
-    manual: row.manual === 1,
-    will_retry: row.will_retry === 1,
-    response_headers:
-      row.response_headers === null ? null : (JSON.parse(row.response_headers) as Record<string, string | string[]>),
-  }
-}
-
-/** The evidence chain of docs/deliveries.md: each attempt's hash covers the previous one of the same delivery. */
-export function evidenceId(
-  previous: string | null,
-  attemptId: string,
-  signature: string,
-  code: number | null,
-  attemptedAt: string,
-): string {
-  return createHash('sha256')
-    .update(`${previous ?? ''}\n${attemptId}\n${signature}\n${code ?? ''}\n${attemptedAt}`)
-    .digest('hex')
-}
-
-function contextOf(row: StateRow, manual: boolean): DeliveryContext {
-  return {
-    status: row.status as DeliveryStatus,
-    held: row.held === 1,
-    nextAttemptAtMs: row.next_attempt_at === null ? null : Date.parse(row.next_attempt_at),
-    retriesScheduled: row.retries_scheduled,
-    webhookEnabled: row.webhook_enabled === 1,
-    webhookDeleted: row.webhook_deleted === 1,
-    consecutiveFailures: row.consecutive_failures,
-    manual,
-  }
-}
 
 /** The delivery outbox and its attempts. */
 export class SqliteDeliveries implements DeliveryStore {
   private readonly stmts
-  private counter = 0
+  private readonly attemptId
 
   constructor(
     private readonly ctx: StoreContext,
     private readonly webhooks: SqliteWebhooks,
   ) {
+    // The v1 dialect calls an attempt a delivery; ids that sort by insertion keep their unique index growing at its end.
+    this.attemptId = deliveryAttemptIds(ctx.newId)
     const db = ctx.db
     this.stmts = {
       insert: db.prepare(
@@ -127,17 +52,8 @@ export class SqliteDeliveries implements DeliveryStore {
       active: db.prepare<[], { webhook_id: string }>(
         'SELECT webhook_id FROM webhooks WHERE deleted_at IS NULL AND enabled = 1 ORDER BY seq',
       ),
-      plan: db.prepare<[number], PlanRow>(
-        `SELECT d.seq, d.webhook_id, d.status, d.held, d.next_attempt_at, d.event_id, e.body, w.url, w.secret,
-           w.previous_secret, w.previous_secret_expires_at, w.enabled
-         FROM deliveries d JOIN events e ON e.seq = d.event_seq JOIN webhooks w ON w.webhook_id = d.webhook_id WHERE d.seq = ?`,
-      ),
-      state: db.prepare<[number], StateRow>(
-        `SELECT d.seq, d.webhook_id, d.status, d.held, d.next_attempt_at, d.event_id, d.workspace_id, d.event_type,
-           d.attempt_count, d.retries_scheduled, d.last_attempt_at, d.last_evidence_id, d.created_at, d.updated_at,
-           w.enabled AS webhook_enabled, w.deleted_at IS NOT NULL AS webhook_deleted, w.consecutive_failures
-         FROM deliveries d JOIN webhooks w ON w.webhook_id = d.webhook_id WHERE d.seq = ?`,
-      ),
+      plan: db.prepare<[number], PlanRow>(SELECT_DELIVERY_PLAN),
+      state: db.prepare<[number], StateRow>(SELECT_DELIVERY_STATE),
       byKey: db.prepare<[string, string], DeliveryRow>(
         `SELECT ${DELIVERY} FROM deliveries WHERE event_seq = (SELECT seq FROM events WHERE event_id = ?) AND webhook_id = ?`,
       ),
@@ -212,18 +128,7 @@ export class SqliteDeliveries implements DeliveryStore {
 
   async loadForAttempt(seq: number): Promise<DeliveryPlan | undefined> {
     const row = this.stmts.plan.get(seq)
-    if (!row) return undefined
-    const { url, secret, previous_secret, previous_secret_expires_at, enabled, event_id, body } = row
-    return {
-      seq: row.seq,
-      webhook_id: row.webhook_id,
-      status: row.status as DeliveryStatus,
-      held: row.held === 1,
-      next_attempt_at: row.next_attempt_at,
-      event_id,
-      body,
-      webhook: { url, secret, previous_secret, previous_secret_expires_at, enabled: enabled === 1 },
-    }
+    return row && deliveryPlanFromRow(row)
   }
 
   async recordAttempt(
@@ -259,44 +164,15 @@ export class SqliteDeliveries implements DeliveryStore {
 
   async get(eventId: string, webhookId: string): Promise<DeliveryRecord | undefined> {
     const row = this.stmts.byKey.get(eventId, webhookId)
-    if (!row) return undefined
-    const { retries_scheduled: _r, last_evidence_id: _e, ...rest } = row
-    return { ...rest, status: row.status as DeliveryStatus, held: row.held === 1 }
+    return row && deliveryFromRow(row)
   }
 
   async attempts(eventId: string, webhookId: string): Promise<DeliveryAttempt[]> {
-    return this.stmts.attempts.all(eventId, webhookId).map(toAttempt)
+    return this.stmts.attempts.all(eventId, webhookId).map(deliveryAttemptFromRow)
   }
 
   private insertAttempt(row: StateRow, input: AttemptInput, decision: AttemptDecision): DeliveryAttempt {
-    const attemptId = this.attemptId(input.attempted_at)
-    const attempt: DeliveryAttempt = {
-      delivery_seq: input.delivery_seq,
-      attempted_at: input.attempted_at,
-      duration_ms: input.duration_ms,
-      response_code: input.response_code,
-      response_headers: input.response_headers,
-      response_body: input.response_body,
-      error_message: input.error_message,
-      signature: input.signature,
-      manual: input.manual,
-      seq: 0,
-      attempt_id: attemptId,
-      event_id: row.event_id,
-      webhook_id: row.webhook_id,
-      workspace_id: row.workspace_id,
-      event_type: row.event_type,
-      attempt_number: row.attempt_count + 1,
-      status: decision.status,
-      will_retry: decision.willRetry,
-      evidence_id: evidenceId(
-        row.last_evidence_id,
-        attemptId,
-        input.signature,
-        input.response_code,
-        input.attempted_at,
-      ),
-    }
+    const attempt = newDeliveryAttempt(row, input, decision, this.attemptId(input.attempted_at))
     const info = this.stmts.insertAttempt.run(
       attempt.attempt_id,
       row.seq,
@@ -319,15 +195,5 @@ export class SqliteDeliveries implements DeliveryStore {
     )
     attempt.seq = Number(info.lastInsertRowid)
     return attempt
-  }
-
-  /**
-   * Attempt ids, `dlv_` + the attempt time + a counter + randomness (the v1 dialect calls an attempt a delivery). Made
-   * at insert, they sort by insertion, so their unique index grows at its end: random keys halve insert throughput.
-   */
-  private attemptId(at: string): string {
-    this.counter = (this.counter + 1) % 0x1000000
-    const time = Date.parse(at).toString(16).padStart(12, '0')
-    return `dlv_${time}${this.counter.toString(16).padStart(6, '0')}${this.ctx.newId().replaceAll('-', '').slice(0, 14)}`
   }
 }

@@ -11,7 +11,11 @@ import type { DeliveryAttempt } from '../../domain/delivery.js'
 import type { LatchkeyEvent } from '../../domain/events.js'
 import { placeholders } from './context.js'
 import type { Db } from './database.js'
-import { toAttempt, type AttemptRow } from './deliveries.js'
+import {
+  DELIVERY_ATTEMPT_COLUMNS as ATTEMPT,
+  deliveryAttemptFromRow as toAttempt,
+  type DeliveryAttemptRow as AttemptRow,
+} from '../rows.js'
 import {
   attemptArms,
   page,
@@ -27,9 +31,6 @@ interface KeyRow {
   seq: number
   sched: number
 }
-
-const ATTEMPT = `seq, attempt_id, delivery_seq, event_id, webhook_id, workspace_id, event_type, attempt_number, manual, status,
-  attempted_at, duration_ms, response_code, response_headers, response_body, error_message, signature, will_retry, evidence_id`
 
 const SCHEDULED = `seq AS delivery_seq, event_id, webhook_id, workspace_id, event_type, attempt_count + 1 AS attempt_number, next_attempt_at`
 

@@ -1,63 +1,14 @@
 import type { DeviceStore, DeviceUpdate, NewDevice, WriteOptions } from '../../app/store.js'
 import type { AttemptRecord, Transition } from '../../domain/attempt.js'
-import {
-  changesSomething,
-  type CustomMetadata,
-  type DeviceChange,
-  type DeviceProps,
-  type DeviceRecord,
-} from '../../domain/device.js'
+import { changesSomething, type DeviceChange, type DeviceProps, type DeviceRecord } from '../../domain/device.js'
 import type { EventDraft, LatchkeyEvent } from '../../domain/events.js'
 import type { Page } from '../../domain/page.js'
 import type { DeviceListQuery } from '../../domain/queries.js'
+import { DEVICE_COLUMNS, deviceFromRow, type DeviceRow } from '../rows.js'
 import type { SqliteAttempts } from './attempts.js'
-import { bool, toInt, type StoreContext } from './context.js'
+import { toInt, type StoreContext } from './context.js'
 import type { SqliteEvents } from './events.js'
 import { compare, equals, listPage, oneOf } from './list-query.js'
-
-interface DeviceRow {
-  seq: number
-  device_id: string
-  workspace_id: string
-  display_name: string
-  nickname: string | null
-  custom_metadata: string
-  can_remotely_lock: number
-  can_remotely_unlock: number
-  created_at: string
-  online: number
-  locked: number | null
-  door_open: number | null
-  jammed: number | null
-  battery_level: number | null
-  firmware_version: string | null
-  last_seen_at: string | null
-}
-
-const COLUMNS = `seq, device_id, workspace_id, display_name, nickname, custom_metadata, can_remotely_lock, can_remotely_unlock,
-  created_at, online, locked, door_open, jammed, battery_level, firmware_version, last_seen_at`
-
-function fromRow(row: DeviceRow): DeviceRecord {
-  return {
-    device_id: row.device_id,
-    workspace_id: row.workspace_id,
-    display_name: row.display_name,
-    nickname: row.nickname,
-    custom_metadata: JSON.parse(row.custom_metadata) as CustomMetadata,
-    created_at: row.created_at,
-    can_remotely_lock: row.can_remotely_lock === 1,
-    can_remotely_unlock: row.can_remotely_unlock === 1,
-    props: {
-      online: row.online === 1,
-      locked: bool(row.locked),
-      door_open: bool(row.door_open),
-      jammed: bool(row.jammed),
-      battery_level: row.battery_level,
-      firmware_version: row.firmware_version,
-      last_seen_at: row.last_seen_at,
-    },
-  }
-}
 
 function propsParams(deviceId: string, props: DeviceProps): unknown[] {
   return [
@@ -86,9 +37,9 @@ export class SqliteDevices implements DeviceStore {
         `INSERT INTO devices (device_id, workspace_id, display_name, nickname, custom_metadata, secret_hash, can_remotely_lock,
            can_remotely_unlock, created_at, online) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 0)`,
       ),
-      byId: db.prepare<[string], DeviceRow>(`SELECT ${COLUMNS} FROM devices WHERE device_id = ?`),
+      byId: db.prepare<[string], DeviceRow>(`SELECT ${DEVICE_COLUMNS} FROM devices WHERE device_id = ?`),
       byWorkspace: db.prepare<[string, string], DeviceRow>(
-        `SELECT ${COLUMNS} FROM devices WHERE device_id = ? AND workspace_id = ?`,
+        `SELECT ${DEVICE_COLUMNS} FROM devices WHERE device_id = ? AND workspace_id = ?`,
       ),
       setProps: db.prepare(
         `UPDATE devices SET online = ?, locked = ?, door_open = ?, jammed = ?, battery_level = ?, firmware_version = ?,
@@ -122,17 +73,17 @@ export class SqliteDevices implements DeviceStore {
 
   async get(workspaceId: string, deviceId: string): Promise<DeviceRecord | undefined> {
     const row = this.stmts.byWorkspace.get(deviceId, workspaceId)
-    return row && fromRow(row)
+    return row && deviceFromRow(row)
   }
 
   async getById(deviceId: string): Promise<DeviceRecord | undefined> {
     const row = this.stmts.byId.get(deviceId)
-    return row && fromRow(row)
+    return row && deviceFromRow(row)
   }
 
   async list(workspaceId: string, query: DeviceListQuery): Promise<Page<DeviceRecord>> {
     return listPage<DeviceRow, DeviceRecord>(this.ctx.db, {
-      select: COLUMNS,
+      select: DEVICE_COLUMNS,
       from: 'devices',
       where: [
         equals('workspace_id', workspaceId),
@@ -142,7 +93,7 @@ export class SqliteDevices implements DeviceStore {
       order: 'asc',
       cursor: query.cursor,
       limit: query.limit,
-      map: fromRow,
+      map: deviceFromRow,
     })
   }
 
@@ -207,7 +158,7 @@ export class SqliteDevices implements DeviceStore {
     const outcome = await this.ctx.writes.run(() => {
       const row = this.stmts.byId.get(deviceId)
       if (!row) return undefined
-      const device = fromRow(row)
+      const device = deviceFromRow(row)
       // A QoS 1 redelivery of a device event carries the same event_id: record it once.
       if (dedupeKey !== undefined && this.stmts.seen.get(`${dedupeKey}#0`)) return { device, recorded: [] }
       const { patch, events } = decide(device)

@@ -1,41 +1,7 @@
 import type { WebhookChange, WebhookPatch, WebhookStore } from '../../app/store.js'
 import { matchesEventType, type Webhook, type WebhookDisabledReason } from '../../domain/webhook.js'
+import { WEBHOOK_COLUMNS, webhookFromRow, type WebhookMatch, type WebhookRow } from '../rows.js'
 import type { StoreContext } from './context.js'
-
-interface WebhookRow {
-  webhook_id: string
-  workspace_id: string
-  url: string
-  event_types: string
-  secret: string
-  previous_secret: string | null
-  previous_secret_expires_at: string | null
-  enabled: number
-  disabled_reason: string | null
-  disabled_at: string | null
-  consecutive_failures: number
-  created_at: string
-  updated_at: string
-}
-
-/** What matching an event needs, cached per workspace. */
-export interface WebhookMatch {
-  webhook_id: string
-  event_types: string[]
-  enabled: boolean
-}
-
-const COLUMNS = `webhook_id, workspace_id, url, event_types, secret, previous_secret, previous_secret_expires_at, enabled,
-  disabled_reason, disabled_at, consecutive_failures, created_at, updated_at`
-
-function fromRow(row: WebhookRow): Webhook {
-  return {
-    ...row,
-    event_types: JSON.parse(row.event_types) as string[],
-    enabled: row.enabled === 1,
-    disabled_reason: row.disabled_reason as WebhookDisabledReason | null,
-  }
-}
 
 function toParams(webhook: Webhook): Record<string, unknown> {
   return { ...webhook, event_types: JSON.stringify(webhook.event_types), enabled: webhook.enabled ? 1 : 0 }
@@ -54,7 +20,7 @@ export class SqliteWebhooks implements WebhookStore {
     const db = ctx.db
     this.stmts = {
       insert: db.prepare(
-        `INSERT INTO webhooks (${COLUMNS}) VALUES (@webhook_id, @workspace_id, @url, @event_types, @secret, @previous_secret,
+        `INSERT INTO webhooks (${WEBHOOK_COLUMNS}) VALUES (@webhook_id, @workspace_id, @url, @event_types, @secret, @previous_secret,
            @previous_secret_expires_at, @enabled, @disabled_reason, @disabled_at, @consecutive_failures, @created_at, @updated_at)`,
       ),
       update: db.prepare(
@@ -64,10 +30,10 @@ export class SqliteWebhooks implements WebhookStore {
          WHERE webhook_id = @webhook_id`,
       ),
       get: db.prepare<[string, string], WebhookRow>(
-        `SELECT ${COLUMNS} FROM webhooks WHERE webhook_id = ? AND workspace_id = ? AND deleted_at IS NULL`,
+        `SELECT ${WEBHOOK_COLUMNS} FROM webhooks WHERE webhook_id = ? AND workspace_id = ? AND deleted_at IS NULL`,
       ),
       list: db.prepare<[string], WebhookRow>(
-        `SELECT ${COLUMNS} FROM webhooks WHERE workspace_id = ? AND deleted_at IS NULL ORDER BY seq`,
+        `SELECT ${WEBHOOK_COLUMNS} FROM webhooks WHERE workspace_id = ? AND deleted_at IS NULL ORDER BY seq`,
       ),
       matches: db.prepare<[string], { webhook_id: string; event_types: string; enabled: number }>(
         'SELECT webhook_id, event_types, enabled FROM webhooks WHERE workspace_id = ? AND deleted_at IS NULL ORDER BY seq',
@@ -111,18 +77,18 @@ export class SqliteWebhooks implements WebhookStore {
 
   async get(workspaceId: string, webhookId: string): Promise<Webhook | undefined> {
     const row = this.stmts.get.get(webhookId, workspaceId)
-    return row && fromRow(row)
+    return row && webhookFromRow(row)
   }
 
   async list(workspaceId: string): Promise<Webhook[]> {
-    return this.stmts.list.all(workspaceId).map(fromRow)
+    return this.stmts.list.all(workspaceId).map(webhookFromRow)
   }
 
   update(workspaceId: string, webhookId: string, patch: WebhookPatch, at: string): Promise<WebhookChange | undefined> {
     return this.write(workspaceId, () => {
       const row = this.stmts.get.get(webhookId, workspaceId)
       if (!row) return undefined
-      const before = fromRow(row)
+      const before = webhookFromRow(row)
       const enabled = patch.enabled ?? before.enabled
       const released = enabled && !before.enabled
       const held = !enabled && before.enabled
@@ -152,7 +118,7 @@ export class SqliteWebhooks implements WebhookStore {
     return this.write(workspaceId, () => {
       const row = this.stmts.get.get(webhookId, workspaceId)
       if (!row) return undefined
-      const before = fromRow(row)
+      const before = webhookFromRow(row)
       const webhook: Webhook = {
         ...before,
         secret,

@@ -28,16 +28,7 @@ const BOOLEAN_COLUMNS: Partial<Record<Table, string[]>> = {
 }
 
 /** Tables keyed by an identity `seq` whose sequence must continue after the copied rows. */
-const SEQ_TABLES: Table[] = [
-  'workspaces',
-  'devices',
-  'action_attempts',
-  'attempt_history',
-  'events',
-  'webhooks',
-  'deliveries',
-  'delivery_attempts',
-]
+const SEQ_TABLES: Table[] = TABLES.filter((table) => table !== 'settings' && table !== 'api_keys')
 
 const BATCH = 2000
 

@@ -1,6 +1,6 @@
 import { iso, type Clock } from '../domain/clock.js'
 import { LatchkeyError, notFound } from '../domain/errors.js'
-import { ALL_EVENT_TYPES, SECRET_OVERLAP_MS, webhookUrlProblem, type Webhook } from '../domain/webhook.js'
+import { ALL_EVENT_TYPES, newWebhook, SECRET_OVERLAP_MS, webhookUrlProblem, type Webhook } from '../domain/webhook.js'
 import type { Bus } from './bus.js'
 import { newWebhookSecret } from './credentials.js'
 import type { WebhookPatch, WebhookStore } from './store.js'
@@ -44,22 +44,16 @@ export function createWebhookService(deps: WebhookServiceDeps) {
   return {
     async create(workspaceId: string, input: NewWebhook): Promise<Webhook> {
       await checkUrl(input.url)
-      const at = now()
-      const webhook: Webhook = {
-        webhook_id: deps.newId(),
-        workspace_id: workspaceId,
-        url: input.url,
-        event_types: input.event_types ?? [ALL_EVENT_TYPES],
-        secret: newWebhookSecret(),
-        previous_secret: null,
-        previous_secret_expires_at: null,
-        enabled: true,
-        disabled_reason: null,
-        disabled_at: null,
-        consecutive_failures: 0,
-        created_at: at,
-        updated_at: at,
-      }
+      const webhook = newWebhook(
+        {
+          webhook_id: deps.newId(),
+          workspace_id: workspaceId,
+          url: input.url,
+          event_types: input.event_types ?? [ALL_EVENT_TYPES],
+          secret: newWebhookSecret(),
+        },
+        now(),
+      )
       await store.webhooks.create(webhook)
       return webhook
     },

@@ -22,6 +22,24 @@ export interface Webhook {
   updated_at: string
 }
 
+/** A webhook as it is created: enabled, with no failures and no previous secret. */
+export function newWebhook(
+  fields: Pick<Webhook, 'webhook_id' | 'workspace_id' | 'url' | 'event_types' | 'secret'>,
+  at: string,
+): Webhook {
+  return {
+    ...fields,
+    previous_secret: null,
+    previous_secret_expires_at: null,
+    enabled: true,
+    disabled_reason: null,
+    disabled_at: null,
+    consecutive_failures: 0,
+    created_at: at,
+    updated_at: at,
+  }
+}
+
 /** How long a rotated-out secret keeps signing (docs/webhooks.md#secret-rotation). */
 export const SECRET_OVERLAP_MS = 24 * 60 * 60 * 1000
 
@@ -64,11 +82,8 @@ function decodes(text: string): boolean {
   }
 }
 
-/**
- * Why a request cannot be sent to `raw` at all, or undefined when it can: it must parse as an absolute http or https
- * URL whose user name and password (sent as Basic auth) decode to UTF-8. Checked before each send.
- */
-export function unsendableUrl(raw: string): string | undefined {
+/** `raw` as an absolute http or https URL, or why it is not one. */
+export function httpUrl(raw: string): URL | string {
   let url: URL
   try {
     url = new URL(raw)
@@ -77,6 +92,16 @@ export function unsendableUrl(raw: string): string | undefined {
   }
   if (url.protocol !== 'http:' && url.protocol !== 'https:')
     return `only http and https URLs are allowed, not ${url.protocol.slice(0, -1)}`
+  return url
+}
+
+/**
+ * Why a request cannot be sent to `raw` at all, or undefined when it can: it must parse as an absolute http or https
+ * URL whose user name and password (sent as Basic auth) decode to UTF-8. Checked before each send.
+ */
+export function unsendableUrl(raw: string): string | undefined {
+  const url = httpUrl(raw)
+  if (typeof url === 'string') return url
   if (!decodes(url.username) || !decodes(url.password))
     return 'invalid percent-encoding in the user name or password (not UTF-8)'
   return undefined

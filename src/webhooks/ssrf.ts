@@ -1,5 +1,6 @@
 import { lookup as dnsLookup, type LookupAddress } from 'node:dns'
 import { BlockList, isIP, type LookupFunction } from 'node:net'
+import { httpUrl } from '../domain/webhook.js'
 
 /**
  * The SSRF guard of docs/webhooks.md: a webhook may not reach loopback, private, link-local, CGNAT, multicast or other
@@ -148,14 +149,8 @@ export function createUrlGuard(options: { allowedCidrs: readonly string[]; resol
     literalRefusal,
     lookup,
     async refusal(raw) {
-      let url: URL
-      try {
-        url = new URL(raw)
-      } catch {
-        return 'not a valid URL'
-      }
-      if (url.protocol !== 'http:' && url.protocol !== 'https:')
-        return `only http and https URLs are allowed, not ${url.protocol.slice(0, -1)}`
+      const url = httpUrl(raw)
+      if (typeof url === 'string') return url
       const host = bare(url.hostname)
       if (isIP(host) !== 0) return literalRefusal(host)
       try {

@@ -7,7 +7,7 @@ import type { PruneResult, Store } from '../../src/app/store.js'
 import { applyAck, createAttempt, type AttemptRecord } from '../../src/domain/attempt.js'
 import { iso } from '../../src/domain/clock.js'
 import { attemptRecord } from '../../src/domain/webhook-delivery.js'
-import type { Webhook } from '../../src/domain/webhook.js'
+import { newWebhook, type Webhook } from '../../src/domain/webhook.js'
 import { openDatabase } from '../../src/store/sqlite/database.js'
 import { createSqliteStore } from '../../src/store/sqlite/index.js'
 import { FakeClock } from '../helpers/fake-clock.js'
@@ -33,21 +33,16 @@ const it = base.extend<{ db: { store: Store; clock: FakeClock; file: string } }>
 
 async function addWebhook(store: Store, clock: FakeClock): Promise<Webhook> {
   const at = iso(clock.now())
-  const webhook: Webhook = {
-    webhook_id: newId(),
-    workspace_id: WS,
-    url: 'https://receiver.example/hook',
-    event_types: ['*'],
-    secret: 'whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw',
-    previous_secret: null,
-    previous_secret_expires_at: null,
-    enabled: true,
-    disabled_reason: null,
-    disabled_at: null,
-    consecutive_failures: 0,
-    created_at: at,
-    updated_at: at,
-  }
+  const webhook = newWebhook(
+    {
+      webhook_id: newId(),
+      workspace_id: WS,
+      url: 'https://receiver.example/hook',
+      event_types: ['*'],
+      secret: 'whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw',
+    },
+    at,
+  )
   await store.webhooks.create(webhook)
   return webhook
 }

@@ -1,7 +1,7 @@
 import { randomBytes, randomUUID } from 'node:crypto'
 import { describe, expect, it as plainIt } from 'vitest'
 import { iso } from '../../src/domain/clock.js'
-import { unsendableUrl, webhookUrlProblem, type Webhook } from '../../src/domain/webhook.js'
+import { newWebhook, unsendableUrl, webhookUrlProblem, type Webhook } from '../../src/domain/webhook.js'
 import { FakeClock } from '../helpers/fake-clock.js'
 import type { TestLatchkey } from '../helpers/latchkey.js'
 import { attemptsOf, createWebhook, it, waitForAttempts } from './helpers.js'
@@ -11,21 +11,16 @@ const BAD_USERINFO = 'http://%E0%A4%A@127.0.0.1:9/hook'
 
 /** A webhook row written straight to the store, as one created before URLs were checked would be. */
 async function storedWebhook(t: TestLatchkey, url: string, nowMs: number): Promise<Webhook> {
-  const webhook: Webhook = {
-    webhook_id: randomUUID(),
-    workspace_id: t.workspaceId,
-    url,
-    event_types: ['device.added'],
-    secret: `whsec_${randomBytes(32).toString('base64')}`,
-    previous_secret: null,
-    previous_secret_expires_at: null,
-    enabled: true,
-    disabled_reason: null,
-    disabled_at: null,
-    consecutive_failures: 0,
-    created_at: iso(nowMs),
-    updated_at: iso(nowMs),
-  }
+  const webhook = newWebhook(
+    {
+      webhook_id: randomUUID(),
+      workspace_id: t.workspaceId,
+      url,
+      event_types: ['device.added'],
+      secret: `whsec_${randomBytes(32).toString('base64')}`,
+    },
+    iso(nowMs),
+  )
   await t.lk.store.webhooks.create(webhook)
   return webhook
 }

@@ -2,33 +2,10 @@ import { randomUUID } from 'node:crypto'
 import { describe, expect } from 'vitest'
 import { connectDynsec, deviceRole } from '../../src/mqtt/dynsec.js'
 import { createDevice } from '../helpers/devices.js'
-import { it as base, type StartOptions, type TestLatchkey } from '../helpers/latchkey.js'
-import { startMosquitto, type Mosquitto } from '../helpers/mosquitto.js'
+import { it } from '../helpers/external-broker.js'
 import { closed, connectRaw } from '../helpers/mqtt.js'
 
 /** latchkey on an external mosquitto with MQTT_DEVICE_AUTH=dynsec: it provisions every device itself. */
-const it = base.extend<{ mosquitto: Mosquitto; external: (extra?: StartOptions) => Promise<TestLatchkey> }>({
-  mosquitto: async ({ defer }, use) => {
-    const broker = await startMosquitto()
-    defer(() => broker.stop())
-    await use(broker)
-  },
-  external: async ({ mosquitto, start }, use) => {
-    await use((extra = {}) =>
-      start({
-        ...extra,
-        env: {
-          EMBEDDED_BROKER: 'false',
-          MQTT_URL: mosquitto.url,
-          MQTT_SERVICE_USERNAME: mosquitto.admin.username,
-          MQTT_SERVICE_PASSWORD: mosquitto.admin.password,
-          MQTT_DEVICE_AUTH: 'dynsec',
-          ...extra.env,
-        },
-      }),
-    )
-  },
-})
 
 describe('MQTT_DEVICE_AUTH=dynsec', () => {
   it('a created device connects to mosquitto with its credentials and locks end to end', async ({ external, lock }) => {

@@ -1,8 +1,8 @@
 import { describe, expect, vi } from 'vitest'
 import { deviceTopic } from '../../devices/index.js'
 import { createDevice, waitForProps } from '../helpers/devices.js'
-import { it as base, type StartOptions, type TestLatchkey } from '../helpers/latchkey.js'
-import { startMosquitto, type Mosquitto } from '../helpers/mosquitto.js'
+import { it } from '../helpers/external-broker.js'
+import type { TestLatchkey } from '../helpers/latchkey.js'
 import { connectRaw, publish } from '../helpers/mqtt.js'
 
 /**
@@ -10,28 +10,6 @@ import { connectRaw, publish } from '../helpers/mqtt.js'
  * latchkey-<INSTANCE_ID>, takes its share of the uplinks through `$share/latchkey/…`, and reads the retained
  * presence at start, which a shared subscription does not deliver.
  */
-const it = base.extend<{ mosquitto: Mosquitto; external: (extra?: StartOptions) => Promise<TestLatchkey> }>({
-  mosquitto: async ({ defer }, use) => {
-    const broker = await startMosquitto()
-    defer(() => broker.stop())
-    await use(broker)
-  },
-  external: async ({ mosquitto, start }, use) => {
-    await use((extra = {}) =>
-      start({
-        ...extra,
-        env: {
-          EMBEDDED_BROKER: 'false',
-          MQTT_URL: mosquitto.url,
-          MQTT_SERVICE_USERNAME: mosquitto.admin.username,
-          MQTT_SERVICE_PASSWORD: mosquitto.admin.password,
-          MQTT_DEVICE_AUTH: 'dynsec',
-          ...extra.env,
-        },
-      }),
-    )
-  },
-})
 
 const received = (t: TestLatchkey) => t.lk.metrics.get('mqtt_messages_received_total')
 

@@ -1,0 +1,29 @@
+import { it as base, type StartOptions, type TestLatchkey } from './latchkey.js'
+import { startMosquitto, type Mosquitto } from './mosquitto.js'
+
+/**
+ * `mosquitto`: a private mosquitto with dynamic security, stopped after the test. `external(options)`: a latchkey on
+ * it (EMBEDDED_BROKER=false, MQTT_DEVICE_AUTH=dynsec, its admin as the service user); `options.env` adds to that.
+ */
+export const it = base.extend<{ mosquitto: Mosquitto; external: (extra?: StartOptions) => Promise<TestLatchkey> }>({
+  mosquitto: async ({ defer }, use) => {
+    const broker = await startMosquitto()
+    defer(() => broker.stop())
+    await use(broker)
+  },
+  external: async ({ mosquitto, start }, use) => {
+    await use((extra = {}) =>
+      start({
+        ...extra,
+        env: {
+          EMBEDDED_BROKER: 'false',
+          MQTT_URL: mosquitto.url,
+          MQTT_SERVICE_USERNAME: mosquitto.admin.username,
+          MQTT_SERVICE_PASSWORD: mosquitto.admin.password,
+          MQTT_DEVICE_AUTH: 'dynsec',
+          ...extra.env,
+        },
+      }),
+    )
+  },
+})

@@ -1,16 +1,7 @@
 import { readFileSync } from 'node:fs'
 import { describe, expect, it } from 'vitest'
-import { ConfigError, describeConfig, loadConfig } from '../../src/config.js'
-
-function problemsOf(env: Record<string, string>): string[] {
-  try {
-    loadConfig(env)
-  } catch (error) {
-    if (error instanceof ConfigError) return error.problems
-    throw error
-  }
-  return []
-}
+import { describeConfig, loadConfig } from '../../src/config.js'
+import { problemsOf } from '../helpers/config.js'
 
 describe('configuration', () => {
   it('applies the documented defaults to an empty environment', () => {

@@ -29,23 +29,30 @@ export function startupBanner(line: string): { httpUrl: string; mqttUrl: string 
 }
 
 /**
+ * The environment of a `src/main.ts` child: loopback on free ports, JSON logs at info, and (with a DATA_DIR) that
+ * data dir's database on the store under test (PostgreSQL under `npm run test:pg`).
+ */
+export function childEnv(dataDir?: string): NodeJS.ProcessEnv {
+  return {
+    ...process.env,
+    HOST: '127.0.0.1',
+    MQTT_HOST: '127.0.0.1',
+    PORT: '0',
+    MQTT_PORT: '0',
+    LOG_LEVEL: 'info',
+    LOG_FORMAT: 'json',
+    ...(dataDir ? { DATA_DIR: dataDir, ...testDatabaseEnv(dataDir) } : {}),
+  }
+}
+
+/**
  * Runs `src/main.ts` in a child process, as `npm start` does, and resolves once it is listening. On the PostgreSQL
  * test store, a DATA_DIR brings its own database.
  */
 export async function startChild(env: Record<string, string>): Promise<ChildLatchkey> {
   const child = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts'], {
     cwd: ROOT,
-    env: {
-      ...process.env,
-      HOST: '127.0.0.1',
-      MQTT_HOST: '127.0.0.1',
-      PORT: '0',
-      MQTT_PORT: '0',
-      LOG_LEVEL: 'info',
-      LOG_FORMAT: 'json',
-      ...(env.DATA_DIR ? testDatabaseEnv(env.DATA_DIR) : {}),
-      ...env,
-    },
+    env: { ...childEnv(env.DATA_DIR), ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   })
   const output: string[] = []

@@ -4,7 +4,7 @@ import { existsSync, rmSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { describe, expect } from 'vitest'
-import { startChild } from '../helpers/child.js'
+import { childEnv, startChild } from '../helpers/child.js'
 import { it as base, tempDataDir } from '../helpers/latchkey.js'
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url))
@@ -13,16 +13,8 @@ const ROOT = fileURLToPath(new URL('../..', import.meta.url))
 async function failingStart(dataDir: string): Promise<{ code: number | null; stderr: string; stdout: string }> {
   const child = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts'], {
     cwd: ROOT,
-    env: {
-      ...process.env,
-      DATA_DIR: dataDir,
-      HOST: '127.0.0.1',
-      MQTT_HOST: '127.0.0.1',
-      PORT: '0',
-      MQTT_PORT: '0',
-      LOG_FORMAT: 'json',
-      DATABASE_URL: '',
-    },
+    // The lock guards a SQLite DATA_DIR: never a database of the PostgreSQL test store.
+    env: { ...childEnv(), DATA_DIR: dataDir, DATABASE_URL: '' },
     stdio: ['ignore', 'pipe', 'pipe'],
   })
   let stdout = ''

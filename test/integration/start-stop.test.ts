@@ -4,9 +4,8 @@ import { readFileSync, rmSync } from 'node:fs'
 import { createServer, connect, type AddressInfo, type Server, type Socket } from 'node:net'
 import { fileURLToPath } from 'node:url'
 import { describe, expect, vi } from 'vitest'
-import { startChild, type ChildLatchkey } from '../helpers/child.js'
+import { childEnv, startChild, type ChildLatchkey } from '../helpers/child.js'
 import { it as base, tempDataDir } from '../helpers/latchkey.js'
-import { testDatabaseEnv } from '../helpers/store.js'
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url))
 
@@ -32,19 +31,7 @@ function collect(child: ChildProcess): Spawned {
   return { process: child, stdout: () => stdout, exited }
 }
 
-const baseEnv = (dataDir: string) => ({
-  ...process.env,
-  DATA_DIR: dataDir,
-  HOST: '127.0.0.1',
-  MQTT_HOST: '127.0.0.1',
-  PORT: '0',
-  MQTT_PORT: '0',
-  LOG_LEVEL: 'info',
-  LOG_FORMAT: 'json',
-  ADMIN_API_KEY: '',
-  // The database of this data dir on the store under test (PostgreSQL under `npm run test:pg`).
-  ...testDatabaseEnv(dataDir),
-})
+const baseEnv = (dataDir: string) => ({ ...childEnv(dataDir), ADMIN_API_KEY: '' })
 
 /**
  * `dataDir`: a fresh data dir, removed afterwards. `main(env)`: `src/main.ts` in a child process, killed afterwards.

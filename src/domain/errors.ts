@@ -32,6 +32,12 @@ export type ErrorCode = keyof typeof ERRORS
 
 export type ValidationErrors = Record<string, { _errors: string[] }>
 
+/**
+ * A dependency (the database, the MQTT broker) cannot serve right now; retrying later may succeed. Adapters raise
+ * their own subclasses; every API surface answers them 503 `service_unavailable` with their message.
+ */
+export class UnavailableError extends Error {}
+
 export class LatchkeyError extends Error {
   constructor(
     readonly code: ErrorCode,

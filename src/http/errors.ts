@@ -1,7 +1,6 @@
-import { StoreUnavailableError } from '../store/errors.js'
 import { InvalidCursorError } from '../domain/cursor.js'
 import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify'
-import { LatchkeyError, type ValidationErrors } from '../domain/errors.js'
+import { LatchkeyError, UnavailableError, type ValidationErrors } from '../domain/errors.js'
 
 /**
  * What the three API surfaces share about errors: the dotted path of a validation issue, and the mapping of anything
@@ -53,7 +52,7 @@ export function toLatchkeyError(error: unknown): LatchkeyError {
   if (error instanceof LatchkeyError) return error
   // The store refuses a cursor it did not issue; every surface answers it as bad input (docs/api.md#pagination).
   if (error instanceof InvalidCursorError) return new LatchkeyError('invalid_input', 'invalid cursor')
-  if (error instanceof StoreUnavailableError) return new LatchkeyError('service_unavailable', error.message)
+  if (error instanceof UnavailableError) return new LatchkeyError('service_unavailable', error.message)
   const fastifyError = error as Partial<FastifyError>
   if (fastifyError.validation) return invalidInput(fastifyIssues(fastifyError), fastifyError.validationContext)
   const status = fastifyError.statusCode

@@ -1,7 +1,7 @@
 import mqtt, { type MqttClient } from 'mqtt'
 import { randomUUID } from 'node:crypto'
 import { deviceAcl, serviceAcl } from '../../broker/acl.js'
-import { LatchkeyError } from '../domain/errors.js'
+import { UnavailableError } from '../domain/errors.js'
 
 /**
  * Device provisioning for `MQTT_DEVICE_AUTH=dynsec` (docs/scale-out.md): latchkey, as a dynamic-security admin,
@@ -26,11 +26,8 @@ export function deviceRole(deviceId: string): string {
 }
 
 /** The broker did not answer in time, or the connection to it is down. The API answers 503. */
-export class BrokerUnavailableError extends LatchkeyError {
-  constructor(message: string, options?: { cause?: unknown }) {
-    super('service_unavailable', message, undefined, options)
-    this.name = 'BrokerUnavailableError'
-  }
+export class BrokerUnavailableError extends UnavailableError {
+  override readonly name = 'BrokerUnavailableError'
 }
 
 /** The broker answered a command with an error (other than the ones provisioning converges from). */

@@ -1,4 +1,5 @@
 import { redactUrl } from '../config.js'
+import { UnavailableError } from '../domain/errors.js'
 
 /**
  * Errors the store layer raises, whatever its engine. They say what went wrong with the data, never how to answer
@@ -6,7 +7,7 @@ import { redactUrl } from '../config.js'
  */
 
 /** The database cannot be reached right now; what was asked is either committed whole or not at all. */
-export class StoreUnavailableError extends Error {
+export class StoreUnavailableError extends UnavailableError {
   override readonly name = 'StoreUnavailableError'
 }
 

@@ -10,6 +10,7 @@ import {
   SERVICE_ROLE,
   type Dynsec,
 } from '../../src/mqtt/dynsec.js'
+import { toLatchkeyError } from '../../src/http/errors.js'
 import { it as base } from '../helpers/latchkey.js'
 import { startMosquitto, type Mosquitto } from '../helpers/mosquitto.js'
 import { closed, connectRaw } from '../helpers/mqtt.js'
@@ -208,7 +209,7 @@ describe('dynsec provisioning', () => {
     const elapsed = performance.now() - started
     mosquitto.resume()
     expect(error).toBeInstanceOf(BrokerUnavailableError)
-    expect((error as BrokerUnavailableError).status).toBe(503)
+    expect(toLatchkeyError(error).status).toBe(503)
     expect(elapsed).toBeGreaterThanOrEqual(1900)
     expect(elapsed).toBeLessThan(4000)
   })

@@ -5,16 +5,13 @@
  * it. The PostgreSQL runs without fsync: the data is thrown away at the end.
  */
 import { spawn, type ChildProcess } from 'node:child_process'
-import { randomBytes } from 'node:crypto'
 import { once } from 'node:events'
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { createInterface } from 'node:readline'
 import { fileURLToPath } from 'node:url'
-import pg from 'pg'
-import { startMosquitto, type Mosquitto } from '../test/helpers/mosquitto.js'
-import { startTestPostgres, type TestPostgres } from './pg-test-server.js'
+import { startClusterServices, type ClusterServices } from './cluster-services.js'
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url))
 
@@ -52,8 +49,7 @@ async function startInstance(name: string, env: Record<string, string>): Promise
 }
 
 async function main(): Promise<void> {
-  let postgres: TestPostgres | undefined
-  let mosquitto: Mosquitto | undefined
+  let services: ClusterServices | undefined
   const instances: Instance[] = []
   let stopping: Promise<void> | undefined
   const stop = () =>
@@ -61,33 +57,13 @@ async function main(): Promise<void> {
       for (const instance of instances) if (instance.child.exitCode === null) instance.child.kill('SIGTERM')
       await Promise.all(instances.map((instance) => instance.exited))
       for (const instance of instances) rmSync(instance.dataDir, { recursive: true, force: true })
-      await mosquitto?.stop()
-      postgres?.stop()
+      await services?.stop()
     })())
   process.once('SIGINT', () => void stop().then(() => process.exit(0)))
   process.once('SIGTERM', () => void stop().then(() => process.exit(0)))
   try {
-    postgres = await startTestPostgres()
-    const admin = new pg.Client({ connectionString: postgres.url })
-    await admin.connect()
-    await admin.query('CREATE DATABASE latchkey')
-    await admin.end()
-    const databaseUrl = new URL(postgres.url)
-    databaseUrl.pathname = '/latchkey'
-    mosquitto = await startMosquitto()
-    const env = {
-      HOST: '127.0.0.1',
-      DATABASE_URL: databaseUrl.toString(),
-      EMBEDDED_BROKER: 'false',
-      MQTT_URL: mosquitto.url,
-      MQTT_PUBLIC_URL: mosquitto.url,
-      MQTT_SERVICE_USERNAME: mosquitto.admin.username,
-      MQTT_SERVICE_PASSWORD: mosquitto.admin.password,
-      MQTT_DEVICE_AUTH: 'dynsec',
-      ADMIN_API_KEY: `seam_admin_${randomBytes(18).toString('hex')}`,
-      JWT_SECRET: randomBytes(32).toString('hex'),
-      WEBHOOK_ALLOWED_CIDRS: '127.0.0.0/8',
-    }
+    services = await startClusterServices()
+    const { env, mosquitto } = services
     // One after the other: the first start creates the workspace and writes its key to its bootstrap.json.
     instances.push(await startInstance('a', env))
     instances.push(await startInstance('b', env))
@@ -99,7 +75,7 @@ async function main(): Promise<void> {
         'latchkey cluster: two instances on one PostgreSQL and one mosquitto (dynsec)',
         ...instances.map((instance) => `  instance ${instance.name}:   ${instance.httpUrl}`),
         `  MQTT (devices): ${mosquitto.url}`,
-        `  PostgreSQL:     ${databaseUrl.toString()}`,
+        `  PostgreSQL:     ${services.databaseUrl}`,
         `  admin key:      ${env.ADMIN_API_KEY}`,
         `  workspace key:  ${bootstrap.api_key ?? '(see the first instance)'}`,
         `  workspace id:   ${bootstrap.workspace_id ?? ''}`,

@@ -23,6 +23,8 @@ export const DYNSEC_PLUGIN = '/usr/lib/x86_64-linux-gnu/mosquitto_dynamic_securi
 export interface Mosquitto {
   url: string
   port: number
+  /** The broker's process id (to read its CPU use). */
+  pid: number
   dir: string
   admin: { username: string; password: string }
   /** Everything mosquitto has logged so far. */
@@ -102,6 +104,7 @@ async function startOnce(dir: string, admin: { username: string; password: strin
   return {
     url: `mqtt://127.0.0.1:${port}`,
     port,
+    pid: child.pid as number,
     dir,
     admin,
     log: () => output,

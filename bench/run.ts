@@ -2,13 +2,14 @@ import { existsSync, mkdirSync, writeFileSync } from 'node:fs'
 import { cpus, totalmem } from 'node:os'
 import { join, resolve } from 'node:path'
 import { parseArgs } from 'node:util'
+import { cluster } from './cases/cluster.js'
 import { endToEndSync } from './cases/end-to-end.js'
 import { peer } from './cases/peer.js'
 import { rawHttp } from './cases/raw-http.js'
 import { rawMqtt } from './cases/raw-mqtt.js'
 import { connectionScale } from './cases/scale.js'
 import { createToWebhook, fanout, webhooksAvailable, WEBHOOKS_MISSING } from './cases/webhooks.js'
-import { fdLimit, installExitHandlers, killAllNow, ROOT } from './lib/children.js'
+import { atExit, fdLimit, installExitHandlers, killAllNow, ROOT } from './lib/children.js'
 import { countOnline, lockProcesses, provision } from './lib/fleet.js'
 import { startLatchkeyChild } from './lib/latchkey-child.js'
 import { benchOptions, type BenchOptions } from './lib/options.js'
@@ -18,18 +19,20 @@ import { pollUntil, round } from './lib/stats.js'
 import { startTestPostgres } from '../scripts/pg-test-server.js'
 
 /**
- * `npm run bench [-- --quick] [-- --out DIR] [-- --scale-locks N] [-- --cpu-prof] [-- --only raw,e2e,peer,webhooks,scale]
+ * `npm run bench [-- --quick] [-- --out DIR] [-- --scale-locks N] [-- --cpu-prof] [-- --only raw,e2e,peer,webhooks,scale,cluster]
  *   [-- --store sqlite|postgres|both]`
  * With `--store postgres` (or `both`, SQLite first) cases 2, 4 and 5 also run on a private PostgreSQL 15 started for
  * the run (fsync on; synchronous_commit off, the SQLite store's durability, unless `--pg-synchronous-commit on`) and
  * stopped at its end.
+ * `cluster` (case 6) runs end to end through two instances on a private PostgreSQL and mosquitto (docs/scale-out.md),
+ * beside case 2a at the same levels.
  * Everything on loopback, in separate processes: this one generates load, latchkey runs as `npm start` does, the
  * simulated locks run in lock processes, helper servers (fastify hello, webhook receiver, Seam's fake) in theirs.
  */
 
 const USAGE =
-  'usage: npm run bench -- [--quick] [--out DIR] [--scale-locks N] [--cpu-prof] [--only raw,e2e,peer,webhooks,scale] [--store sqlite|postgres|both]'
-const CASES = ['raw', 'e2e', 'peer', 'webhooks', 'scale'] as const
+  'usage: npm run bench -- [--quick] [--out DIR] [--scale-locks N] [--cpu-prof] [--only raw,e2e,peer,webhooks,scale,cluster] [--store sqlite|postgres|both]'
+const CASES = ['raw', 'e2e', 'peer', 'webhooks', 'scale', 'cluster'] as const
 
 const { values } = parseArgs({
   options: {
@@ -54,7 +57,8 @@ if (!['sqlite', 'postgres', 'both'].includes(values.store ?? '')) {
   process.exit(2)
 }
 const pgSyncCommit = values['pg-synchronous-commit'] === 'on'
-const stores = values.store === 'both' ? ['sqlite', 'postgres'] : [values.store as 'sqlite' | 'postgres']
+const stores: Array<'sqlite' | 'postgres'> =
+  values.store === 'both' ? ['sqlite', 'postgres'] : [values.store as 'sqlite' | 'postgres']
 const options = benchOptions(values.quick ?? false, {
   ...(values['scale-locks'] ? { scaleLocks: Number(values['scale-locks']) } : {}),
   ...(values['cpu-prof'] ? { cpuProfDir: join(outDir, 'profiles') } : {}),
@@ -205,12 +209,14 @@ async function main(): Promise<number> {
         startTestPostgres({ durable: true, synchronousCommit: pgSyncCommit }),
       )
       if (!server) continue
+      const forget = atExit(() => server.stop())
       try {
         await step(target, 'main latchkey on PostgreSQL', () =>
           withMainLatchkey(target, options, { DATABASE_URL: server.url }),
         )
       } finally {
         server.stop()
+        forget()
       }
       if (target !== results) {
         results.postgres = {
@@ -224,6 +230,14 @@ async function main(): Promise<number> {
       }
     }
   }
+  if (only.has('cluster'))
+    results.cluster = await step(results, 'two instances on PostgreSQL and mosquitto', () =>
+      cluster(
+        options,
+        { store: stores[0] ?? 'sqlite', ...(results.end_to_end ? { sync: results.end_to_end.sync } : {}) },
+        { synchronousCommit: pgSyncCommit },
+      ),
+    )
   if (only.has('scale'))
     results.scale = await step(results, `connection scale (${options.scaleLocks} locks)`, () =>
       connectionScale(options),

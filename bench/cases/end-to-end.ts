@@ -1,6 +1,6 @@
 import type { LatchkeyChild } from '../lib/latchkey-child.js'
 import { closedLoop } from '../lib/http.js'
-import type { LoopResult } from '../lib/loop.js'
+import type { LoopResult, LoopSpec } from '../lib/loop.js'
 import type { BenchOptions } from '../lib/options.js'
 
 /**
@@ -21,7 +21,7 @@ export async function endToEndSync(
   options: BenchOptions,
   lk: LatchkeyChild,
   deviceIds: readonly string[],
-  cpuOf: Record<string, number>,
+  cpuOf: NonNullable<LoopSpec['cpuOf']>,
 ): Promise<Levels> {
   const levels: Levels = {}
   for (const concurrency of options.levels) {

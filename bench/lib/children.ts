@@ -10,6 +10,8 @@ import { fileURLToPath } from 'node:url'
 
 export const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..')
 const live = new Set<ChildProcess>()
+/** Synchronous stops of what is not a child of ours (a daemonised PostgreSQL) or not tracked here (mosquitto). */
+const cleanups = new Set<() => void>()
 
 function track(child: ChildProcess): ChildProcess {
   live.add(child)
@@ -19,6 +21,23 @@ function track(child: ChildProcess): ChildProcess {
 
 export function killAllNow(): void {
   for (const child of live) child.kill('SIGKILL')
+  for (const cleanup of cleanups) {
+    cleanups.delete(cleanup)
+    try {
+      cleanup()
+    } catch (error) {
+      console.error('bench: cleanup failed:', error instanceof Error ? error.message : error)
+    }
+  }
+}
+
+/**
+ * Runs `cleanup` (synchronous) on every way out that `killAllNow` covers, unless the returned function is called
+ * first, once the thing was stopped the ordinary way.
+ */
+export function atExit(cleanup: () => void): () => void {
+  cleanups.add(cleanup)
+  return () => cleanups.delete(cleanup)
 }
 
 let installed = false

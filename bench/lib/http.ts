@@ -1,5 +1,5 @@
 import { Agent, request } from 'node:http'
-import { runClosedLoop, type LoopResult } from './loop.js'
+import { runClosedLoop, type LoopResult, type LoopSpec } from './loop.js'
 
 /**
  * The HTTP side of the bench: one JSON POST helper and a closed-loop load generator on `node:http` with a
@@ -78,13 +78,13 @@ export interface LoadSpec {
   concurrency: number
   durationMs: number
   warmupMs: number
-  /** Path and body of request number `i` of worker `slot`. */
-  request: (slot: number, i: number) => { path: string; body: string }
+  /** Path and body of request number `i` of worker `slot`, and its server when not `baseUrl`. */
+  request: (slot: number, i: number) => { path: string; body: string; baseUrl?: string }
   headers?: Record<string, string>
   /** Whether a 2xx answer counts as a success (e.g. the attempt settled as success). Default: any 2xx. */
   ok?: (text: string) => boolean
-  /** Processes whose CPU use is reported, by label. */
-  cpuOf?: Record<string, number>
+  /** Processes whose CPU use is reported, by label (see LoopSpec.cpuOf). */
+  cpuOf?: LoopSpec['cpuOf']
 }
 
 /** The closed-loop HTTP load generator: keep-alive sockets, one per worker. */
@@ -97,8 +97,8 @@ export async function closedLoop(spec: LoadSpec): Promise<LoopResult> {
       warmupMs: spec.warmupMs,
       ...(spec.cpuOf ? { cpuOf: spec.cpuOf } : {}),
       op: async (slot, i) => {
-        const { path, body } = spec.request(slot, i)
-        const reply = await post(agent, spec.baseUrl, path, body, spec.headers)
+        const { path, body, baseUrl } = spec.request(slot, i)
+        const reply = await post(agent, baseUrl ?? spec.baseUrl, path, body, spec.headers)
         const good = reply.status >= 200 && reply.status < 300 && (spec.ok?.(reply.text) ?? true)
         return good || `HTTP ${reply.status}: ${reply.text.slice(0, 200)}`
       },

@@ -32,6 +32,11 @@ export interface LatchkeyChildOptions {
   /** Extra node flags, e.g. `--perf-basic-prof` for a `perf record` of the child. */
   nodeArgs?: string[]
   startTimeoutMs?: number
+  /**
+   * The workspace to drive, for an instance that joins a database another one created (it writes no
+   * bootstrap.json); by default the child's own first-start credentials.
+   */
+  credentials?: { apiKey: string; workspaceId: string }
 }
 
 export async function startLatchkeyChild(options: LatchkeyChildOptions = {}): Promise<LatchkeyChild> {
@@ -94,16 +99,12 @@ export async function startLatchkeyChild(options: LatchkeyChildOptions = {}): Pr
   })
   assertLoopback(new URL(urls.httpUrl))
   assertLoopback(new URL(urls.mqttUrl.replace(/^mqtt:/, 'http:')))
-  const credentials = JSON.parse(readFileSync(join(dataDir, 'bootstrap.json'), 'utf8')) as {
-    api_key: string
-    workspace_id: string
-  }
+  const credentials = options.credentials ?? readBootstrap(dataDir)
   return {
     child,
     pid: child.pid as number,
     ...urls,
-    apiKey: credentials.api_key,
-    workspaceId: credentials.workspace_id,
+    ...credentials,
     dataDir,
     problems,
     async stop() {
@@ -111,6 +112,14 @@ export async function startLatchkeyChild(options: LatchkeyChildOptions = {}): Pr
       rmSync(dataDir, { recursive: true, force: true })
     },
   }
+}
+
+function readBootstrap(dataDir: string): { apiKey: string; workspaceId: string } {
+  const bootstrap = JSON.parse(readFileSync(join(dataDir, 'bootstrap.json'), 'utf8')) as {
+    api_key: string
+    workspace_id: string
+  }
+  return { apiKey: bootstrap.api_key, workspaceId: bootstrap.workspace_id }
 }
 
 /** A JSON log line; the start-up record carries `http_url` and `mqtt_url`. */

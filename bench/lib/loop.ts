@@ -16,8 +16,11 @@ export interface LoopSpec {
    * latency it measured itself (e.g. at a receiver), or false / an error text (or throws) on failure.
    */
   op: (slot: number, i: number) => Promise<boolean | number | string>
-  /** Processes whose CPU use over the measured window is reported, by label (this process is always `bench`). */
-  cpuOf?: Record<string, number>
+  /**
+   * Processes whose CPU use over the measured window is reported, by label (this process is always `bench`): a pid,
+   * or a function listing a group's pids (e.g. a PostgreSQL server's processes), summed, read at each end.
+   */
+  cpuOf?: Record<string, number | (() => number[])>
 }
 
 export interface LoopResult {
@@ -46,8 +49,11 @@ export async function runClosedLoop(spec: LoopSpec): Promise<LoopResult> {
   let errors = 0
   let firstError: string | undefined
 
-  const pids: Record<string, number> = { bench: process.pid, ...spec.cpuOf }
-  const readCpu = () => Object.fromEntries(Object.entries(pids).map(([label, pid]) => [label, safeCpu(pid)]))
+  const pids: Record<string, number | (() => number[])> = { bench: process.pid, ...spec.cpuOf }
+  const readCpu = () =>
+    Object.fromEntries(
+      Object.entries(pids).map(([label, pid]) => [label, typeof pid === 'number' ? safeCpu(pid) : groupCpu(pid())]),
+    )
   let cpuStart: Record<string, Usage> = {}
   let cpuEnd: Record<string, Usage> = {}
   const startTimer = setTimeout(() => (cpuStart = readCpu()), spec.warmupMs)
@@ -112,6 +118,18 @@ interface Usage {
   disk: number
 }
 const ZERO: Usage = { user: 0, sys: 0, disk: 0 }
+
+/** A group's use, summed over the processes alive at the time of reading. */
+function groupCpu(pids: number[]): Usage {
+  const sum = { ...ZERO }
+  for (const pid of pids) {
+    const usage = safeCpu(pid)
+    sum.user += usage.user
+    sum.sys += usage.sys
+    sum.disk += usage.disk
+  }
+  return sum
+}
 
 function safeCpu(pid: number): Usage {
   try {

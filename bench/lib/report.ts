@@ -1,3 +1,4 @@
+import type { ClusterResult } from '../cases/cluster.js'
 import type { RawHttpResult } from '../cases/raw-http.js'
 import type { RawMqttResult } from '../cases/raw-mqtt.js'
 import type { PeerResult } from '../cases/peer.js'
@@ -42,6 +43,7 @@ export interface Results {
   peer?: PeerResult
   fanout?: FanoutResult | Skipped
   scale?: ScaleResult
+  cluster?: ClusterResult | Skipped
   targets?: Target[]
   errors?: Record<string, string>
   [key: string]: unknown
@@ -301,6 +303,7 @@ export function table(r: Results): string {
     ])
     rows.push(['5 latchkey / Seam fake (default, sync:false)', `${fmt(p.ratio_sync)}×, ${fmt(p.ratio_async)}×`, '', ''])
   }
+  if (r.cluster) rows.push(...clusterRows(r.cluster))
   for (const t of r.targets ?? []) {
     const sign = t.kind === 'at_least' ? '≥' : '≤'
     const shown = (v: number) =>
@@ -318,4 +321,41 @@ export function table(r: Results): string {
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((row) => (row[i] ?? '').length)))
   const line = (cells: string[]) => `| ${cells.map((c, i) => c.padEnd(widths[i] ?? 0)).join(' | ')} |`
   return [line(header), `|${widths.map((w) => '-'.repeat(w + 2)).join('|')}|`, ...rows.map(line)].join('\n')
+}
+
+/** Case 6: per level, the embedded figure, one instance and two instances of the scale-out topology. */
+function clusterRows(c: ClusterResult | Skipped): string[][] {
+  if (isSkipped(c)) return [['6 two instances on PostgreSQL + mosquitto', `skipped: ${c.skipped}`, '', '']]
+  const rows: string[][] = []
+  const perOp = (l: LoopResult, labels: string[]) =>
+    labels
+      .filter((label) => l.cpu_ms_per_op[label] !== undefined)
+      .map((label) => `${label} ${fmt(l.cpu_ms_per_op[label] ?? 0)}`)
+      .join(', ')
+  for (const key of Object.keys(c.two_instances)) {
+    const n = key.slice(1)
+    const embedded = c.embedded.sync[key]
+    if (embedded)
+      rows.push([
+        `6 embedded (${c.embedded.store}, aedes), sync:true, ${n} in flight`,
+        `${rate(embedded)} · ${lat(embedded)}${cpu(embedded, 'latchkey')}`,
+        '',
+        '',
+      ])
+    const ratio = c.ratio_to_embedded[key]
+    for (const [name, l, share] of [
+      ['embedded broker, PostgreSQL', c.embedded_postgres[key], ratio?.embedded_postgres],
+      ['1 instance, PostgreSQL + mosquitto', c.one_instance[key], ratio?.one_instance],
+      ['2 instances, PostgreSQL + mosquitto', c.two_instances[key], ratio?.two_instances],
+    ] as const) {
+      if (!l) continue
+      rows.push([
+        `6 ${name}, sync:true, ${n} in flight`,
+        `${rate(l)} · ${lat(l)} · ${share === null || share === undefined ? '-' : `${fmt(round(share * 100, 0))} %`} of embedded · CPU ms/req: ${perOp(l, ['latchkey', 'a', 'b', 'mosquitto', 'postgres'])}`,
+        '',
+        '',
+      ])
+    }
+  }
+  return rows
 }

@@ -113,6 +113,31 @@ describe('npm run bench -- --quick', () => {
     }
     expectLoop(r.peer.latchkey_async, 'peer.latchkey_async')
 
+    // Case 6: two instances on a private PostgreSQL and mosquitto, beside the embedded figures at the same levels.
+    // Only that each level completed attempts is asserted: in a 1 s window at 100 in flight a loaded machine may
+    // finish none inside the window. Each instance took device messages from the shared subscription at each level.
+    ranOrSkipped(r.cluster, 'cluster', (c) => {
+      expect(c.embedded.measured).toBe('case 2a')
+      for (const k of ['c10', 'c100']) {
+        expect(c.embedded.sync[k], `cluster.embedded.sync.${k}`).toEqual(r.end_to_end.sync[k])
+        for (const [set, labels] of [
+          ['embedded_postgres', ['latchkey', 'postgres']],
+          ['one_instance', ['a', 'mosquitto', 'postgres']],
+          ['two_instances', ['a', 'b', 'mosquitto', 'postgres']],
+        ] as const) {
+          positive(c[set][k]?.latency?.n, `cluster.${set}.${k}.latency.n`)
+          for (const label of labels)
+            expect(c[set][k].cpu_ms_per_op[label], `cluster.${set}.${k}.cpu_ms_per_op.${label}`).toBeTypeOf('number')
+        }
+        for (const instance of ['a', 'b'])
+          positive(
+            c.two_instances_counters[k][instance].device_messages,
+            `cluster.two_instances_counters.${k}.${instance}.device_messages`,
+          )
+      }
+    })
+    expect(output).toMatch(/6 2 instances, PostgreSQL \+ mosquitto, sync:true, 100 in flight/)
+
     // Every target of docs/performance.md, measured in this run: numbers, a verdict, and the ratio to the target.
     const names = r.targets.map((t: Json) => t.name)
     expect(new Set(names).size).toBe(names.length)

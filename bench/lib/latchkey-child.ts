@@ -4,7 +4,7 @@ import { get, type Agent } from 'node:http'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { createInterface } from 'node:readline'
-import { spawnTracked, stopChild } from './children.js'
+import { atExit, spawnTracked, stopChild } from './children.js'
 import { assertLoopback, post } from './http.js'
 
 /** latchkey as `npm start` runs it, in its own process: `node --import tsx src/main.ts` on a fresh DATA_DIR. */
@@ -41,6 +41,7 @@ export interface LatchkeyChildOptions {
 
 export async function startLatchkeyChild(options: LatchkeyChildOptions = {}): Promise<LatchkeyChild> {
   const dataDir = mkdtempSync(join(tmpdir(), 'latchkey-bench-'))
+  const forgetDataDir = atExit(() => rmSync(dataDir, { recursive: true, force: true }))
   const env: NodeJS.ProcessEnv = {
     PATH: process.env.PATH,
     HOME: process.env.HOME,
@@ -110,6 +111,7 @@ export async function startLatchkeyChild(options: LatchkeyChildOptions = {}): Pr
     async stop() {
       await stopChild(child, 30_000)
       rmSync(dataDir, { recursive: true, force: true })
+      forgetDataDir()
     },
   }
 }

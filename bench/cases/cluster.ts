@@ -49,6 +49,8 @@ export interface ClusterResult {
    * the poll).
    */
   two_instances_counters: Record<string, Record<string, InstanceCounters>>
+  /** The history of the first failed attempt of each set-up, by level, read through the API after the level. */
+  failed_attempt_history?: Record<string, unknown>
   /** Instance A alone on the same PostgreSQL and mosquitto, after B stopped. */
   one_instance: Levels
   /** attempts/s of each set-up over the embedded figure, by level. */
@@ -262,6 +264,16 @@ export async function cluster(
     const two = await syncAcross(options, { a, b }, ids, { a: a.pid, b: b.pid, ...common }, counters)
     await b.stop()
     const one = await syncAcross(options, { a }, ids, { a: a.pid, ...common })
+    const failed: Record<string, unknown> = {}
+    for (const [set, levels] of [
+      ['two_instances', two],
+      ['one_instance', one],
+    ] as const) {
+      for (const [key, level] of Object.entries(levels)) {
+        const history = await failedHistory(a, level)
+        if (history) failed[`${set}.${key}`] = history
+      }
+    }
     const warnings = instances.flatMap((lk) => lk.problems).slice(0, 20)
     return {
       topology: '2 latchkey instances (external broker, dynsec) · 1 PostgreSQL 15 · 1 mosquitto 2',
@@ -290,6 +302,7 @@ export async function cluster(
           ]
         }),
       ),
+      ...(Object.keys(failed).length > 0 ? { failed_attempt_history: failed } : {}),
       ...(warnings.length > 0 ? { latchkey_warnings: warnings } : {}),
     }
   } finally {
@@ -316,4 +329,22 @@ async function createDatabase(adminUrl: string, name: string): Promise<string> {
   const url = new URL(adminUrl)
   url.pathname = `/${name}`
   return url.toString()
+}
+
+/** The stored history of a level's first failed attempt (its id leads the error text), to tell why it failed. */
+async function failedHistory(lk: LatchkeyChild, level: LoopResult): Promise<unknown> {
+  const id = /"action_attempt_id":"([^"]+)"/.exec(level.first_error ?? '')?.[1]
+  if (!id) return undefined
+  const url = new URL('/action_attempts/history', lk.httpUrl)
+  assertLoopback(url)
+  try {
+    const reply = await fetch(url, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', authorization: `Bearer ${lk.apiKey}` },
+      body: JSON.stringify({ action_attempt_id: id }),
+    })
+    return { action_attempt_id: id, ...((await reply.json()) as object) }
+  } catch (error) {
+    return { action_attempt_id: id, unreadable: String(error) }
+  }
 }

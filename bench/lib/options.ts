@@ -1,4 +1,4 @@
-/** What one run measures and for how long; `--quick` keeps the whole run under a minute on 2 cores. */
+/** What one run measures and for how long; `--quick` keeps the whole run within 1–2 minutes on 2 cores. */
 export interface BenchOptions {
   quick: boolean
   /** Measured window of each load level. */

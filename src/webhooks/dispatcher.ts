@@ -1,6 +1,6 @@
 import type { Bus } from '../app/bus.js'
 import { recordDeliveryAttempt, type Metrics } from '../app/metrics.js'
-import type { DeliveryStore, RecordedAttempt } from '../app/store.js'
+import type { DeliveryClaims, DeliveryStore, RecordedAttempt } from '../app/store.js'
 import { iso, type Clock, type TimerHandle } from '../domain/clock.js'
 import type { AttemptInput, DeliveryPlan, DeliveryRef } from '../domain/delivery.js'
 import { signingSecrets } from '../domain/webhook.js'
@@ -28,6 +28,18 @@ export interface DispatcherDeps {
   limits: Limits
   onError: (error: unknown, context: string) => void
   warn: (detail: Record<string, unknown>, message: string) => void
+  /** Several instances on one database: automatic attempts under leases (docs/scale-out.md#deliveries). */
+  claims?: DispatcherClaims | undefined
+}
+
+export interface DispatcherClaims {
+  store: DeliveryClaims
+  /** This instance's name on its leases. */
+  owner: string
+  /** How long a lease lasts: longer than one attempt can take. */
+  leaseMs: number
+  /** How often due deliveries that nobody holds are claimed (a lost notification, a dead holder, a retry). */
+  pollMs: number
 }
 
 export interface Dispatcher {
@@ -80,6 +92,37 @@ export function createDispatcher(deps: DispatcherDeps): Dispatcher {
   let tailAgain = false
   let closed = false
   let timer: { handle: TimerHandle; at: number } | undefined
+  const claims = deps.claims
+  let poll: TimerHandle | undefined
+
+  /** This instance's lease on the delivery, taken or extended: without it another instance makes the attempt. */
+  function claim(seq: number): Promise<boolean> {
+    if (!claims) return Promise.resolve(true)
+    const nowMs = clock.now()
+    return claims.store.claim(seq, claims.owner, iso(nowMs), iso(nowMs + claims.leaseMs))
+  }
+
+  /** Claims due deliveries nobody holds, as many as there is room for, and queues them. */
+  async function claimDue(): Promise<void> {
+    if (!claims || closed) return
+    const room = deps.limits.total - queue.size
+    try {
+      const nowMs = clock.now()
+      const refs = await claims.store.claimDue(claims.owner, iso(nowMs), iso(nowMs + claims.leaseMs), room)
+      for (const ref of refs) schedule(ref)
+      if (refs.length > 0) pump()
+    } catch (error) {
+      deps.onError(error, 'claim webhook deliveries')
+    }
+  }
+
+  function pollLater(): void {
+    if (!claims || closed) return
+    poll = clock.setTimeout(() => {
+      poll = undefined
+      void claimDue().finally(pollLater)
+    }, claims.pollMs)
+  }
 
   function schedule(ref: DeliveryRef): void {
     if (ref.status !== 'pending' || ref.held || ref.next_attempt_at === null) return
@@ -199,6 +242,8 @@ export function createDispatcher(deps: DispatcherDeps): Dispatcher {
 
   /** One HTTP attempt of one delivery; returns when the delivery is due again, if it is. */
   async function attemptOnce(task: Task): Promise<number | undefined> {
+    // Another instance holds it, or it is no longer due: that instance, or the due time's owner, makes the attempt.
+    if (!(await claim(task.seq))) return undefined
     const plan = await deliveries.loadForAttempt(task.seq)
     // Delivered, cancelled or held since it was queued: the database decides.
     if (!plan || plan.status !== 'pending' || plan.held || closed) return undefined
@@ -209,6 +254,8 @@ export function createDispatcher(deps: DispatcherDeps): Dispatcher {
     if (!recorded) return undefined
     observe(recorded, plan.status)
     const { outcome } = recorded.decision
+    // Waiting for its retry, the delivery is anybody's again: whichever instance claims it when due.
+    if (claims && outcome.kind === 'retry') await claims.store.release(task.seq, claims.owner)
     return outcome.kind === 'retry' ? outcome.at : undefined
   }
 
@@ -277,6 +324,11 @@ export function createDispatcher(deps: DispatcherDeps): Dispatcher {
       for (const webhookId of await deliveries.activeWebhooks()) await load(webhookId)
       await tail()
       pump()
+      // Another instance committed deliveries: read the outbox now rather than at the next poll.
+      claims?.store.onQueued(() => {
+        if (!closed) void tail()
+      })
+      pollLater()
     },
 
     async close() {
@@ -286,6 +338,8 @@ export function createDispatcher(deps: DispatcherDeps): Dispatcher {
       deps.bus.off('deliveriesHeld', onHeld)
       if (timer) clock.clearTimeout(timer.handle)
       timer = undefined
+      if (poll !== undefined) clock.clearTimeout(poll)
+      poll = undefined
       await deps.sender.close()
       await Promise.allSettled([...running])
     },

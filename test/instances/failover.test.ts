@@ -14,7 +14,7 @@ import { connectRaw, publish, subscribe } from '../helpers/mqtt.js'
 import { Receiver } from '../webhooks/helpers.js'
 
 /**
- * Failover (docs/scale-out.md#when-an-instance-dies): instance A, a child process, takes 40 lock requests and is
+ * Failover (docs/scale-out.md#when-something-dies): instance A, a child process, takes 40 lock requests and is
  * killed with SIGKILL while its webhook attempts are in flight and its silent attempts pending. Instance B, in
  * process on the same PostgreSQL and mosquitto, settles A's attempts by their deadlines (the sweep) and takes over
  * A's deliveries once their leases lapse.

@@ -96,16 +96,18 @@ export function createDispatcher(deps: DispatcherDeps): Dispatcher {
   let poll: TimerHandle | undefined
 
   /** This instance's lease on the delivery, taken or extended: without it another instance makes the attempt. */
-  function claim(seq: number): Promise<boolean> {
-    if (!claims) return Promise.resolve(true)
+  function claim(claims: DispatcherClaims, seq: number): Promise<boolean> {
     const nowMs = clock.now()
     return claims.store.claim(seq, claims.owner, iso(nowMs), iso(nowMs + claims.leaseMs))
   }
 
-  /** Claims due deliveries nobody holds, as many as there is room for, and queues them. */
+  /**
+   * Claims due deliveries nobody holds, as many as would start now (what is ready or running here leaves less room:
+   * a lease taken for a delivery that waits here is one another instance could have used), and queues them.
+   */
   async function claimDue(): Promise<void> {
     if (!claims || closed) return
-    const room = deps.limits.total - queue.size
+    const room = deps.limits.total - (queue.size - queue.scheduled)
     try {
       const nowMs = clock.now()
       const refs = await claims.store.claimDue(claims.owner, iso(nowMs), iso(nowMs + claims.leaseMs), room)
@@ -243,7 +245,7 @@ export function createDispatcher(deps: DispatcherDeps): Dispatcher {
   /** One HTTP attempt of one delivery; returns when the delivery is due again, if it is. */
   async function attemptOnce(task: Task): Promise<number | undefined> {
     // Another instance holds it, or it is no longer due: that instance, or the due time's owner, makes the attempt.
-    if (!(await claim(task.seq))) return undefined
+    if (claims && !(await claim(claims, task.seq))) return undefined
     const plan = await deliveries.loadForAttempt(task.seq)
     // Delivered, cancelled or held since it was queued: the database decides.
     if (!plan || plan.status !== 'pending' || plan.held || closed) return undefined

@@ -30,8 +30,10 @@ export class PgListener {
       return
     }
     this.listeners.set(channel, [listener])
-    if (!this.client) void this.connect()
-    else if (this.connected) this.client.query(`LISTEN ${channel}`).catch((error: unknown) => this.lose(error))
+    // Connected: LISTEN now. Connecting, or waiting to reconnect: LISTENs when connected. Neither: connect.
+    if (this.client && this.connected)
+      this.client.query(`LISTEN ${channel}`).catch((error: unknown) => this.lose(error))
+    else if (!this.client && !this.retry) void this.connect()
   }
 
   private lose(error?: unknown): void {
@@ -42,7 +44,10 @@ export class PgListener {
     client.end().catch(() => {})
     if (this.closed) return
     if (error) this.onError(error, 'listen')
-    this.retry = setTimeout(() => void this.connect(), 1000)
+    this.retry = setTimeout(() => {
+      this.retry = undefined
+      void this.connect()
+    }, 1000)
   }
 
   private async connect(): Promise<void> {

@@ -335,9 +335,6 @@ export function createAttemptService(deps: AttemptServiceDeps) {
 
     pendingTimers: () => timeouts.size,
 
-    /** One deadline sweep now (the periodic one runs by itself when `deadlineSweepMs` is set); returns how many settled. */
-    sweep,
-
     close(): void {
       closed = true
       if (sweepTimer !== undefined) clock.clearTimeout(sweepTimer)

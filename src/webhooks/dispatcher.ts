@@ -257,7 +257,11 @@ export function createDispatcher(deps: DispatcherDeps): Dispatcher {
     observe(recorded, plan.status)
     const { outcome } = recorded.decision
     // Waiting for its retry, the delivery is anybody's again: whichever instance claims it when due.
-    if (claims && outcome.kind === 'retry') await claims.store.release(task.seq, claims.owner)
+    // Not given back (the database failed): the lease lapses by itself, and the retry is recorded all the same.
+    if (claims && outcome.kind === 'retry')
+      await claims.store
+        .release(task.seq, claims.owner)
+        .catch((error: unknown) => deps.onError(error, 'release webhook delivery lease'))
     return outcome.kind === 'retry' ? outcome.at : undefined
   }
 

@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto'
 import pg from 'pg'
-import { describe, expect } from 'vitest'
+import { describe, expect, vi } from 'vitest'
 import { startTestPostgres, type TestPostgres } from '../../scripts/pg-test-server.js'
 import type { RecordedAttempt } from '../../src/app/store.js'
 import { applyAck, expire } from '../../src/domain/attempt.js'
@@ -125,6 +125,35 @@ describe('instances racing on one PostgreSQL', () => {
     expect(await b.claimDue('b', at(5000), at(8000), 10)).toEqual([])
     // Later, both are due and A's lease on the first has lapsed (at 7 s): B's poll takes both.
     expect((await b.claimDue('b', at(60_000), at(63_000), 10)).map((ref) => ref.seq)).toEqual([first, second])
+  })
+
+  it('a transaction that queues deliveries wakes the other instances (latchkey_outbox)', async ({
+    database,
+    defer,
+  }) => {
+    // Scenario: store A listens for queued deliveries; store B's sweep settles an attempt whose event goes to an
+    // enabled webhook → A is told once, without polling.
+    const [a, b] = (await openStores(database, defer)) as [PostgresStore, PostgresStore]
+    const [id] = await seedPendingAttempts(database, 1)
+    let woken = 0
+    a.deliveryClaims?.onQueued(() => woken++)
+    // A's listening connection has issued its LISTEN.
+    await vi.waitFor(
+      async () => {
+        const listening = await query(database, "SELECT 1 FROM pg_stat_activity WHERE query = 'LISTEN latchkey_outbox'")
+        expect(listening).toHaveLength(1)
+      },
+      { timeout: 5000, interval: 20 },
+    )
+    await query(
+      database,
+      `INSERT INTO webhooks (webhook_id, workspace_id, url, event_types, secret, created_at, updated_at)
+       VALUES ('wh', 'ws', 'http://127.0.0.1:9/hook', '["action_attempt.*"]', 'whsec_x', $1, $1)`,
+      [iso(Date.now())],
+    )
+    const settled = await b.attempts.expireDue?.(iso(Date.now()), 10, (attempt) => expire(attempt, iso(Date.now())))
+    expect(settled?.map((t) => t.attempt.action_attempt_id)).toEqual([id])
+    await vi.waitFor(() => expect(woken).toBe(1), { timeout: 5000, interval: 10 })
   })
 
   it('two stores recording failed attempts of one webhook at once count every failure, and disable it once', async ({

@@ -124,6 +124,7 @@ export function createAttemptService(deps: AttemptServiceDeps) {
     for (let batch = SWEEP_BATCH; batch === SWEEP_BATCH && !closed;) {
       const transitions = await expireDue(now(), SWEEP_BATCH, (attempt) => expire(attempt, now()))
       for (const transition of transitions) settled(transition)
+      if (transitions.length > 0) deps.metrics.inc('attempt_deadlines_swept_total', {}, transitions.length)
       batch = transitions.length
       total += batch
     }

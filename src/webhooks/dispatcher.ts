@@ -96,9 +96,11 @@ export function createDispatcher(deps: DispatcherDeps): Dispatcher {
   let poll: TimerHandle | undefined
 
   /** This instance's lease on the delivery, taken or extended: without it another instance makes the attempt. */
-  function claim(claims: DispatcherClaims, seq: number): Promise<boolean> {
+  async function claim(claims: DispatcherClaims, seq: number): Promise<boolean> {
     const nowMs = clock.now()
-    return claims.store.claim(seq, claims.owner, iso(nowMs), iso(nowMs + claims.leaseMs))
+    const taken = await claims.store.claim(seq, claims.owner, iso(nowMs), iso(nowMs + claims.leaseMs))
+    deps.metrics.inc('webhook_delivery_claims_total', { result: taken ? 'taken' : 'refused' })
+    return taken
   }
 
   /**
@@ -112,7 +114,9 @@ export function createDispatcher(deps: DispatcherDeps): Dispatcher {
       const nowMs = clock.now()
       const refs = await claims.store.claimDue(claims.owner, iso(nowMs), iso(nowMs + claims.leaseMs), room)
       for (const ref of refs) schedule(ref)
-      if (refs.length > 0) pump()
+      if (refs.length === 0) return
+      deps.metrics.inc('webhook_delivery_claims_total', { result: 'polled' }, refs.length)
+      pump()
     } catch (error) {
       deps.onError(error, 'claim webhook deliveries')
     }

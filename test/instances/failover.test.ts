@@ -212,6 +212,9 @@ describe('failover between two instances on PostgreSQL and mosquitto', () => {
     }
     expect(latest).toBeLessThan(2000)
     for (const id of ids.silent) expect(attempts.find((row) => row.action_attempt_id === id)?.status).toBe('error')
+    // A died before any of these deadlines: B's sweep settled every expired one.
+    const expired = attempts.filter((row) => row.status === 'error').length
+    expect(b.lk.metrics.get('attempt_deadlines_swept_total')).toBe(expired)
 
     // Exactly one action_attempt.* event per attempt.
     const events = (
@@ -249,6 +252,11 @@ describe('failover between two instances on PostgreSQL and mosquitto', () => {
       expect(after, `delivery ${seq}`).toBeGreaterThanOrEqual(0)
       expect(after, `delivery ${seq}`).toBeLessThan(2000)
     }
+
+    // B took them over by its poll, once their lease had lapsed.
+    expect(b.lk.metrics.get('webhook_delivery_claims_total', { result: 'polled' })).toBeGreaterThanOrEqual(
+      leasedByA.length,
+    )
 
     // A restarts on the same environment and serves again.
     a = await cluster.startA()

@@ -234,10 +234,10 @@ export interface DeliveryStore {
  */
 export interface DeliveryClaims {
   /**
-   * Takes (or extends) the lease of one delivery that is owed, not held and due by `now`; false when it is not, or
-   * another holder's lease is live.
+   * Takes (or extends) the leases of the deliveries among `seqs` that are owed, not held and due by `now`, and that
+   * no other holder's live lease holds; returns the seqs taken.
    */
-  claim(seq: number, owner: string, now: string, until: string): Promise<boolean>
+  claim(seqs: number[], owner: string, now: string, until: string): Promise<number[]>
   /** Takes the leases of up to `limit` owed, unheld deliveries due by `now` that no live lease holds, soonest first. */
   claimDue(owner: string, now: string, until: string, limit: number): Promise<DeliveryRef[]>
   /** Gives a lease back (the attempt is recorded and the delivery waits for its retry). */

@@ -95,12 +95,34 @@ export function createDispatcher(deps: DispatcherDeps): Dispatcher {
   const claims = deps.claims
   let poll: TimerHandle | undefined
 
-  /** This instance's lease on the delivery, taken or extended: without it another instance makes the attempt. */
-  async function claim(claims: DispatcherClaims, seq: number): Promise<boolean> {
-    const nowMs = clock.now()
-    const taken = await claims.store.claim(seq, claims.owner, iso(nowMs), iso(nowMs + claims.leaseMs))
-    deps.metrics.inc('webhook_delivery_claims_total', { result: taken ? 'taken' : 'refused' })
-    return taken
+  /** Claims asked for in this task, sent together at its end: one statement for all the attempts a pump starts. */
+  let asked: Array<{ seq: number; resolve: (taken: boolean) => void; reject: (error: unknown) => void }> = []
+
+  /**
+   * This instance's lease on the delivery, taken or extended: without it another instance makes the attempt. The
+   * claims of one pump resolve together, in the order asked, so the attempts go on in the order they were taken.
+   */
+  function claim(claims: DispatcherClaims, seq: number): Promise<boolean> {
+    return new Promise((resolve, reject) => {
+      asked.push({ seq, resolve, reject })
+      if (asked.length === 1) queueMicrotask(() => void claimAsked(claims))
+    })
+  }
+
+  async function claimAsked(claims: DispatcherClaims): Promise<void> {
+    const batch = asked
+    asked = []
+    try {
+      const nowMs = clock.now()
+      const seqs = batch.map((one) => one.seq)
+      const taken = new Set(await claims.store.claim(seqs, claims.owner, iso(nowMs), iso(nowMs + claims.leaseMs)))
+      if (taken.size > 0) deps.metrics.inc('webhook_delivery_claims_total', { result: 'taken' }, taken.size)
+      if (taken.size < batch.length)
+        deps.metrics.inc('webhook_delivery_claims_total', { result: 'refused' }, batch.length - taken.size)
+      for (const one of batch) one.resolve(taken.has(one.seq))
+    } catch (error) {
+      for (const one of batch) one.reject(error)
+    }
   }
 
   /**

@@ -41,10 +41,10 @@ class SharedDelivery implements DeliveryStore, DeliveryClaims {
     return owed && free
   }
 
-  async claim(_seq: number, owner: string, now: string, until: string): Promise<boolean> {
-    if (!this.claimable(owner, Date.parse(now), true)) return false
+  async claim(seqs: number[], owner: string, now: string, until: string): Promise<number[]> {
+    if (!seqs.includes(1) || !this.claimable(owner, Date.parse(now), true)) return []
     this.lease = { owner, until: Date.parse(until) }
-    return true
+    return [1]
   }
 
   async claimDue(owner: string, now: string, until: string, limit: number): Promise<DeliveryRef[]> {

@@ -17,13 +17,15 @@ export class PgDeliveryClaims implements DeliveryClaims {
     private readonly listener: PgListener,
   ) {}
 
-  async claim(seq: number, owner: string, now: string, until: string): Promise<boolean> {
-    const changed = await this.db.exec(
+  async claim(seqs: number[], owner: string, now: string, until: string): Promise<number[]> {
+    if (seqs.length === 0) return []
+    const rows = await this.db.query<{ seq: number }>(
       `UPDATE deliveries SET lease_owner = ?, lease_until = ?
-       WHERE seq = ? AND ${OWED} AND (lease_until IS NULL OR lease_until < ? OR lease_owner = ?)`,
-      [owner, until, seq, now, now, owner],
+       WHERE seq = ANY(?::bigint[]) AND ${OWED} AND (lease_until IS NULL OR lease_until < ? OR lease_owner = ?)
+       RETURNING seq`,
+      [owner, until, seqs, now, now, owner],
     )
-    return changed === 1
+    return rows.map((row) => row.seq)
   }
 
   async claimDue(owner: string, now: string, until: string, limit: number): Promise<DeliveryRef[]> {

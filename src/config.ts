@@ -173,6 +173,12 @@ export const ConfigSchema = z.object({
     .describe('Comma-separated CIDRs exempt from the SSRF guard, e.g. 127.0.0.0/8 for local receivers.'),
   WEBHOOK_CONCURRENCY: positiveMs.default(256).describe('Concurrent webhook requests in all.'),
   WEBHOOK_CONCURRENCY_PER_WEBHOOK: positiveMs.default(16).describe('Concurrent requests to one webhook.'),
+  DELIVERY_LEASE_MS: positiveMs
+    .default(30_000)
+    .describe(
+      'With DATABASE_URL: how long an instance holds a webhook delivery it attempts; must exceed WEBHOOK_TIMEOUT_MS. ' +
+        "A dead instance's deliveries are taken over within this plus 2 s.",
+    ),
   PUBLIC_URL: z
     .url({ protocol: /^https?$/ })
     .optional()
@@ -247,6 +253,11 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     }
     if (config.MQTT_DEVICE_AUTH === 'http' && !config.MQTT_AUTH_SECRET) {
       throw new ConfigError(['MQTT_AUTH_SECRET: required when MQTT_DEVICE_AUTH=http'])
+    }
+    if (config.DATABASE_URL && config.DELIVERY_LEASE_MS <= config.WEBHOOK_TIMEOUT_MS) {
+      throw new ConfigError([
+        'DELIVERY_LEASE_MS: must be longer than WEBHOOK_TIMEOUT_MS, or a slow attempt could lose its lease mid-send',
+      ])
     }
     if ((config.TLS_CERT_FILE === undefined) !== (config.TLS_KEY_FILE === undefined)) {
       throw new ConfigError(['TLS_CERT_FILE: and TLS_KEY_FILE go together; set both or neither'])

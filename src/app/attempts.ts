@@ -43,6 +43,11 @@ export interface AttemptServiceDeps {
    * request also reads it back this often (docs/scale-out.md#several-instances). Unset: only this process settles.
    */
   settlePollMs?: number | undefined
+  /**
+   * Several instances on one database: how often this one settles every pending attempt whose deadline passed,
+   * whoever created it (docs/scale-out.md#deadlines). Unset: this process's timers settle its own attempts.
+   */
+  deadlineSweepMs?: number | undefined
 }
 
 export interface LockRequest {
@@ -52,6 +57,8 @@ export interface LockRequest {
 }
 
 const IDEMPOTENCY_WINDOW_MS = 24 * 60 * 60 * 1000
+/** Attempts one sweep transaction settles at most; a full batch is followed by another at once. */
+const SWEEP_BATCH = 100
 
 /** Drives action attempts through their life: create, send, ack, deadline, recovery (docs/api.md, docs/design.md). */
 export function createAttemptService(deps: AttemptServiceDeps) {
@@ -102,6 +109,38 @@ export function createAttemptService(deps: AttemptServiceDeps) {
       deps.onError(error, 'send command')
     }
   }
+
+  let sweepTimer: ReturnType<Clock['setTimeout']> | undefined
+  let closed = false
+
+  /**
+   * Settles the attempts whose deadline passed, this instance's and any other's (a dead instance's above all): the
+   * local timers are precise for this instance's own, the sweep is the net under every attempt.
+   */
+  async function sweep(): Promise<number> {
+    const expireDue = store.attempts.expireDue?.bind(store.attempts)
+    if (!expireDue) return 0
+    let total = 0
+    for (let batch = SWEEP_BATCH; batch === SWEEP_BATCH && !closed;) {
+      const transitions = await expireDue(now(), SWEEP_BATCH, (attempt) => expire(attempt, now()))
+      for (const transition of transitions) settled(transition)
+      if (transitions.length > 0) deps.metrics.inc('attempt_deadlines_swept_total', {}, transitions.length)
+      batch = transitions.length
+      total += batch
+    }
+    return total
+  }
+
+  function sweepLater(everyMs: number): void {
+    if (closed) return
+    sweepTimer = clock.setTimeout(() => {
+      sweepTimer = undefined
+      sweep()
+        .catch((error: unknown) => deps.onError(error, 'sweep deadlines'))
+        .finally(() => sweepLater(everyMs))
+    }, everyMs)
+  }
+  if (deps.deadlineSweepMs && store.attempts.expireDue) sweepLater(deps.deadlineSweepMs)
 
   /** Settled elsewhere (another instance): release this process's waiters and its deadline timer. */
   async function wake(attemptId: string, by: 'notification' | 'poll' = 'notification'): Promise<boolean> {
@@ -298,6 +337,9 @@ export function createAttemptService(deps: AttemptServiceDeps) {
     pendingTimers: () => timeouts.size,
 
     close(): void {
+      closed = true
+      if (sweepTimer !== undefined) clock.clearTimeout(sweepTimer)
+      sweepTimer = undefined
       timeouts.clear()
       waiters.releaseAll()
     },

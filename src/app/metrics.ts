@@ -31,6 +31,14 @@ const COUNTERS = {
     help: 'Waiting requests answered because another instance settled their attempt, by how it was noticed.',
     labels: ['by'],
   },
+  attempt_deadlines_swept_total: {
+    help: 'Pending attempts past their deadline that this instance settled by its sweep of the shared database.',
+    labels: [],
+  },
+  webhook_delivery_claims_total: {
+    help: 'Delivery leases asked for on a shared database, by result: taken, refused (held elsewhere or not due), polled.',
+    labels: ['result'],
+  },
   mqtt_retained_read_total: {
     help: 'Retained device status and state messages read at connect by an instance on a shared external broker.',
     labels: [],

@@ -45,6 +45,11 @@ export interface Store {
    * store only this process writes.
    */
   onAttemptSettled?(listener: (attemptId: string) => void): void
+  /**
+   * Leases on deliveries, for a store shared by several processes (docs/scale-out.md#deliveries): an automatic
+   * attempt is made only by the process holding its delivery's lease. Absent on a store only this process writes.
+   */
+  deliveryClaims?: DeliveryClaims
   close(): Promise<void>
 }
 
@@ -138,6 +143,13 @@ export interface AttemptStore {
     options?: WriteOptions & { deviceId?: string },
   ): Promise<Transition | undefined>
   listPending(): Promise<AttemptRecord[]>
+  /**
+   * A store shared by several processes: settles through `decide` up to `limit` pending attempts whose deadline is
+   * at or before `now`, whichever process created them, skipping rows another transaction holds. The row lock of
+   * this transaction is the deadline's claim (docs/scale-out.md#deadlines). Absent where one process owns every
+   * attempt and its timers suffice.
+   */
+  expireDue?(now: string, limit: number, decide: (attempt: AttemptRecord) => Transition): Promise<Transition[]>
 }
 
 export interface EventStore {
@@ -214,6 +226,24 @@ export interface DeliveryStore {
    * the oldest pending delivery of an enabled webhook (null when none is owed).
    */
   owedSummary(): Promise<{ held: number; oldestOwedAt: string | null }>
+}
+
+/**
+ * Delivery leases on a shared database (docs/scale-out.md#deliveries). Times are ISO 8601 from the caller's clock. A
+ * lease is live while `lease_until` is after `now`; its holder may take it again, nobody else may.
+ */
+export interface DeliveryClaims {
+  /**
+   * Takes (or extends) the leases of the deliveries among `seqs` that are owed, not held and due by `now`, and that
+   * no other holder's live lease holds; returns the seqs taken.
+   */
+  claim(seqs: number[], owner: string, now: string, until: string): Promise<number[]>
+  /** Takes the leases of up to `limit` owed, unheld deliveries due by `now` that no live lease holds, soonest first. */
+  claimDue(owner: string, now: string, until: string, limit: number): Promise<DeliveryRef[]>
+  /** Gives a lease back (the attempt is recorded and the delivery waits for its retry). */
+  release(seq: number, owner: string): Promise<void>
+  /** Calls `listener` soon after any process commits new deliveries; possibly never (a lost notification). */
+  onQueued(listener: () => void): void
 }
 
 /** Read side of the delivery log (docs/deliveries.md): keyset pages, never offsets. */

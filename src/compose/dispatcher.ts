@@ -5,6 +5,9 @@ import { createHttpSender } from '../webhooks/http-sender.js'
 import type { UrlGuard } from '../webhooks/ssrf.js'
 import type { Runtime } from './runtime.js'
 
+/** How often an instance on a shared database claims due deliveries nobody holds (docs/scale-out.md#deliveries). */
+export const DELIVERY_POLL_MS = 1000
+
 /**
  * Step 5: the webhook dispatcher. Deliveries committed before a crash go out again; it closes before the store,
  * after HTTP stops.
@@ -17,10 +20,13 @@ export async function startDispatcher(
     | 'WEBHOOK_DISABLE_AFTER'
     | 'WEBHOOK_CONCURRENCY'
     | 'WEBHOOK_CONCURRENCY_PER_WEBHOOK'
+    | 'DELIVERY_LEASE_MS'
+    | 'INSTANCE_ID'
   >,
   rt: Pick<Runtime, 'clock' | 'bus' | 'metrics' | 'log' | 'onError' | 'lifecycle'>,
-  deps: { store: Pick<Store, 'deliveries'>; guard: UrlGuard; random: () => number },
+  deps: { store: Pick<Store, 'deliveries' | 'deliveryClaims'>; guard: UrlGuard; random: () => number },
 ): Promise<Dispatcher> {
+  const claims = deps.store.deliveryClaims
   const dispatcher = createDispatcher({
     deliveries: deps.store.deliveries,
     bus: rt.bus,
@@ -35,6 +41,13 @@ export async function startDispatcher(
     limits: { total: config.WEBHOOK_CONCURRENCY, perWebhook: config.WEBHOOK_CONCURRENCY_PER_WEBHOOK },
     onError: rt.onError,
     warn: (detail, message) => rt.log.warn(detail, message),
+    // A shared database: each automatic attempt under this instance's lease (docs/scale-out.md#deliveries).
+    claims: claims && {
+      store: claims,
+      owner: config.INSTANCE_ID,
+      leaseMs: config.DELIVERY_LEASE_MS,
+      pollMs: DELIVERY_POLL_MS,
+    },
   })
   await dispatcher.start()
   rt.lifecycle.defer('dispatcher', () => dispatcher.close())

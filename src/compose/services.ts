@@ -16,6 +16,8 @@ import type { Runtime } from './runtime.js'
 
 /** How often a waiting request reads its attempt back on a shared database (at most 1 s, docs/scale-out.md). */
 export const SETTLE_POLL_MS = 250
+/** How often each instance on a shared database settles the attempts whose deadline passed (docs/scale-out.md). */
+export const DEADLINE_SWEEP_MS = 1000
 
 export interface Services {
   workspaces: WorkspaceService
@@ -78,6 +80,8 @@ export async function createServices(
     onError: rt.onError,
     // PostgreSQL may be shared by several instances, any of which may settle the attempt a request waits for.
     settlePollMs: config.DATABASE_URL ? SETTLE_POLL_MS : undefined,
+    // ... and any of them may die with attempts pending: each sweeps every deadline, whoever's it is.
+    deadlineSweepMs: config.DATABASE_URL ? DEADLINE_SWEEP_MS : undefined,
   })
   // Settled by another instance: answer the requests that wait for it here at once, not at the next poll.
   store.onAttemptSettled?.((attemptId) => {

@@ -1,6 +1,6 @@
 import type { Bus } from '../app/bus.js'
 import { recordDeliveryAttempt, type Metrics } from '../app/metrics.js'
-import type { DeliveryStore, RecordedAttempt } from '../app/store.js'
+import type { DeliveryClaims, DeliveryStore, RecordedAttempt } from '../app/store.js'
 import { iso, type Clock, type TimerHandle } from '../domain/clock.js'
 import type { AttemptInput, DeliveryPlan, DeliveryRef } from '../domain/delivery.js'
 import { signingSecrets } from '../domain/webhook.js'
@@ -28,6 +28,18 @@ export interface DispatcherDeps {
   limits: Limits
   onError: (error: unknown, context: string) => void
   warn: (detail: Record<string, unknown>, message: string) => void
+  /** Several instances on one database: automatic attempts under leases (docs/scale-out.md#deliveries). */
+  claims?: DispatcherClaims | undefined
+}
+
+export interface DispatcherClaims {
+  store: DeliveryClaims
+  /** This instance's name on its leases. */
+  owner: string
+  /** How long a lease lasts: longer than one attempt can take. */
+  leaseMs: number
+  /** How often due deliveries that nobody holds are claimed (a lost notification, a dead holder, a retry). */
+  pollMs: number
 }
 
 export interface Dispatcher {
@@ -80,6 +92,65 @@ export function createDispatcher(deps: DispatcherDeps): Dispatcher {
   let tailAgain = false
   let closed = false
   let timer: { handle: TimerHandle; at: number } | undefined
+  const claims = deps.claims
+  let poll: TimerHandle | undefined
+
+  /** Claims asked for in this task, sent together at its end: one statement for all the attempts a pump starts. */
+  let asked: Array<{ seq: number; resolve: (taken: boolean) => void; reject: (error: unknown) => void }> = []
+
+  /**
+   * This instance's lease on the delivery, taken or extended: without it another instance makes the attempt. The
+   * claims of one pump resolve together, in the order asked, so the attempts go on in the order they were taken.
+   */
+  function claim(claims: DispatcherClaims, seq: number): Promise<boolean> {
+    return new Promise((resolve, reject) => {
+      asked.push({ seq, resolve, reject })
+      if (asked.length === 1) queueMicrotask(() => void claimAsked(claims))
+    })
+  }
+
+  async function claimAsked(claims: DispatcherClaims): Promise<void> {
+    const batch = asked
+    asked = []
+    try {
+      const nowMs = clock.now()
+      const seqs = batch.map((one) => one.seq)
+      const taken = new Set(await claims.store.claim(seqs, claims.owner, iso(nowMs), iso(nowMs + claims.leaseMs)))
+      if (taken.size > 0) deps.metrics.inc('webhook_delivery_claims_total', { result: 'taken' }, taken.size)
+      if (taken.size < batch.length)
+        deps.metrics.inc('webhook_delivery_claims_total', { result: 'refused' }, batch.length - taken.size)
+      for (const one of batch) one.resolve(taken.has(one.seq))
+    } catch (error) {
+      for (const one of batch) one.reject(error)
+    }
+  }
+
+  /**
+   * Claims due deliveries nobody holds, as many as would start now (what is ready or running here leaves less room:
+   * a lease taken for a delivery that waits here is one another instance could have used), and queues them.
+   */
+  async function claimDue(): Promise<void> {
+    if (!claims || closed) return
+    const room = deps.limits.total - (queue.size - queue.scheduled)
+    try {
+      const nowMs = clock.now()
+      const refs = await claims.store.claimDue(claims.owner, iso(nowMs), iso(nowMs + claims.leaseMs), room)
+      for (const ref of refs) schedule(ref)
+      if (refs.length === 0) return
+      deps.metrics.inc('webhook_delivery_claims_total', { result: 'polled' }, refs.length)
+      pump()
+    } catch (error) {
+      deps.onError(error, 'claim webhook deliveries')
+    }
+  }
+
+  function pollLater(): void {
+    if (!claims || closed) return
+    poll = clock.setTimeout(() => {
+      poll = undefined
+      void claimDue().finally(pollLater)
+    }, claims.pollMs)
+  }
 
   function schedule(ref: DeliveryRef): void {
     if (ref.status !== 'pending' || ref.held || ref.next_attempt_at === null) return
@@ -199,6 +270,8 @@ export function createDispatcher(deps: DispatcherDeps): Dispatcher {
 
   /** One HTTP attempt of one delivery; returns when the delivery is due again, if it is. */
   async function attemptOnce(task: Task): Promise<number | undefined> {
+    // Another instance holds it, or it is no longer due: that instance, or the due time's owner, makes the attempt.
+    if (claims && !(await claim(claims, task.seq))) return undefined
     const plan = await deliveries.loadForAttempt(task.seq)
     // Delivered, cancelled or held since it was queued: the database decides.
     if (!plan || plan.status !== 'pending' || plan.held || closed) return undefined
@@ -209,6 +282,12 @@ export function createDispatcher(deps: DispatcherDeps): Dispatcher {
     if (!recorded) return undefined
     observe(recorded, plan.status)
     const { outcome } = recorded.decision
+    // Waiting for its retry, the delivery is anybody's again: whichever instance claims it when due.
+    // Not given back (the database failed): the lease lapses by itself, and the retry is recorded all the same.
+    if (claims && outcome.kind === 'retry')
+      await claims.store
+        .release(task.seq, claims.owner)
+        .catch((error: unknown) => deps.onError(error, 'release webhook delivery lease'))
     return outcome.kind === 'retry' ? outcome.at : undefined
   }
 
@@ -277,6 +356,11 @@ export function createDispatcher(deps: DispatcherDeps): Dispatcher {
       for (const webhookId of await deliveries.activeWebhooks()) await load(webhookId)
       await tail()
       pump()
+      // Another instance committed deliveries: read the outbox now rather than at the next poll.
+      claims?.store.onQueued(() => {
+        if (!closed) void tail()
+      })
+      pollLater()
     },
 
     async close() {
@@ -286,6 +370,8 @@ export function createDispatcher(deps: DispatcherDeps): Dispatcher {
       deps.bus.off('deliveriesHeld', onHeld)
       if (timer) clock.clearTimeout(timer.handle)
       timer = undefined
+      if (poll !== undefined) clock.clearTimeout(poll)
+      poll = undefined
       await deps.sender.close()
       await Promise.allSettled([...running])
     },

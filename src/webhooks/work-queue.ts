@@ -199,6 +199,11 @@ export class WorkQueue {
     return this.known.size
   }
 
+  /** Tasks due later, waiting in the heap. */
+  get scheduled(): number {
+    return this.later.size
+  }
+
   private ready(task: Task): void {
     let lane = this.lanes.get(task.webhookId)
     if (!lane) this.lanes.set(task.webhookId, (lane = { ready: new Fifo(), running: 0 }))

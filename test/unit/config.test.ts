@@ -55,6 +55,16 @@ describe('configuration', () => {
     expect(problemsOf({ INSTANCE_ID: 'a b' }).join(' ')).toMatch(/^INSTANCE_ID:/)
   })
 
+  it('with DATABASE_URL, wants a delivery lease longer than the webhook timeout', () => {
+    // Scenario: lease 30 s by default; on PostgreSQL a lease of 15 s with the 15 s webhook timeout → refused by name
+    // (a slow attempt would lose its lease mid-send); 16 s → accepted; SQLite has no leases → any value passes.
+    const db = { DATABASE_URL: 'postgres://u:p@127.0.0.1:5432/db' }
+    expect(loadConfig(db).DELIVERY_LEASE_MS).toBe(30_000)
+    expect(problemsOf({ ...db, DELIVERY_LEASE_MS: '15000' }).join(' ')).toMatch(/^DELIVERY_LEASE_MS:/)
+    expect(loadConfig({ ...db, DELIVERY_LEASE_MS: '16000' }).DELIVERY_LEASE_MS).toBe(16_000)
+    expect(loadConfig({ DELIVERY_LEASE_MS: '1000' }).DELIVERY_LEASE_MS).toBe(1000)
+  })
+
   it('treats empty variables as unset', () => {
     // Scenario: PORT= (empty) → the default, not an error.
     expect(loadConfig({ PORT: '' }).PORT).toBe(3000)

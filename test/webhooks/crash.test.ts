@@ -8,6 +8,9 @@ const ENV = {
   ADMIN_API_KEY: ADMIN_KEY,
   WEBHOOK_ALLOWED_CIDRS: '127.0.0.0/8',
   WEBHOOK_RETRY_SCHEDULE: '2,2,2,2,2,2,2,2,2,2',
+  // The restart is the same instance: on PostgreSQL it resumes the delivery leases it held when it died at once,
+  // rather than after DELIVERY_LEASE_MS as another instance would (docs/scale-out.md#deliveries).
+  INSTANCE_ID: 'crash-test',
 }
 
 describe('crash and restart', () => {

@@ -126,7 +126,8 @@ export class PgAttempts implements AttemptStore {
     const { deviceId } = options
     const outcome = await this.ctx.db.writes.run(async (tx) => {
       const rows = await tx.query<AttemptRow>(
-        `SELECT ${ATTEMPT_COLUMNS} FROM action_attempts WHERE action_attempt_id = ?`,
+        // Locked: another instance's settle of this attempt waits for this one and then decides on what it left.
+        `SELECT ${ATTEMPT_COLUMNS} FROM action_attempts WHERE action_attempt_id = ? FOR UPDATE`,
         [attemptId],
       )
       const row = rows[0]
@@ -146,10 +147,36 @@ export class PgAttempts implements AttemptStore {
     return rows.map(attemptFromRow)
   }
 
+  /**
+   * The deadline sweep (docs/scale-out.md#deadlines): locks due pending attempts, skipping those another transaction
+   * holds, and settles them in this transaction. Its row locks are the deadlines' claims: whoever holds one settles
+   * that attempt; whoever comes after finds it no longer pending.
+   */
+  async expireDue(now: string, limit: number, decide: (attempt: AttemptRecord) => Transition): Promise<Transition[]> {
+    const outcome = await this.ctx.db.writes.run(async (tx) => {
+      const rows = await tx.query<AttemptRow>(
+        `SELECT ${ATTEMPT_COLUMNS} FROM action_attempts WHERE status = 'pending' AND deadline_at <= ?
+         ORDER BY deadline_at LIMIT ? FOR UPDATE SKIP LOCKED`,
+        [now, limit],
+      )
+      const transitions: Transition[] = []
+      const events: LatchkeyEvent[] = []
+      for (const row of rows) {
+        const transition = decide(attemptFromRow(row))
+        transitions.push(transition)
+        events.push(...(await this.applyInTransaction(tx, transition)))
+      }
+      return { transitions, events }
+    })
+    this.ctx.onEvents(outcome.events)
+    return outcome.transitions
+  }
+
   /** For the device repository: pending attempts of a device, read inside its transaction. */
   async pendingForDevice(tx: Tx, deviceId: string): Promise<AttemptRecord[]> {
     const rows = await tx.query<AttemptRow>(
-      `SELECT ${ATTEMPT_COLUMNS} FROM action_attempts WHERE status = 'pending' AND device_id = ? ORDER BY seq`,
+      `SELECT ${ATTEMPT_COLUMNS} FROM action_attempts WHERE status = 'pending' AND device_id = ? ORDER BY seq
+       FOR UPDATE`,
       [deviceId],
     )
     return rows.map(attemptFromRow)

@@ -90,7 +90,9 @@ export class PgDeliveries implements DeliveryStore {
     decide: (ctx: DeliveryContext) => AttemptDecision,
   ): Promise<RecordedAttempt | undefined> {
     const recorded = await this.ctx.db.writes.run(async (tx) => {
-      const rows = await tx.query<StateRow>(SELECT_DELIVERY_STATE, [input.delivery_seq])
+      // Locked, the delivery and its webhook: instances recording attempts of one webhook at once count its
+      // consecutive failures one after another, never from the same stale count (docs/scale-out.md#concurrency).
+      const rows = await tx.query<StateRow>(`${SELECT_DELIVERY_STATE} FOR UPDATE`, [input.delivery_seq])
       const row = rows[0]
       if (!row) return undefined
       const decision = decide(contextOf(row, input.manual))

@@ -7,6 +7,7 @@ import { toPage } from '../../domain/page.js'
 import type { PgContext } from './context.js'
 import type { Tx } from './database.js'
 import type { PgWebhooks } from './webhooks.js'
+import { OUTBOX_CHANNEL } from './notify.js'
 
 interface EventRow {
   seq: number
@@ -56,6 +57,9 @@ export class PgEvents implements EventStore {
         ],
       )
       recorded.push(event)
+      // Delivered on commit: wakes every instance's dispatcher (docs/scale-out.md#waking). Notifications alike in
+      // one transaction are folded into one.
+      if (hooks.some((hook) => hook.enabled)) tx.write(`SELECT pg_notify('${OUTBOX_CHANNEL}', '')`)
     }
     return recorded
   }

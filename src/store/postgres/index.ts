@@ -4,6 +4,7 @@ import { DatabaseUnreachableError } from '../errors.js'
 import { PgAttempts } from './attempts.js'
 import { isConnectionError, PgDb } from './database.js'
 import { ATTEMPT_SETTLED_CHANNEL, PgListener } from './notify.js'
+import { PgDeliveryClaims } from './claims.js'
 import { PgDeliveries } from './deliveries.js'
 import { PostgresDeliveryLog } from './delivery-log.js'
 import { PgDevices } from './devices.js'
@@ -58,7 +59,8 @@ export async function createPostgresStore(options: PostgresStoreOptions): Promis
   const deliveries = new PgDeliveries(ctx, webhooks)
   const events = new PgEvents(ctx, webhooks)
   const attempts = new PgAttempts(ctx, events)
-  const settledListener = new PgListener(options.url, ATTEMPT_SETTLED_CHANNEL, options.onError ?? (() => {}))
+  // One LISTEN connection per instance, for every channel (docs/scale-out.md#waking).
+  const listener = new PgListener(options.url, options.onError ?? (() => {}))
   return {
     db,
     deliveryLog: new PostgresDeliveryLog(db),
@@ -72,9 +74,10 @@ export async function createPostgresStore(options: PostgresStoreOptions): Promis
     retention: new PgRetention(ctx),
     ready: () => db.ready,
     onRestored: (listener) => db.onRestored(listener),
-    onAttemptSettled: (listener) => settledListener.listen(listener),
+    onAttemptSettled: (wake) => listener.listen(ATTEMPT_SETTLED_CHANNEL, wake),
+    deliveryClaims: new PgDeliveryClaims(db, listener),
     close: async () => {
-      await settledListener.close()
+      await listener.close()
       await db.close()
     },
   }

@@ -164,6 +164,14 @@ export const MIGRATIONS: readonly string[] = [
   CREATE INDEX delivery_attempts_by_destination
     ON delivery_attempts(webhook_id, attempted_at, seq, event_type, status, will_retry);
   `,
+  // 2: work shared by several instances (docs/scale-out.md#shared-work). The deadline sweep finds pending attempts
+  // by deadline; a delivery's lease names the instance that may attempt it, and until when; the poll finds owed,
+  // due deliveries by due time.
+  `
+  CREATE INDEX attempts_by_deadline ON action_attempts(deadline_at) WHERE status = 'pending';
+  ALTER TABLE deliveries ADD COLUMN lease_owner ${T}, ADD COLUMN lease_until ${T};
+  CREATE INDEX deliveries_due ON deliveries(next_attempt_at, seq) WHERE status = 'pending' AND NOT held;
+  `,
 ]
 
 /** Tables in the order a copy fills them (referenced ones first). */

@@ -3,25 +3,51 @@ import pg from 'pg'
 /** The channel a settle transaction notifies with the attempt's id (docs/scale-out.md#attempts). */
 export const ATTEMPT_SETTLED_CHANNEL = 'latchkey_attempt_settled'
 
+/** The channel a transaction that queues webhook deliveries notifies (docs/scale-out.md#deliveries). */
+export const OUTBOX_CHANNEL = 'latchkey_outbox'
+
 /**
- * One connection of its own that LISTENs on a channel and hands each payload to the listeners. A lost connection is
- * opened again after a second; notifications sent meanwhile are lost, which the waiters' poll covers.
+ * One connection of its own that LISTENs on every channel asked for and hands each payload to that channel's
+ * listeners. A lost connection is opened again after a second; notifications sent meanwhile are lost, which the
+ * pollers cover.
  */
 export class PgListener {
   private client: pg.Client | undefined
+  private connected = false
   private retry: NodeJS.Timeout | undefined
   private closed = false
-  private readonly listeners: Array<(payload: string) => void> = []
+  private readonly listeners = new Map<string, Array<(payload: string) => void>>()
 
   constructor(
     private readonly url: string,
-    private readonly channel: string,
     private readonly onError: (error: unknown, context: string) => void,
   ) {}
 
-  listen(listener: (payload: string) => void): void {
-    this.listeners.push(listener)
-    if (this.listeners.length === 1) void this.connect()
+  listen(channel: string, listener: (payload: string) => void): void {
+    const known = this.listeners.get(channel)
+    if (known) {
+      known.push(listener)
+      return
+    }
+    this.listeners.set(channel, [listener])
+    // Connected: LISTEN now. Connecting, or waiting to reconnect: LISTENs when connected. Neither: connect.
+    if (this.client && this.connected)
+      this.client.query(`LISTEN ${channel}`).catch((error: unknown) => this.lose(error))
+    else if (!this.client && !this.retry) void this.connect()
+  }
+
+  private lose(error?: unknown): void {
+    const client = this.client
+    if (!client) return
+    this.client = undefined
+    this.connected = false
+    client.end().catch(() => {})
+    if (this.closed) return
+    if (error) this.onError(error, 'listen')
+    this.retry = setTimeout(() => {
+      this.retry = undefined
+      void this.connect()
+    }, 1000)
   }
 
   private async connect(): Promise<void> {
@@ -29,22 +55,18 @@ export class PgListener {
     const client = new pg.Client({ connectionString: this.url })
     this.client = client
     const lost = (error?: unknown) => {
-      if (this.client !== client) return
-      this.client = undefined
-      client.end().catch(() => {})
-      if (this.closed) return
-      if (error) this.onError(error, `listen ${this.channel}`)
-      this.retry = setTimeout(() => void this.connect(), 1000)
+      if (this.client === client) this.lose(error)
     }
     client.on('error', (error) => lost(error))
     client.on('end', () => lost())
     client.on('notification', (message) => {
-      if (message.channel !== this.channel || message.payload === undefined) return
-      for (const listener of this.listeners) listener(message.payload)
+      if (message.payload === undefined) return
+      for (const listener of this.listeners.get(message.channel) ?? []) listener(message.payload)
     })
     try {
       await client.connect()
-      await client.query(`LISTEN ${this.channel}`)
+      for (const channel of this.listeners.keys()) await client.query(`LISTEN ${channel}`)
+      if (this.client === client) this.connected = true
     } catch (error) {
       lost(error)
     }

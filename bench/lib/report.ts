@@ -274,7 +274,7 @@ export function table(r: Results): string {
       '4 webhook fan-out',
       isSkipped(f)
         ? `skipped: ${f.skipped}`
-        : `${fmt(f.deliveries_per_s)} deliveries/s to ${f.webhooks} webhooks (${f.mode}: ${fmt(f.deliveries)} verified in ${f.drain_s} s, ${f.bad_signatures} bad)`,
+        : `${fmt(f.deliveries_per_s)} deliveries/s to ${f.webhooks} webhooks (${f.mode}: ${fmt(f.deliveries)} verified in ${f.drain_s} s, ${f.bad_signatures} bad) · CPU per delivery: latchkey ${f.cpu_ms_per_delivery.latchkey} ms, receiver ${f.cpu_ms_per_delivery.receiver} ms`,
       '',
       '',
     ])

@@ -263,7 +263,7 @@ export function table(r: Results): string {
       : `INCOMPLETE: ${fmt(s.connected)} connected after ${s.time_limit_s} s`
     rows.push([
       `3 connection scale: ${fmt(s.locks)} locks${s.clamped_by ? ` (asked ${fmt(s.requested)})` : ''}`,
-      `provisioned in ${s.provision_s} s · ${outcome} · RSS ${s.rss_mb} MB (peak ${s.peak_rss_mb}), ${s.rss_per_lock_kb} KiB/lock`,
+      `provisioned in ${s.provision_s} s · ${outcome} · RSS idle ${s.rss_mb} MB (before the locks ${s.rss_before_mb}, peak ${s.peak_rss_mb}), ${s.rss_per_lock_kb} KiB/lock (${s.rss_per_lock_at_online_kb} KiB at the moment all were online)`,
       '',
       '',
     ])

@@ -9,7 +9,7 @@ export interface FrameGuardOptions {
   /** Largest packet (fixed header included) read once the client is accepted. */
   maxPacketBytes: number
   /** Called once, just before the socket is destroyed. */
-  onViolation: (violation: FrameViolation, detail: string) => void
+  onViolation: (violation: FrameViolation, detail: string, socket: Socket) => void
 }
 
 export interface FrameGuard {
@@ -22,6 +22,11 @@ const HEADER = 0
 const LENGTH = 1
 const BODY = 2
 
+/** Where a socket keeps its guard, for the one shared `guardedRead`. */
+const GUARD = Symbol('frameGuard')
+
+type GuardedSocket = Socket & { [GUARD]?: Guard }
+
 /**
  * Reads each MQTT fixed header as the bytes go by and destroys the socket as soon as a packet announces more than
  * the limit, so the broker never buffers it (docs/mqtt.md, "Limits"). Before CONNACK the only packet read is one
@@ -29,92 +34,109 @@ const BODY = 2
  * high-water mark, then TCP flow control) until the connection is accepted.
  *
  * It wraps the socket's own read(), which the broker calls on every 'readable': no extra stream, no copy; per
- * chunk the cost is a few integer operations per packet header, skipping bodies by arithmetic.
+ * chunk the cost is a few integer operations per packet header, skipping bodies by arithmetic. Its state is one
+ * object per connection and the wrapper one function for all of them: every idle lock holds a guard, and closures
+ * per connection cost several times the state (docs/performance.md#idle-lock-memory).
  */
 export function guardFrames(socket: Socket, options: FrameGuardOptions): FrameGuard {
-  const read = Object.getPrototypeOf(socket).read as Socket['read']
-  let accepted = false
-  /** The CONNECT is complete and CONNACK not sent yet: read nothing more. */
-  let holding = false
-  let state = HEADER
-  let packetType = 0
-  let length = 0
-  let multiplier = 1
-  let lengthBytes = 0
-  let remaining = 0
-  let violated = false
+  const guard = new Guard(socket, Object.getPrototypeOf(socket).read as Socket['read'], options)
+  ;(socket as GuardedSocket)[GUARD] = guard
+  socket.read = guardedRead as Socket['read']
+  return guard
+}
 
-  const violate = (violation: FrameViolation, detail: string): null => {
-    if (!violated) {
-      violated = true
-      options.onViolation(violation, `${detail}; ${socket.bytesRead} bytes read`)
-      socket.destroy()
+function guardedRead(this: GuardedSocket, size?: number): unknown {
+  return (this[GUARD] as Guard).read(size)
+}
+
+class Guard implements FrameGuard {
+  private accepted = false
+  /** The CONNECT is complete and CONNACK not sent yet: read nothing more. */
+  private holding = false
+  private state = HEADER
+  private packetType = 0
+  private length = 0
+  private multiplier = 1
+  private lengthBytes = 0
+  private remaining = 0
+  private violated = false
+
+  constructor(
+    private readonly socket: Socket,
+    private readonly socketRead: Socket['read'],
+    private readonly options: FrameGuardOptions,
+  ) {}
+
+  accept(): void {
+    this.accepted = true
+    this.holding = false
+  }
+
+  private violate(violation: FrameViolation, detail: string): null {
+    if (!this.violated) {
+      this.violated = true
+      this.options.onViolation(violation, `${detail}; ${this.socket.bytesRead} bytes read`, this.socket)
+      this.socket.destroy()
     }
     return null
   }
 
-  socket.read = function guardedRead(this: Socket, size?: number) {
+  read(size?: number): unknown {
+    const socket = this.socket
     // read(0) is the stream's own "fill the buffer" call: it returns nothing to the caller.
-    if (size === 0 || violated) return size === 0 ? read.call(this, 0) : null
-    if (holding) return null
-    const chunk = read.call(this, size) as Buffer | null
+    if (size === 0 || this.violated) return size === 0 ? this.socketRead.call(socket, 0) : null
+    if (this.holding) return null
+    const chunk = this.socketRead.call(socket, size) as Buffer | null
     if (chunk === null) return null
-    const limit = accepted ? options.maxPacketBytes : MAX_CONNECT_BYTES
+    const limit = this.accepted ? this.options.maxPacketBytes : MAX_CONNECT_BYTES
     const end = chunk.length
     let i = 0
     while (i < end) {
-      if (state === BODY) {
-        const step = Math.min(remaining, end - i)
+      if (this.state === BODY) {
+        const step = Math.min(this.remaining, end - i)
         i += step
-        remaining -= step
-        if (remaining > 0) break
-        state = HEADER
-      } else if (state === HEADER) {
-        packetType = (chunk[i++] as number) >> 4
-        if (!accepted && packetType !== CONNECT)
-          return violate('not_connect', `packet type ${packetType} before CONNACK`)
-        state = LENGTH
-        length = 0
-        multiplier = 1
-        lengthBytes = 0
+        this.remaining -= step
+        if (this.remaining > 0) break
+        this.state = HEADER
+      } else if (this.state === HEADER) {
+        this.packetType = (chunk[i++] as number) >> 4
+        if (!this.accepted && this.packetType !== CONNECT)
+          return this.violate('not_connect', `packet type ${this.packetType} before CONNACK`)
+        this.state = LENGTH
+        this.length = 0
+        this.multiplier = 1
+        this.lengthBytes = 0
         continue
       } else {
         const byte = chunk[i++] as number
-        length += (byte & 0x7f) * multiplier
-        multiplier *= 128
-        lengthBytes += 1
-        const total = 1 + lengthBytes + length
+        this.length += (byte & 0x7f) * this.multiplier
+        this.multiplier *= 128
+        this.lengthBytes += 1
+        const total = 1 + this.lengthBytes + this.length
         if (total > limit) {
-          return violate(
-            accepted ? 'packet_too_large' : 'connect_too_large',
-            `packet type ${packetType} announces at least ${total} bytes, limit ${limit}`,
+          return this.violate(
+            this.accepted ? 'packet_too_large' : 'connect_too_large',
+            `packet type ${this.packetType} announces at least ${total} bytes, limit ${limit}`,
           )
         }
         if (byte & 0x80) {
-          if (lengthBytes === 4) return violate('malformed_length', 'remaining length longer than 4 bytes')
+          if (this.lengthBytes === 4) return this.violate('malformed_length', 'remaining length longer than 4 bytes')
           continue
         }
-        remaining = length
-        state = remaining > 0 ? BODY : HEADER
-        if (state === BODY) continue
+        this.remaining = this.length
+        this.state = this.remaining > 0 ? BODY : HEADER
+        if (this.state === BODY) continue
       }
       // A packet ended at i.
-      if (!accepted) {
-        holding = true
+      if (!this.accepted) {
+        this.holding = true
         if (i < end) {
-          this.unshift(chunk.subarray(i))
+          socket.unshift(chunk.subarray(i))
           return chunk.subarray(0, i)
         }
         return chunk
       }
     }
     return chunk
-  } as Socket['read']
-
-  return {
-    accept() {
-      accepted = true
-      holding = false
-    },
   }
 }

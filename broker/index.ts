@@ -3,7 +3,7 @@ import { createServer, type AddressInfo, type Server, type Socket } from 'node:n
 import { createServer as createTlsServer, type SecureContextOptions } from 'node:tls'
 import { MAX_PAYLOAD_BYTES } from '../devices/index.js'
 import { canPublish, canSubscribe, type Principal, type Refusal } from './acl.js'
-import { guardFrames, type FrameGuard } from './frame-guard.js'
+import { guardFrames, type FrameGuard, type FrameViolation } from './frame-guard.js'
 import { createPersistence } from './retained-index.js'
 import { TokenBuckets } from './token-buckets.js'
 
@@ -216,14 +216,16 @@ export async function createBroker(options: BrokerOptions): Promise<Broker> {
   })
   aedes.on('connectionError', () => {})
 
+  // One options object for every connection: a closure per socket would stay with every idle lock.
+  const frameGuardOptions = {
+    maxPacketBytes: limits.maxPacketBytes,
+    onViolation: (violation: FrameViolation, detail: string, socket: Socket) =>
+      options.onRefused(violation, (socket as Socket & { client?: Client }).client?.id ?? undefined, detail),
+  }
   const accept = (socket: Socket, reserved: boolean) => {
     socket.setNoDelay(true)
     if (reserved) serviceOnly.add(socket)
-    const guard = guardFrames(socket, {
-      maxPacketBytes: limits.maxPacketBytes,
-      onViolation: (violation, detail) =>
-        options.onRefused(violation, (socket as Socket & { client?: Client }).client?.id ?? undefined, detail),
-    })
+    const guard = guardFrames(socket, frameGuardOptions)
     guards.set(socket, guard)
     aedes.handle(socket as unknown as Parameters<typeof aedes.handle>[0])
   }

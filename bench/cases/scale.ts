@@ -31,10 +31,18 @@ export interface ScaleResult {
   /** From `start` until latchkey has handled every lock's status and state (confirmed through /devices/list). */
   online_s: number | null
   online_per_s: number | null
+  /** Lowest RSS over the settle window before the locks connect (devices provisioned). */
   rss_before_mb: number
+  /** Lowest RSS over the settle window once every lock is online and idle. */
   rss_mb: number
   peak_rss_mb: number
+  /** (rss_mb − rss_before_mb) / locks connected: what an idle connected lock costs. */
   rss_per_lock_kb: number
+  /** RSS the moment the last lock came online, and per lock from it: the connect storm's garbage not yet returned. */
+  rss_at_online_mb: number
+  rss_per_lock_at_online_kb: number
+  /** How long each RSS reading waited for the process to settle (V8 returns freed heap only after some idle time). */
+  settle_s: number
   start_failures: number | null
   /** [seconds since start, locks connected, device messages taken up] about every 5 s: the shape of the curve. */
   progress: Array<[number, number, number]>
@@ -43,6 +51,19 @@ export interface ScaleResult {
 /** Sockets and files latchkey needs besides the locks' sockets: its listeners, SQLite, the bench's HTTP, slack. */
 const FD_RESERVE = 100
 const LOCKS_PER_PROCESS = 10_000
+
+/**
+ * The lowest RSS of a process left alone for `windowMs`. After a burst (provisioning, a connect storm) V8 keeps the
+ * heap it grew until its memory reducer runs, tens of seconds into idleness; an idle lock's cost is measured after.
+ */
+async function settledRss(pid: number, windowMs: number): Promise<number> {
+  let lowest = memoryOf(pid).rss_mb
+  for (let waited = 0; waited < windowMs; waited += 1000) {
+    await sleep(1000)
+    lowest = Math.min(lowest, memoryOf(pid).rss_mb)
+  }
+  return lowest
+}
 
 export async function connectionScale(options: BenchOptions): Promise<ScaleResult> {
   const lk = await startLatchkeyChild(options.cpuProfDir ? { cpuProfDir: join(options.cpuProfDir, 'scale') } : {})
@@ -59,7 +80,8 @@ export async function connectionScale(options: BenchOptions): Promise<ScaleResul
     const provisioned = await provision(lk, n, 64)
     const locks = await lockProcesses(provisioned.credentials, lk.mqttUrl, locksPerProcess)
     try {
-      const before = memoryOf(lk.pid)
+      const settleMs = options.quick ? 2_000 : 60_000
+      const rssBefore = await settledRss(lk.pid, settleMs)
       const timeLimitMs = options.quick ? 60_000 : 300_000
       const t0 = performance.now()
       let startReport: { failures: number } | undefined
@@ -95,7 +117,10 @@ export async function connectionScale(options: BenchOptions): Promise<ScaleResul
       const complete = online === true
       // Every lock is in: their processes' own reports are a moment away.
       if (complete) await Promise.race([started, sleep(10_000)])
+      const atOnline = memoryOf(lk.pid)
+      const rssIdle = complete ? await settledRss(lk.pid, settleMs) : atOnline.rss_mb
       const after = memoryOf(lk.pid)
+      const perLock = (mb: number) => round(((mb - rssBefore) * 1024) / Math.max(1, connected), 1)
       const seconds = (at: number | undefined) => (at === undefined ? null : round((at - t0) / 1000, 2))
       return {
         requested: options.scaleLocks,
@@ -111,10 +136,13 @@ export async function connectionScale(options: BenchOptions): Promise<ScaleResul
         connected_s: seconds(connectedAt),
         online_s: complete ? seconds(handledAt) : null,
         online_per_s: complete && handledAt !== undefined ? round((n * 1000) / (handledAt - t0), 0) : null,
-        rss_before_mb: before.rss_mb,
-        rss_mb: after.rss_mb,
+        rss_before_mb: rssBefore,
+        rss_mb: rssIdle,
         peak_rss_mb: after.peak_rss_mb,
-        rss_per_lock_kb: round(((after.rss_mb - before.rss_mb) * 1024) / Math.max(1, connected), 1),
+        rss_per_lock_kb: perLock(rssIdle),
+        rss_at_online_mb: atOnline.rss_mb,
+        rss_per_lock_at_online_kb: perLock(atOnline.rss_mb),
+        settle_s: settleMs / 1000,
         start_failures: startReport?.failures ?? null,
         progress,
       }

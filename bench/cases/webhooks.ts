@@ -1,4 +1,5 @@
 import { Agent } from 'node:http'
+import { cpuMs } from '../lib/children.js'
 import { closedLoop, postJson } from '../lib/http.js'
 import { hasRoute, type LatchkeyChild } from '../lib/latchkey-child.js'
 import { runClosedLoop, type LoopResult } from '../lib/loop.js'
@@ -102,6 +103,11 @@ export interface FanoutResult {
   deliveries_per_s: number
   bad_signatures: number
   drain_s: number
+  /**
+   * CPU (user + system) used over the drain, per verified delivery, by process: where a delivery's cost goes
+   * (the receiver verifies every signature, on the same cores).
+   */
+  cpu_ms_per_delivery: { latchkey: number; receiver: number }
 }
 
 /**
@@ -141,6 +147,11 @@ export async function fanout(
       }),
       ok: settledSuccess,
     })
+    const cpuOf = () => {
+      const [l, r] = [cpuMs(lk.pid), cpuMs(receiver.pid)]
+      return { latchkey: l.user + l.sys, receiver: r.user + r.sys }
+    }
+    const cpuBefore = cpuOf()
     const released = epochNow()
     if (mode === 'release') await setEnabled(ids, true)
     // Drain: stop once no delivery arrived for a second (bounded).
@@ -151,6 +162,8 @@ export async function fanout(
       quiet = next.verified === report.verified ? quiet + 1 : 0
       report = next
     }
+    const cpuAfter = cpuOf()
+    const perDelivery = (ms: number) => round(ms / Math.max(1, report.verified), 3)
     const from = mode === 'release' ? released : report.first
     const spanS = Math.max(0.001, (report.last - from) / 1000)
     return {
@@ -161,6 +174,10 @@ export async function fanout(
       deliveries_per_s: round(report.verified / spanS, 0),
       bad_signatures: report.bad,
       drain_s: round(spanS, 2),
+      cpu_ms_per_delivery: {
+        latchkey: perDelivery(cpuAfter.latchkey - cpuBefore.latchkey),
+        receiver: perDelivery(cpuAfter.receiver - cpuBefore.receiver),
+      },
     }
   } finally {
     agent.destroy()

@@ -36,6 +36,11 @@ export class Receiver {
     return new Receiver(child, port)
   }
 
+  /** The receiver process, for its CPU time. */
+  get pid(): number {
+    return this.child.pid ?? 0
+  }
+
   url(path: string): string {
     return `http://127.0.0.1:${this.port}${path}`
   }

@@ -265,7 +265,7 @@ export function table(r: Results): string {
       : `INCOMPLETE: ${fmt(s.connected)} connected after ${s.time_limit_s} s`
     rows.push([
       `3 connection scale: ${fmt(s.locks)} locks${s.clamped_by ? ` (asked ${fmt(s.requested)})` : ''}`,
-      `provisioned in ${s.provision_s} s · ${outcome} · RSS ${s.rss_mb} MB (peak ${s.peak_rss_mb}), ${s.rss_per_lock_kb} KiB/lock`,
+      `provisioned in ${s.provision_s} s · ${outcome} · RSS idle ${s.rss_mb} MB (before the locks ${s.rss_before_mb}, peak ${s.peak_rss_mb}), ${s.rss_per_lock_kb} KiB/lock (${s.rss_per_lock_at_online_kb} KiB at the moment all were online)`,
       '',
       '',
     ])
@@ -276,7 +276,7 @@ export function table(r: Results): string {
       '4 webhook fan-out',
       isSkipped(f)
         ? `skipped: ${f.skipped}`
-        : `${fmt(f.deliveries_per_s)} deliveries/s to ${f.webhooks} webhooks (${f.mode}: ${fmt(f.deliveries)} verified in ${f.drain_s} s, ${f.bad_signatures} bad)`,
+        : `${fmt(f.deliveries_per_s)} deliveries/s to ${f.webhooks} webhooks (${f.mode}: ${fmt(f.deliveries)} verified in ${f.drain_s} s, ${f.bad_signatures} bad) · CPU per delivery: latchkey ${f.cpu_ms_per_delivery.latchkey} ms, receiver ${f.cpu_ms_per_delivery.receiver} ms`,
       '',
       '',
     ])

@@ -92,15 +92,21 @@ function isTarget(value: Target | TransportFailure): value is Target {
   return 'origin' in value
 }
 
-/** Reads at most MAX_RESPONSE_BODY_BYTES; stopping early drops the connection, which undici then replaces. */
-async function readCapped(body: Dispatcher.ResponseData['body'], into: Buffer[]): Promise<void> {
-  let size = 0
-  for await (const chunk of body) {
-    const piece = chunk as Buffer
-    into.push(piece.subarray(0, MAX_RESPONSE_BODY_BYTES - size))
-    size += piece.length
-    if (size >= MAX_RESPONSE_BODY_BYTES) break
+/** Response header names and values as undici's `request` gives them: lowercased names, repeats as arrays. */
+function parseHeaders(raw: ReadonlyArray<Buffer | string>): Record<string, string | string[]> {
+  const text = (part: Buffer | string | undefined) =>
+    typeof part === 'string' ? part : (part?.toString('latin1') ?? '')
+  const headers: Record<string, string | string[]> = {}
+  for (let i = 0; i + 1 < raw.length; i += 2) {
+    const name = text(raw[i]).toLowerCase()
+    const value = text(raw[i + 1])
+    const seen = Object.hasOwn(headers, name) ? headers[name] : undefined
+    if (seen === undefined)
+      Object.defineProperty(headers, name, { value, enumerable: true, writable: true, configurable: true })
+    else if (Array.isArray(seen)) seen.push(value)
+    else headers[name] = [seen, value]
   }
+  return headers
 }
 
 export function createHttpSender(options: { timeoutMs: number; clock: Clock; guard: UrlGuard }): HttpSender {
@@ -111,7 +117,8 @@ export function createHttpSender(options: { timeoutMs: number; clock: Clock; gua
     headersTimeout: options.timeoutMs + 1000,
     bodyTimeout: options.timeoutMs + 1000,
   })
-  const active = new Set<AbortController>()
+  /** Stops each request in flight (close()). */
+  const active = new Set<(reason: Error) => void>()
   const targets = new Map<string, Target | TransportFailure>()
 
   function target(url: string): Target | TransportFailure {
@@ -123,45 +130,92 @@ export function createHttpSender(options: { timeoutMs: number; clock: Clock; gua
     return found
   }
 
-  async function exchange(to: Target, request: OutboundRequest): Promise<SendOutcome> {
-    const started = performance.now()
-    const abort = new AbortController()
-    active.add(abort)
-    let timedOut = false
-    const timer = options.clock.setTimeout(() => {
-      timedOut = true
-      abort.abort(new Error(`timed out after ${options.timeoutMs} ms`))
-    }, options.timeoutMs)
-    let head: { code: number; headers: Record<string, string | string[]> } | undefined
-    const chunks: Buffer[] = []
-    const answered = (got: NonNullable<typeof head>): SendOutcome => ({
-      kind: 'response',
-      response: { code: got.code, headers: got.headers, body: Buffer.concat(chunks).toString('utf8') },
-      durationMs: performance.now() - started,
-    })
-    try {
-      const response = await agent.request({
-        origin: to.origin,
-        path: to.path,
-        method: 'POST',
-        headers: { ...request.headers, ...(to.authorization ? { authorization: to.authorization } : {}) },
-        body: request.body,
-        signal: abort.signal,
-      })
-      head = { code: response.statusCode, headers: response.headers as Record<string, string | string[]> }
-      await readCapped(response.body, chunks)
-      return answered(head)
-    } catch (error) {
+  /**
+   * One POST through undici's dispatch API: the response arrives in callbacks, with no body stream, async iterator
+   * or AbortSignal per request (they cost about a tenth of latchkey's CPU in a webhook fan-out,
+   * docs/performance.md#webhook-fan-out). Resolves once, with the status line and at most MAX_RESPONSE_BODY_BYTES
+   * of body; stopping early aborts the request, and undici replaces that connection.
+   */
+  function exchange(to: Target, request: OutboundRequest): Promise<SendOutcome> {
+    return new Promise<SendOutcome>((resolve) => {
+      const started = performance.now()
+      let head: { code: number; headers: Record<string, string | string[]> } | undefined
+      const chunks: Buffer[] = []
+      let size = 0
+      let abortRequest: ((reason: Error) => void) | undefined
+      /** Why latchkey stopped the request (timeout, shutdown), which wins over the error undici then reports. */
+      let stopped: { reason: Error; timedOut: boolean } | undefined
+      let done = false
+
+      const finish = (outcome: SendOutcome) => {
+        if (done) return
+        done = true
+        options.clock.clearTimeout(timer)
+        active.delete(stop)
+        resolve(outcome)
+      }
       // The outcome is the status line: a body still streaming at the deadline is kept as far as it came.
-      if (head) return answered(head)
-      const failure: TransportFailure = timedOut
-        ? { stage: 'timeout', message: messageOf(abort.signal.reason) }
-        : transportFailure(abort.signal.aborted ? abort.signal.reason : error)
-      return { kind: 'no_response', failure, durationMs: performance.now() - started }
-    } finally {
-      options.clock.clearTimeout(timer)
-      active.delete(abort)
-    }
+      const answered = (got: NonNullable<typeof head>) =>
+        finish({
+          kind: 'response',
+          response: { code: got.code, headers: got.headers, body: Buffer.concat(chunks).toString('utf8') },
+          durationMs: performance.now() - started,
+        })
+      const failed = (error: unknown) => {
+        if (head) return answered(head)
+        const failure: TransportFailure = stopped?.timedOut
+          ? { stage: 'timeout', message: stopped.reason.message }
+          : transportFailure(stopped ? stopped.reason : error)
+        finish({ kind: 'no_response', failure, durationMs: performance.now() - started })
+      }
+      function stop(reason: Error, timedOut = false): void {
+        if (done || stopped) return
+        stopped = { reason, timedOut }
+        if (abortRequest) abortRequest(reason)
+        else failed(reason)
+      }
+      const timer = options.clock.setTimeout(
+        () => stop(new Error(`timed out after ${options.timeoutMs} ms`), true),
+        options.timeoutMs,
+      )
+      active.add(stop)
+
+      const handler: Dispatcher.DispatchHandler = {
+        onConnect(abort) {
+          abortRequest = abort
+          if (stopped) abort(stopped.reason)
+        },
+        onHeaders(statusCode, rawHeaders) {
+          // 1xx: informational, the real status line follows.
+          if (statusCode < 200) return true
+          head = { code: statusCode, headers: parseHeaders(rawHeaders) }
+          return true
+        },
+        onData(chunk) {
+          // Already answered (over the limit, or timed out): what undici still had buffered is not wanted.
+          if (done) return false
+          chunks.push(chunk.subarray(0, MAX_RESPONSE_BODY_BYTES - size))
+          size += chunk.length
+          if (size < MAX_RESPONSE_BODY_BYTES) return true
+          if (head) answered(head)
+          abortRequest?.(new Error('response body over the limit'))
+          return false
+        },
+        onComplete() {
+          if (head) answered(head)
+          else failed(new Error('the response ended without a status line'))
+        },
+        onError(error) {
+          failed(error)
+        },
+      }
+      const headers = to.authorization ? { ...request.headers, authorization: to.authorization } : request.headers
+      try {
+        agent.dispatch({ origin: to.origin, path: to.path, method: 'POST', headers, body: request.body }, handler)
+      } catch (error) {
+        failed(error)
+      }
+    })
   }
 
   return {
@@ -180,7 +234,7 @@ export function createHttpSender(options: { timeoutMs: number; clock: Clock; gua
     },
 
     async close() {
-      for (const abort of active) abort.abort(new Error('latchkey is shutting down'))
+      for (const stop of active) stop(new Error('latchkey is shutting down'))
       await agent.destroy()
     },
   }

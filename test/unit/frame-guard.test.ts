@@ -128,4 +128,25 @@ describe('frame guard', () => {
     expect(run([packet(1, MAX_CONNECT_BYTES)]).violations).toEqual(['connect_too_large'])
     expect(run([Buffer.from([0x10, 0xff, 0xff, 0xff, 0xff, 0x7f])]).violations).toEqual(['connect_too_large'])
   })
+
+  it('keeps nothing per connection but its state: one read() wrapper for all sockets, each guard apart', () => {
+    // Every idle lock holds a guard (docs/performance.md#idle-lock-memory): two sockets share the wrapper, and what
+    // one of them reads does not move the other's state.
+    const [a, b] = [new ChunkSocket(), new ChunkSocket()]
+    const seen: Array<[FrameViolation, unknown]> = []
+    const options = {
+      maxPacketBytes: LIMIT,
+      onViolation: (v: FrameViolation, _d: string, s: unknown) => seen.push([v, s]),
+    }
+    guardFrames(a as unknown as Socket, options)
+    guardFrames(b as unknown as Socket, options)
+    expect((a as unknown as Socket).read).toBe((b as unknown as Socket).read)
+    expect((a as unknown as Socket).read).not.toBe(ChunkSocket.prototype.read)
+    a.queue.push(packet(1, 10))
+    b.queue.push(packet(3, 10))
+    expect(((a as unknown as Socket).read() as Buffer).length).toBe(12)
+    expect((b as unknown as Socket).read()).toBeNull()
+    expect(seen).toEqual([['not_connect', b]])
+    expect([a.destroyed, b.destroyed]).toEqual([false, true])
+  })
 })

@@ -1,7 +1,7 @@
 import { createServer as createTcpServer, type Server as TcpServer, type Socket } from 'node:net'
 import type { AddressInfo } from 'node:net'
 import { afterEach, describe, expect, it } from 'vitest'
-import { createHttpSender, type HttpSender } from '../../src/webhooks/http-sender.js'
+import { createHttpSender, MAX_RESPONSE_BODY_BYTES, type HttpSender } from '../../src/webhooks/http-sender.js'
 import { createUrlGuard } from '../../src/webhooks/ssrf.js'
 import { systemClock } from '../../src/app/system-clock.js'
 import type { Clock } from '../../src/domain/clock.js'
@@ -116,6 +116,30 @@ describe('webhook HTTP client', () => {
       response: { code: 200, body: 'abc' },
     })
   })
+  it('keeps the first 64 KiB of a larger body and the headers lowercased, repeats as lists; the next request goes out', async () => {
+    // Scenario: 200 with two Set-Cookie headers and a 200 KiB body; then a second request → the
+    // first 64 KiB of the body, the headers as undici's request() gives them; the connection cut short is replaced.
+    const big = 'x'.repeat(200 * 1024)
+    const s = await server((_r, socket, n) =>
+      socket.write(
+        n === 1
+          ? `HTTP/1.1 200 OK\r\nSet-Cookie: a=1\r\nX-Trace: t\r\nset-cookie: b=2\r\nContent-Length: ${big.length}\r\n\r\n${big}`
+          : 'HTTP/1.1 201 Created\r\nContent-Length: 2\r\n\r\nok',
+      ),
+    )
+    const client = sender()
+    const first = await client.send({ url: s.url, headers: {}, body: '{}' })
+    expect(first.kind).toBe('response')
+    if (first.kind !== 'response') return
+    expect(first.response.code).toBe(200)
+    expect(first.response.body).toBe(big.slice(0, MAX_RESPONSE_BODY_BYTES))
+    expect(first.response.headers).toMatchObject({ 'set-cookie': ['a=1', 'b=2'], 'x-trace': 't' })
+    expect(await client.send({ url: s.url, headers: {}, body: '{}' })).toMatchObject({
+      kind: 'response',
+      response: { code: 201, body: 'ok' },
+    })
+  })
+
   it('types what it cannot send by stage instead of throwing', async () => {
     // Scenario: bad percent-encoding in the user info, ftp://, an IP literal the guard refuses, a name that resolves
     // to loopback → invalid_url, invalid_url, refused, refused; nothing reaches the server.

@@ -25,10 +25,41 @@ import type { AttemptDecision, DeliveryContext } from '../../domain/webhook-deli
 import type { StoreContext } from './context.js'
 import type { SqliteWebhooks } from './webhooks.js'
 
+/** The plans of several deliveries: SELECT_DELIVERY_PLAN for a JSON array of seqs. */
+const SELECT_DELIVERY_PLANS = SELECT_DELIVERY_PLAN.replace(
+  /WHERE d\.seq = \?$/,
+  'WHERE d.seq IN (SELECT value FROM json_each(?))',
+)
+if (SELECT_DELIVERY_PLANS === SELECT_DELIVERY_PLAN) throw new Error('SELECT_DELIVERY_PLAN no longer ends as expected')
+const PLANS_PER_QUERY = 500
+
+interface PlanRequest {
+  seq: number
+  resolve: (plan: DeliveryPlan | undefined) => void
+  reject: (error: unknown) => void
+}
+
+interface Recording {
+  input: AttemptInput
+  decide: (ctx: DeliveryContext) => AttemptDecision
+  resolve: (recorded: RecordedAttempt | undefined) => void
+  reject: (error: unknown) => void
+}
+
+interface Recorded {
+  attempt: DeliveryAttempt
+  decision: AttemptDecision
+  workspaceId: string
+}
+
 /** The delivery outbox and its attempts. */
 export class SqliteDeliveries implements DeliveryStore {
   private readonly stmts
   private readonly attemptId
+  /** Plans asked for since the last read (see loadForAttempt). */
+  private planRequests: PlanRequest[] = []
+  /** Attempts waiting for the next write job (see recordAttempt). */
+  private recordings: Recording[] = []
 
   constructor(
     private readonly ctx: StoreContext,
@@ -53,6 +84,7 @@ export class SqliteDeliveries implements DeliveryStore {
         'SELECT webhook_id FROM webhooks WHERE deleted_at IS NULL AND enabled = 1 ORDER BY seq',
       ),
       plan: db.prepare<[number], PlanRow>(SELECT_DELIVERY_PLAN),
+      plans: db.prepare<[string], PlanRow>(SELECT_DELIVERY_PLANS),
       state: db.prepare<[number], StateRow>(SELECT_DELIVERY_STATE),
       byKey: db.prepare<[string, string], DeliveryRow>(
         `SELECT ${DELIVERY} FROM deliveries WHERE event_seq = (SELECT seq FROM events WHERE event_id = ?) AND webhook_id = ?`,
@@ -126,37 +158,102 @@ export class SqliteDeliveries implements DeliveryStore {
     return this.stmts.pending.all(webhookId, afterSeq, limit).map(toRef)
   }
 
-  async loadForAttempt(seq: number): Promise<DeliveryPlan | undefined> {
-    const row = this.stmts.plan.get(seq)
-    return row && deliveryPlanFromRow(row)
+  /**
+   * The plans asked for in one synchronous run (the dispatcher starting a page of attempts) are read together, at
+   * the end of it, with one query instead of one each.
+   */
+  loadForAttempt(seq: number): Promise<DeliveryPlan | undefined> {
+    return new Promise((resolve, reject) => {
+      this.planRequests.push({ seq, resolve, reject })
+      if (this.planRequests.length === 1) queueMicrotask(() => this.loadPlans())
+    })
   }
 
-  async recordAttempt(
+  private loadPlans(): void {
+    const requests = this.planRequests
+    this.planRequests = []
+    try {
+      if (requests.length === 1) {
+        const [only] = requests as [PlanRequest]
+        const row = this.stmts.plan.get(only.seq)
+        only.resolve(row && deliveryPlanFromRow(row))
+        return
+      }
+      const rows = new Map<number, PlanRow>()
+      for (let i = 0; i < requests.length; i += PLANS_PER_QUERY) {
+        const seqs = requests.slice(i, i + PLANS_PER_QUERY).map((request) => request.seq)
+        for (const row of this.stmts.plans.all(JSON.stringify(seqs))) rows.set(row.seq, row)
+      }
+      for (const request of requests) {
+        const row = rows.get(request.seq)
+        request.resolve(row && deliveryPlanFromRow(row))
+      }
+    } catch (error) {
+      for (const request of requests) request.reject(error)
+    }
+  }
+
+  /**
+   * The attempts of one event-loop turn are recorded by one write job, in the turn's group commit, instead of one
+   * job (and savepoint) each: a fan-out records hundreds per turn. Each is still recorded with its consequences in
+   * the one transaction. Should the batch fail, it rolls back as one and each attempt is recorded again on its own,
+   * so that one bad record fails alone.
+   */
+  recordAttempt(
     input: AttemptInput,
     decide: (ctx: DeliveryContext) => AttemptDecision,
   ): Promise<RecordedAttempt | undefined> {
-    const recorded = await this.ctx.writes.run(() => {
-      const row = this.stmts.state.get(input.delivery_seq)
-      if (!row) return undefined
-      const decision = decide(contextOf(row, input.manual))
-      const attempt = this.insertAttempt(row, input, decision)
-      const at = this.ctx.now()
-      const next = decision.nextAttemptAtMs === null ? null : iso(decision.nextAttemptAtMs)
-      this.stmts.updateDelivery.run(
-        decision.delivery,
-        decision.held ? 1 : 0,
-        next,
-        attempt.attempt_number,
-        decision.retriesScheduled,
-        attempt.attempted_at,
-        attempt.evidence_id,
-        at,
-        row.seq,
-      )
-      const failures = { before: row.consecutive_failures, after: decision.consecutiveFailures }
-      this.webhooks.applyAttemptOutcome(row.workspace_id, row.webhook_id, failures, decision.disable, at)
-      return { attempt, decision, workspaceId: row.workspace_id }
+    return new Promise((resolve, reject) => {
+      this.recordings.push({ input, decide, resolve, reject })
+      if (this.recordings.length === 1) this.recordBatch()
     })
+  }
+
+  private recordBatch(): void {
+    let batch: Recording[] = []
+    this.ctx.writes
+      .run(() => {
+        // Taken when the job runs: every attempt queued until the group commit rides along.
+        batch = this.recordings
+        this.recordings = []
+        return batch.map((recording) => this.recordOne(recording))
+      })
+      .then(
+        (results) => batch.forEach((recording, i) => recording.resolve(this.afterCommit(results[i]))),
+        () => {
+          for (const recording of batch) {
+            this.ctx.writes
+              .run(() => this.recordOne(recording))
+              .then((result) => recording.resolve(this.afterCommit(result)), recording.reject)
+          }
+        },
+      )
+  }
+
+  private recordOne({ input, decide }: Recording): Recorded | undefined {
+    const row = this.stmts.state.get(input.delivery_seq)
+    if (!row) return undefined
+    const decision = decide(contextOf(row, input.manual))
+    const attempt = this.insertAttempt(row, input, decision)
+    const at = this.ctx.now()
+    const next = decision.nextAttemptAtMs === null ? null : iso(decision.nextAttemptAtMs)
+    this.stmts.updateDelivery.run(
+      decision.delivery,
+      decision.held ? 1 : 0,
+      next,
+      attempt.attempt_number,
+      decision.retriesScheduled,
+      attempt.attempted_at,
+      attempt.evidence_id,
+      at,
+      row.seq,
+    )
+    const failures = { before: row.consecutive_failures, after: decision.consecutiveFailures }
+    this.webhooks.applyAttemptOutcome(row.workspace_id, row.webhook_id, failures, decision.disable, at)
+    return { attempt, decision, workspaceId: row.workspace_id }
+  }
+
+  private afterCommit(recorded: Recorded | undefined): RecordedAttempt | undefined {
     if (!recorded) return undefined
     if (recorded.decision.disable) this.webhooks.forget(recorded.workspaceId)
     return { attempt: recorded.attempt, decision: recorded.decision }

@@ -203,8 +203,26 @@ export class PgDb implements Sql {
   }
 }
 
+/**
+ * What a write job touches, for running it beside the other jobs of its batch (WriterTx). A key names a row or a
+ * set of rows (`attempt:ID`, `device:ID`); two jobs without a key in common must not touch what the other writes.
+ * A job without keys runs alone, after every job queued before it and before every job queued after it.
+ */
+export interface WriteJobOptions {
+  /** Commit when the current task ends rather than with the loop turn (WriteOptions.urgent). */
+  urgent?: boolean | undefined
+  /** What the job reads and writes: it starts once the jobs before it that hold one of these have finished. */
+  keys?: readonly string[] | undefined
+  /**
+   * What the job only writes, without reading it first (`tx.write`): it runs beside the jobs before it that hold
+   * one of these, but its writes enter the transaction after theirs. Jobs after it that hold the key wait for it.
+   */
+  writesAfter?: readonly string[] | undefined
+}
+
 interface Job {
   fn: (tx: Tx) => Promise<unknown>
+  options: WriteJobOptions
   resolve: (value: unknown) => void
   reject: (error: unknown) => void
 }
@@ -243,46 +261,193 @@ export function inline(text: string, params: unknown[] = []): string {
   return text.replace(/\?/g, () => literal(params[n++]))
 }
 
+/** A job of a batch as the batch runs it: what it waits for, what waits for it, its reads in flight. */
+interface Slot {
+  job: Job
+  /** Jobs before it that must finish before it starts (a key in common, or a job without keys). */
+  blockers: number
+  /** Jobs before it that must finish before its writes go (`writesAfter`). */
+  holders: number
+  /** Its writes held back meanwhile, in order. */
+  held: string[]
+  /** Jobs waiting for it to finish: to start, or to let their writes go. */
+  next: Array<{ slot: Slot; writes: boolean }>
+  reads: number
+  outcome?: { ok: true; value: unknown } | { ok: false; error: unknown }
+  /** Finished, and its writes are in the transaction. */
+  done: boolean
+}
+
+interface Statement {
+  sql: string
+  /** A read: whoever waits for its rows. */
+  read?: { slot: Slot; resolve: (result: pg.QueryResult) => void; reject: (error: unknown) => void }
+}
+
 /**
- * The writer's transaction. Statements travel as simple queries with their parameters inlined; writes whose result
- * is not read wait and go with the next statement that is, BEGIN with the first and COMMIT with the last: a job that
- * loads a row and writes its consequences costs two round trips, however many statements it writes.
+ * The writer's transaction over the jobs of one batch. Statements travel as simple queries with their parameters
+ * inlined. The jobs run side by side: each runs until it waits for a read, and when every started job waits (or has
+ * finished), the statements queued meanwhile go in one round trip, BEGIN with the first round and COMMIT with the
+ * last. Writes whose result is not read wait for the next round. A batch of jobs that each load a row and write its
+ * consequences costs two round trips however many jobs it holds; a job that shares a key with an earlier one starts
+ * once that one has finished, so it reads what that one wrote, as if the jobs ran one after another.
  */
-class WriterTx implements Tx {
-  private pending: string[] = ['BEGIN']
+class WriterTx {
+  private pending: Statement[] = [{ sql: 'BEGIN' }]
+  /** Started jobs neither finished nor waiting for a read. */
+  private running = 0
+  private inFlight = false
+  private left = 0
+  private finished: (() => void) | undefined
 
   constructor(private readonly client: pg.PoolClient) {}
 
-  write(text: string, params?: unknown[]): void {
-    this.pending.push(inline(text, params))
+  /** Runs the jobs and resolves when every one has finished; their outcomes are on the slots. */
+  run(jobs: readonly Job[]): Promise<Slot[]> {
+    const slots = this.plan(jobs)
+    this.left = slots.length
+    return new Promise<Slot[]>((resolve) => {
+      this.finished = () => resolve(slots)
+      // Counted as running until all have started, so that the first read does not leave alone.
+      this.running++
+      for (const slot of slots) if (slot.blockers === 0) this.start(slot)
+      this.running--
+      this.flushIfIdle()
+    })
   }
 
-  async query<R>(text: string, params?: unknown[]): Promise<R[]> {
-    return (await this.send(inline(text, params))).rows as R[]
+  /** What each job waits for: the last earlier job of each of its keys, or the jobs around a job without keys. */
+  private plan(jobs: readonly Job[]): Slot[] {
+    const slots: Slot[] = []
+    const last = new Map<string, Slot>()
+    let barrier: Slot | undefined
+    let sinceBarrier: Slot[] = []
+    const after = (slot: Slot, before: Slot | undefined, writes = false) => {
+      if (!before || before.next.some((n) => n.slot === slot)) return
+      before.next.push({ slot, writes })
+      if (writes) slot.holders++
+      else slot.blockers++
+    }
+    for (const job of jobs) {
+      const slot: Slot = { job, blockers: 0, holders: 0, held: [], next: [], reads: 0, done: false }
+      const { keys, writesAfter } = job.options
+      after(slot, barrier)
+      if (keys) {
+        for (const key of keys) {
+          after(slot, last.get(key))
+          last.set(key, slot)
+        }
+        for (const key of writesAfter ?? []) {
+          after(slot, last.get(key), true)
+          last.set(key, slot)
+        }
+        sinceBarrier.push(slot)
+      } else {
+        for (const before of sinceBarrier) after(slot, before)
+        barrier = slot
+        sinceBarrier = []
+        last.clear()
+      }
+      slots.push(slot)
+    }
+    return slots
   }
 
-  async exec(text: string, params?: unknown[]): Promise<number> {
-    return (await this.send(inline(text, params))).rowCount ?? 0
+  private start(slot: Slot): void {
+    this.running++
+    const tx: Tx = {
+      write: (text, params) => {
+        const sql = inline(text, params)
+        if (slot.holders > 0) slot.held.push(sql)
+        else this.pending.push({ sql })
+      },
+      query: async (text, params) => (await this.read(slot, inline(text, params))).rows as never[],
+      exec: async (text, params) => (await this.read(slot, inline(text, params))).rowCount ?? 0,
+    }
+    let result: Promise<unknown>
+    try {
+      result = slot.job.fn(tx)
+    } catch (error) {
+      result = Promise.reject(error)
+    }
+    result.then(
+      (value) => this.finish(slot, { ok: true, value }),
+      (error: unknown) => this.finish(slot, { ok: false, error }),
+    )
   }
 
-  async commit(): Promise<void> {
-    await this.send('COMMIT')
+  private finish(slot: Slot, outcome: NonNullable<Slot['outcome']>): void {
+    slot.outcome = outcome
+    this.release(slot)
+    this.running--
+    this.flushIfIdle()
   }
 
-  private async send(statement: string): Promise<pg.QueryResult> {
-    this.pending.push(statement)
-    const text = this.pending.join(';\n')
+  /** A job whose writes are in: the jobs that waited for it start, or let their writes go. */
+  private release(slot: Slot): void {
+    if (!slot.outcome || slot.holders > 0 || slot.done) return
+    slot.done = true
+    this.left--
+    for (const { slot: next, writes } of slot.next) {
+      if (!writes) {
+        if (--next.blockers === 0) this.start(next)
+      } else if (--next.holders === 0) {
+        for (const sql of next.held) this.pending.push({ sql })
+        next.held = []
+        this.release(next)
+      }
+    }
+    if (this.left === 0) this.finished?.()
+  }
+
+  private read(slot: Slot, sql: string): Promise<pg.QueryResult> {
+    return new Promise((resolve, reject) => {
+      this.pending.push({ sql, read: { slot, resolve, reject } })
+      if (slot.reads++ === 0) this.running--
+      this.flushIfIdle()
+    })
+  }
+
+  /** Every started job waits for a read: send what is queued. */
+  private flushIfIdle(): void {
+    if (this.running > 0 || this.inFlight || !this.pending.some((statement) => statement.read)) return
+    const batch = this.pending
     this.pending = []
-    const result = (await this.client.query(text)) as pg.QueryResult | pg.QueryResult[]
-    return Array.isArray(result) ? (result[result.length - 1] as pg.QueryResult) : result
+    this.inFlight = true
+    const settle = (each: (read: NonNullable<Statement['read']>, i: number) => void) => {
+      this.inFlight = false
+      // Counted as running before any of them resumes, so that none is sent alone.
+      batch.forEach((statement) => {
+        const read = statement.read
+        if (read && --read.slot.reads === 0) this.running++
+      })
+      batch.forEach((statement, i) => statement.read && each(statement.read, i))
+    }
+    this.send(batch.map((statement) => statement.sql)).then(
+      (results) => settle((read, i) => read.resolve(results[i] as pg.QueryResult)),
+      (error: unknown) => settle((read) => read.reject(error)),
+    )
+  }
+
+  private async send(statements: string[]): Promise<pg.QueryResult[]> {
+    const result = (await this.client.query(statements.join(';\n'))) as pg.QueryResult | pg.QueryResult[]
+    return Array.isArray(result) ? result : [result]
+  }
+
+  /** After every job has finished: the writes still queued, and COMMIT. */
+  async commit(): Promise<void> {
+    const statements = [...this.pending.map((statement) => statement.sql), 'COMMIT']
+    this.pending = []
+    await this.send(statements)
   }
 }
 
 /**
  * Group commit on one connection. Every write queued while a batch commits goes into the next batch: one round of
- * BEGIN/COMMIT for many writes. A batch runs its jobs one after another without savepoints; when one fails, the
- * batch rolls back and each job runs again in a transaction of its own, so one bad write fails alone (the jobs
- * load and decide inside their transaction, so running one again decides again on what is committed).
+ * BEGIN/COMMIT for many writes. A batch runs its jobs side by side (WriterTx, ordered by their keys) without
+ * savepoints; when one fails, the batch rolls back and each job runs again in a transaction of its own, so one bad
+ * write fails alone (the jobs load and decide inside their transaction, so running one again decides again on what
+ * is committed).
  */
 export class PgWriteQueue {
   private jobs: Job[] = []
@@ -293,11 +458,11 @@ export class PgWriteQueue {
 
   constructor(private readonly db: PgDb) {}
 
-  run<T>(fn: (tx: Tx) => Promise<T>, urgent = false): Promise<T> {
+  run<T>(fn: (tx: Tx) => Promise<T>, options: WriteJobOptions = {}): Promise<T> {
     if (this.closed) return Promise.reject(new Error('store is closed'))
     return new Promise<T>((resolve, reject) => {
-      this.jobs.push({ fn, resolve: resolve as (value: unknown) => void, reject })
-      this.schedule(urgent)
+      this.jobs.push({ fn, options, resolve: resolve as (value: unknown) => void, reject })
+      this.schedule(options.urgent ?? false)
     })
   }
 
@@ -350,7 +515,10 @@ export class PgWriteQueue {
     const tx = new WriterTx(client)
     try {
       const values: unknown[] = []
-      for (const job of jobs) values.push(await job.fn(tx))
+      for (const { outcome } of await tx.run(jobs)) {
+        if (!outcome?.ok) throw outcome?.error
+        values.push(outcome.value)
+      }
       await tx.commit()
       return values
     } catch (error) {

@@ -103,25 +103,58 @@ describe('the PostgreSQL write queue', () => {
     expect(roundTrips() - before).toBe(3)
   })
 
-  it('runs a job without keys alone, after the jobs queued before it and before those queued after it', async ({
-    db,
-  }) => {
-    // Scenario: keyed jobs on a, a keyless job that reads a and b and writes c = a + b, keyed jobs on a and b
-    // again, all in one batch → the keyless job saw exactly the writes queued before it.
-    const sum = (tx: Tx) =>
-      tx
-        .query<{ n: number }>("SELECT sum(n)::int AS n FROM counters WHERE name IN ('a', 'b')")
-        .then(([row]) => tx.exec("UPDATE counters SET n = ? WHERE name = 'c'", [row?.n ?? 0]).then(() => row?.n))
+  it('takes a job queued during the first round trip of a batch into that batch', async ({ db }) => {
+    // Scenario: job A's read waits for a row lock held by another connection, so the batch's first round trip
+    // stays in flight; job B is queued meanwhile; the lock is released → A and B commit in one transaction (one
+    // BEGIN), B's increment after A's.
+    await db.writes.run(async (tx) => tx.exec('SELECT 1'))
+    const blocker = await db.pool.connect()
+    const begins = vi.spyOn(pg.Client.prototype, 'query')
+    try {
+      await blocker.query("BEGIN; SELECT n FROM counters WHERE name = 'a' FOR UPDATE")
+      const a = db.writes.run(
+        async (tx) => {
+          await tx.query("SELECT n FROM counters WHERE name = 'a' FOR UPDATE")
+          return increment(tx, 'a')
+        },
+        { keys: ['counter:a'], urgent: true },
+      )
+      await vi.waitFor(async () => {
+        const waiting = await db.query("SELECT 1 FROM pg_stat_activity WHERE wait_event_type = 'Lock'")
+        expect(waiting).toHaveLength(1)
+      })
+      const b = db.writes.run((tx) => increment(tx, 'a'), { keys: ['counter:a'] })
+      await blocker.query('COMMIT')
+      expect(await Promise.all([a, b])).toEqual([1, 2])
+      const sent = begins.mock.calls.map((call) => call[0]).filter((text) => typeof text === 'string')
+      expect(sent.filter((text) => text.startsWith('BEGIN'))).toHaveLength(2) // the blocker's and the batch's
+    } finally {
+      begins.mockRestore()
+      blocker.release()
+    }
+  })
+
+  it('runs the jobs without keys alone, one by one, after the keyed jobs of their batch', async ({ db }) => {
+    // Scenario: keyed increments of a and b around two keyless jobs that each read a + b and add it to c, all in
+    // one batch → each keyless job saw every keyed write (a = 3, b = 2) and the keyless write before it: c = 5, 10.
+    const addSum = async (tx: Tx) => {
+      const [row] = await tx.query<{ n: number }>(
+        "SELECT (SELECT sum(n) FROM counters WHERE name IN ('a', 'b'))::int + (SELECT n FROM counters WHERE name = 'c') AS n",
+      )
+      tx.write("UPDATE counters SET n = ? WHERE name = 'c'", [row?.n])
+      return row?.n
+    }
     const results = await Promise.all([
       db.writes.run((tx) => increment(tx, 'a'), { keys: ['counter:a'] }),
       db.writes.run((tx) => increment(tx, 'b'), { keys: ['counter:b'] }),
+      db.writes.run(addSum),
       db.writes.run((tx) => increment(tx, 'a'), { keys: ['counter:a'] }),
-      db.writes.run(sum),
+      db.writes.run(addSum),
       db.writes.run((tx) => increment(tx, 'a'), { keys: ['counter:a'] }),
       db.writes.run((tx) => increment(tx, 'b'), { keys: ['counter:b'] }),
     ])
-    expect(results).toEqual([1, 1, 2, 3, 3, 2])
-    expect(await counts(db)).toEqual({ a: 3, b: 2, c: 3 })
+    expect(results).toEqual([1, 1, 5, 2, 10, 3, 2])
+    expect(await counts(db)).toEqual({ a: 3, b: 2, c: 10 })
   })
 
   it('fails one bad job of a side-by-side batch alone; the others commit', async ({ db }) => {

@@ -206,7 +206,8 @@ export class PgDb implements Sql {
 /**
  * What a write job touches, for running it beside the other jobs of its batch (WriterTx). A key names a row or a
  * set of rows (`attempt:ID`, `device:ID`); two jobs without a key in common must not touch what the other writes.
- * A job without keys runs alone, after every job queued before it and before every job queued after it.
+ * A job without keys runs alone, after every keyed job of its batch: requests that were queued together are
+ * concurrent, so any order of them is one they could have had.
  */
 export interface WriteJobOptions {
   /** Commit when the current task ends rather than with the loop turn (WriteOptions.urgent). */
@@ -297,60 +298,92 @@ class WriterTx {
   /** Started jobs neither finished nor waiting for a read. */
   private running = 0
   private inFlight = false
+  private rounds = 0
   private left = 0
   private finished: (() => void) | undefined
+  private readonly slots: Slot[] = []
+  private readonly last = new Map<string, Slot>()
+  /** The keyed jobs not yet finished; the jobs without keys, which run one by one after them. */
+  private keyedLeft = 0
+  private readonly alone: Slot[] = []
+  private aloneNext = 0
 
-  constructor(private readonly client: pg.PoolClient) {}
+  constructor(
+    private readonly client: pg.PoolClient,
+    /** The batch's jobs, which admit() adds to. */
+    private readonly jobs: Job[],
+    /** Round trips after which jobs are no longer admitted (0: none). */
+    private readonly admitRounds = 0,
+  ) {}
 
   /** Runs the jobs and resolves when every one has finished; their outcomes are on the slots. */
-  run(jobs: readonly Job[]): Promise<Slot[]> {
-    const slots = this.plan(jobs)
-    this.left = slots.length
+  run(): Promise<Slot[]> {
     return new Promise<Slot[]>((resolve) => {
-      this.finished = () => resolve(slots)
-      // Counted as running until all have started, so that the first read does not leave alone.
-      this.running++
-      for (const slot of slots) if (slot.blockers === 0) this.start(slot)
-      this.running--
-      this.flushIfIdle()
+      this.finished = () => resolve(this.slots)
+      this.add(this.jobs)
     })
   }
 
-  /** What each job waits for: the last earlier job of each of its keys, or the jobs around a job without keys. */
-  private plan(jobs: readonly Job[]): Slot[] {
-    const slots: Slot[] = []
-    const last = new Map<string, Slot>()
-    let barrier: Slot | undefined
-    let sinceBarrier: Slot[] = []
+  /**
+   * A job queued while the batch runs joins it, to be sent with its next round trip, as long as the batch is in
+   * its first rounds: the job waits for one round trip instead of for the whole batch.
+   */
+  admit(job: Job): boolean {
+    if (!job.options.keys || this.aloneNext > 0 || this.rounds > this.admitRounds || this.left === 0) return false
+    this.jobs.push(job)
+    this.add([job])
+    return true
+  }
+
+  private add(jobs: readonly Job[]): void {
+    const slots = jobs.map((job) => this.plan(job))
+    this.left += slots.length
+    // Counted as running until all have started, so that the first read does not leave alone.
+    this.running++
+    for (const slot of slots) if (slot.blockers === 0) this.start(slot)
+    this.startAlone()
+    this.running--
+    this.flushIfIdle()
+  }
+
+  /**
+   * What a job waits for: the last earlier job of each of its keys. A job without keys waits for every keyed job
+   * of the batch and for the job without keys before it (startAlone).
+   */
+  private plan(job: Job): Slot {
     const after = (slot: Slot, before: Slot | undefined, writes = false) => {
-      if (!before || before.next.some((n) => n.slot === slot)) return
+      if (!before || before.done || before.next.some((n) => n.slot === slot)) return
       before.next.push({ slot, writes })
       if (writes) slot.holders++
       else slot.blockers++
     }
-    for (const job of jobs) {
-      const slot: Slot = { job, blockers: 0, holders: 0, held: [], next: [], reads: 0, done: false }
-      const { keys, writesAfter } = job.options
-      after(slot, barrier)
-      if (keys) {
-        for (const key of keys) {
-          after(slot, last.get(key))
-          last.set(key, slot)
-        }
-        for (const key of writesAfter ?? []) {
-          after(slot, last.get(key), true)
-          last.set(key, slot)
-        }
-        sinceBarrier.push(slot)
-      } else {
-        for (const before of sinceBarrier) after(slot, before)
-        barrier = slot
-        sinceBarrier = []
-        last.clear()
+    const slot: Slot = { job, blockers: 0, holders: 0, held: [], next: [], reads: 0, done: false }
+    const { keys, writesAfter } = job.options
+    if (keys) {
+      this.keyedLeft++
+      for (const key of keys) {
+        after(slot, this.last.get(key))
+        this.last.set(key, slot)
       }
-      slots.push(slot)
+      for (const key of writesAfter ?? []) {
+        after(slot, this.last.get(key), true)
+        this.last.set(key, slot)
+      }
+    } else {
+      slot.blockers = 1
+      this.alone.push(slot)
     }
-    return slots
+    this.slots.push(slot)
+    return slot
+  }
+
+  /** The next job without keys, once every keyed job and the one without keys before it have finished. */
+  private startAlone(): void {
+    if (this.keyedLeft > 0 || this.aloneNext >= this.alone.length) return
+    if (this.aloneNext > 0 && !this.alone[this.aloneNext - 1]?.done) return
+    const slot = this.alone[this.aloneNext++] as Slot
+    slot.blockers = 0
+    this.start(slot)
   }
 
   private start(slot: Slot): void {
@@ -397,6 +430,8 @@ class WriterTx {
         this.release(next)
       }
     }
+    if (slot.job.options.keys) this.keyedLeft--
+    this.startAlone()
     if (this.left === 0) this.finished?.()
   }
 
@@ -414,6 +449,7 @@ class WriterTx {
     const batch = this.pending
     this.pending = []
     this.inFlight = true
+    this.rounds++
     const settle = (each: (read: NonNullable<Statement['read']>, i: number) => void) => {
       this.inFlight = false
       // Counted as running before any of them resumes, so that none is sent alone.
@@ -443,6 +479,12 @@ class WriterTx {
 }
 
 /**
+ * Jobs queued while a batch is in its first two round trips join it (WriterTx.admit): they wait for one round trip
+ * instead of for the whole batch, and the batch still ends after a few.
+ */
+const ADMIT_ROUNDS = 2
+
+/**
  * Group commit on one connection. Every write queued while a batch commits goes into the next batch: one round of
  * BEGIN/COMMIT for many writes. A batch runs its jobs side by side (WriterTx, ordered by their keys) without
  * savepoints; when one fails, the batch rolls back and each job runs again in a transaction of its own, so one bad
@@ -455,13 +497,17 @@ export class PgWriteQueue {
   private scheduled = false
   private closed = false
   private client: pg.PoolClient | undefined
+  /** The batch that takes jobs as they come (WriterTx.admit). */
+  private open: WriterTx | undefined
 
   constructor(private readonly db: PgDb) {}
 
   run<T>(fn: (tx: Tx) => Promise<T>, options: WriteJobOptions = {}): Promise<T> {
     if (this.closed) return Promise.reject(new Error('store is closed'))
     return new Promise<T>((resolve, reject) => {
-      this.jobs.push({ fn, options, resolve: resolve as (value: unknown) => void, reject })
+      const job: Job = { fn, options, resolve: resolve as (value: unknown) => void, reject }
+      if (this.open?.admit(job)) return
+      this.jobs.push(job)
       this.schedule(options.urgent ?? false)
     })
   }
@@ -494,7 +540,7 @@ export class PgWriteQueue {
       return
     }
     try {
-      const values = await this.transaction(client, jobs)
+      const values = await this.transaction(client, jobs, ADMIT_ROUNDS)
       jobs.forEach((job, i) => job.resolve(values[i]))
     } catch (error) {
       if (isConnectionError(error)) return this.lost(error, jobs)
@@ -511,17 +557,22 @@ export class PgWriteQueue {
     }
   }
 
-  private async transaction(client: pg.PoolClient, jobs: Job[]): Promise<unknown[]> {
-    const tx = new WriterTx(client)
+  /** Runs the jobs in one transaction; with `admitRounds`, jobs queued meanwhile join `jobs` (WriterTx.admit). */
+  private async transaction(client: pg.PoolClient, jobs: Job[], admitRounds = 0): Promise<unknown[]> {
+    const tx = new WriterTx(client, jobs, admitRounds)
+    if (admitRounds > 0) this.open = tx
     try {
+      const slots = await tx.run()
+      this.open = undefined
       const values: unknown[] = []
-      for (const { outcome } of await tx.run(jobs)) {
+      for (const { outcome } of slots) {
         if (!outcome?.ok) throw outcome?.error
         values.push(outcome.value)
       }
       await tx.commit()
       return values
     } catch (error) {
+      this.open = undefined
       await client.query('ROLLBACK').catch(() => {})
       throw error
     }

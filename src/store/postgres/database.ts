@@ -230,17 +230,8 @@ interface Job {
 
 /** PostgreSQL's string literal for `text` (pg's escapeLiteral): quotes doubled, backslashes under E''. */
 function escapeLiteral(text: string): string {
-  let backslash = false
-  let out = "'"
-  for (const c of text) {
-    if (c === "'") out += "''"
-    else if (c === '\\') {
-      out += '\\\\'
-      backslash = true
-    } else out += c
-  }
-  out += "'"
-  return backslash ? ` E${out}` : out
+  const quoted = `'${text.replaceAll("'", "''")}'`
+  return text.includes('\\') ? ` E${quoted.replaceAll('\\', '\\\\')}` : quoted
 }
 
 function literal(value: unknown): string {

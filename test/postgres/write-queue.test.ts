@@ -103,10 +103,12 @@ describe('the PostgreSQL write queue', () => {
     expect(roundTrips() - before).toBe(3)
   })
 
-  it('takes a job queued during the first round trip of a batch into that batch', async ({ db }) => {
+  it('takes a job queued during the first round trip of a batch into that batch, unless it must wait for one of it', async ({
+    db,
+  }) => {
     // Scenario: job A's read waits for a row lock held by another connection, so the batch's first round trip
-    // stays in flight; job B is queued meanwhile; the lock is released → A and B commit in one transaction (one
-    // BEGIN), B's increment after A's.
+    // stays in flight; job B (another key) and job C (A's key) are queued meanwhile; the lock is released → A and
+    // B commit in one transaction, C, which would have waited inside it for A, in the next.
     await db.writes.run(async (tx) => tx.exec('SELECT 1'))
     const blocker = await db.pool.connect()
     const begins = vi.spyOn(pg.Client.prototype, 'query')
@@ -123,11 +125,13 @@ describe('the PostgreSQL write queue', () => {
         const waiting = await db.query("SELECT 1 FROM pg_stat_activity WHERE wait_event_type = 'Lock'")
         expect(waiting).toHaveLength(1)
       })
-      const b = db.writes.run((tx) => increment(tx, 'a'), { keys: ['counter:a'] })
+      const b = db.writes.run((tx) => increment(tx, 'b'), { keys: ['counter:b'] })
+      const c = db.writes.run((tx) => increment(tx, 'a'), { keys: ['counter:a'] })
       await blocker.query('COMMIT')
-      expect(await Promise.all([a, b])).toEqual([1, 2])
+      expect(await Promise.all([a, b, c])).toEqual([1, 1, 2])
       const sent = begins.mock.calls.map((call) => call[0]).filter((text) => typeof text === 'string')
-      expect(sent.filter((text) => text.startsWith('BEGIN'))).toHaveLength(2) // the blocker's and the batch's
+      // The blocker's, the batch of A and B, and the next one with C.
+      expect(sent.filter((text) => text.startsWith('BEGIN'))).toHaveLength(3)
     } finally {
       begins.mockRestore()
       blocker.release()

@@ -317,10 +317,14 @@ class WriterTx {
 
   /**
    * A job queued while the batch runs joins it, to be sent with its next round trip, as long as the batch is in
-   * its first rounds: the job waits for one round trip instead of for the whole batch.
+   * its first rounds and the job can start at once: the job waits for one round trip instead of for the whole
+   * batch. One that would wait for a job of the batch holding its key would make the batch longer for every job in
+   * it: it waits for the next batch.
    */
   admit(job: Job): boolean {
-    if (!job.options.keys || this.aloneNext > 0 || this.rounds > this.admitRounds || this.left === 0) return false
+    const { keys } = job.options
+    if (!keys || this.aloneNext > 0 || this.rounds > this.admitRounds || this.left === 0) return false
+    if (keys.some((key) => this.last.get(key)?.done === false)) return false
     this.jobs.push(job)
     this.add([job])
     return true

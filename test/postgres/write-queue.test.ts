@@ -161,6 +161,27 @@ describe('the PostgreSQL write queue', () => {
     expect(await counts(db)).toEqual({ a: 3, b: 2, c: 10 })
   })
 
+  it('does not report a job committed when its transaction was aborted by a statement whose error it caught', async ({
+    db,
+  }) => {
+    // Scenario: a job writes b = 7, then reads a missing table and swallows the error; another job increments a →
+    // the first is rejected (its write was rolled back: b stays 0), the other commits alone.
+    const results = await Promise.allSettled([
+      db.writes.run(
+        async (tx) => {
+          tx.write("UPDATE counters SET n = 7 WHERE name = 'b'")
+          await tx.query('SELECT n FROM no_such_table').catch(() => [])
+          return 'swallowed'
+        },
+        { keys: ['counter:b'] },
+      ),
+      db.writes.run((tx) => increment(tx, 'a'), { keys: ['counter:a'] }),
+    ])
+    expect(results.map((result) => result.status)).toEqual(['rejected', 'fulfilled'])
+    expect(String((results[0] as PromiseRejectedResult).reason)).toMatch(/rolled back/)
+    expect(await counts(db)).toEqual({ a: 1, b: 0, c: 0 })
+  })
+
   it('fails one bad job of a side-by-side batch alone; the others commit', async ({ db }) => {
     // Scenario: three jobs in one batch, the second reads a table that does not exist → it rejects with
     // PostgreSQL's error; the first and third commit their increments.

@@ -469,7 +469,10 @@ class WriterTx {
   async commit(): Promise<void> {
     const statements = [...this.pending.map((statement) => statement.sql), 'COMMIT']
     this.pending = []
-    await this.send(statements)
+    const results = await this.send(statements)
+    // COMMIT of a transaction that a failed statement aborted answers ROLLBACK instead of failing: a job that
+    // caught its statement's error must not make the others believe they were committed.
+    if (results[results.length - 1]?.command === 'ROLLBACK') throw new Error('the write transaction was rolled back')
   }
 }
 

@@ -184,6 +184,20 @@ export function targets(r: Results): Target[] {
   )
   out.push(target('lock_door sync:false vs Seam fake, 100 conns', 'at_least', 5, '×', r.peer?.ratio_async))
   out.push(target('lock_door sync:true vs Seam fake, 100 conns', 'at_least', 2.5, '×', r.peer?.ratio_sync))
+  // A run of both stores (--store both): PostgreSQL end to end against SQLite's, in the same run.
+  if (r.postgres) {
+    const pg = (r.postgres as Pick<Results, 'end_to_end'>).end_to_end?.sync?.c10?.per_s
+    const sqlite = sync?.c10?.per_s
+    out.push(
+      target(
+        'PostgreSQL / SQLite attempts/s at 10 in flight',
+        'at_least',
+        0.6,
+        'ratio',
+        pg !== undefined && sqlite ? pg / sqlite : null,
+      ),
+    )
+  }
   return out
 }
 

@@ -102,7 +102,12 @@ export function createAttemptService(deps: AttemptServiceDeps) {
     try {
       await deps.commands.send(attempt.device_id, command)
       settled(
-        await store.attempts.transition(attempt.action_attempt_id, (current) => markSent(current, now(), republish)),
+        await store.attempts.transition(
+          attempt.action_attempt_id,
+          (current) => markSent(current, now(), republish),
+          // Naming the device lets the PostgreSQL writer run this beside other devices' writes.
+          { deviceId: attempt.device_id },
+        ),
       )
     } catch (error) {
       // The deadline still settles the attempt; nothing else to do here.

@@ -8,7 +8,7 @@ import { decodeSeqCursor } from '../../domain/cursor.js'
 import { toPage } from '../../domain/page.js'
 import { ATTEMPT_COLUMNS, attemptFromRow, type AttemptRow } from '../rows.js'
 import type { PgContext } from './context.js'
-import type { Tx } from './database.js'
+import type { Tx, WriteJobOptions } from './database.js'
 import type { PgEvents } from './events.js'
 
 const json = (value: unknown) => (value === null ? null : JSON.stringify(value))
@@ -20,6 +20,7 @@ export class PgAttempts implements AttemptStore {
   ) {}
 
   async create(attempt: AttemptRecord, history: HistoryEntry[], events: EventDraft[]): Promise<void> {
+    const job = { keys: [`attempt:${attempt.action_attempt_id}`] }
     const recorded = await this.ctx.db.writes.run(async (tx) => {
       const a = attempt
       tx.write(
@@ -46,7 +47,7 @@ export class PgAttempts implements AttemptStore {
       )
       await this.insertHistory(tx, a.action_attempt_id, history)
       return this.events.record(tx, events)
-    })
+    }, job)
     this.ctx.onEvents(recorded)
   }
 
@@ -124,6 +125,10 @@ export class PgAttempts implements AttemptStore {
     options: WriteOptions & { deviceId?: string } = {},
   ): Promise<Transition | undefined> {
     const { deviceId } = options
+    // It reads only its attempt, and only writes its device's `locked`. Without the device named, it runs alone.
+    const job: WriteJobOptions = { urgent: options.urgent }
+    if (deviceId !== undefined)
+      Object.assign(job, { keys: [`attempt:${attemptId}`], writesAfter: [`device:${deviceId}`] })
     const outcome = await this.ctx.db.writes.run(async (tx) => {
       const rows = await tx.query<AttemptRow>(
         // Locked: another instance's settle of this attempt waits for this one and then decides on what it left.
@@ -134,7 +139,7 @@ export class PgAttempts implements AttemptStore {
       if (!row || (deviceId !== undefined && row.device_id !== deviceId)) return undefined
       const transition = decide(attemptFromRow(row))
       return { transition, events: await this.applyInTransaction(tx, transition) }
-    }, options.urgent)
+    }, job)
     if (!outcome) return undefined
     this.ctx.onEvents(outcome.events)
     return outcome.transition

@@ -203,25 +203,35 @@ export class PgDb implements Sql {
   }
 }
 
+/**
+ * What a write job touches, for running it beside the other jobs of its batch (WriterTx). A key names a row or a
+ * set of rows (`attempt:ID`, `device:ID`); two jobs without a key in common must not touch what the other writes.
+ * A job without keys runs alone, after every keyed job of its batch: requests that were queued together are
+ * concurrent, so any order of them is one they could have had.
+ */
+export interface WriteJobOptions {
+  /** Commit when the current task ends rather than with the loop turn (WriteOptions.urgent). */
+  urgent?: boolean | undefined
+  /** What the job reads and writes: it starts once the jobs before it that hold one of these have finished. */
+  keys?: readonly string[] | undefined
+  /**
+   * What the job only writes, without reading it first (`tx.write`): it runs beside the jobs before it that hold
+   * one of these, but its writes enter the transaction after theirs. Jobs after it that hold the key wait for it.
+   */
+  writesAfter?: readonly string[] | undefined
+}
+
 interface Job {
   fn: (tx: Tx) => Promise<unknown>
+  options: WriteJobOptions
   resolve: (value: unknown) => void
   reject: (error: unknown) => void
 }
 
 /** PostgreSQL's string literal for `text` (pg's escapeLiteral): quotes doubled, backslashes under E''. */
 function escapeLiteral(text: string): string {
-  let backslash = false
-  let out = "'"
-  for (const c of text) {
-    if (c === "'") out += "''"
-    else if (c === '\\') {
-      out += '\\\\'
-      backslash = true
-    } else out += c
-  }
-  out += "'"
-  return backslash ? ` E${out}` : out
+  const quoted = `'${text.replaceAll("'", "''")}'`
+  return text.includes('\\') ? ` E${quoted.replaceAll('\\', '\\\\')}` : quoted
 }
 
 function literal(value: unknown): string {
@@ -243,46 +253,241 @@ export function inline(text: string, params: unknown[] = []): string {
   return text.replace(/\?/g, () => literal(params[n++]))
 }
 
+/** A job of a batch as the batch runs it: what it waits for, what waits for it, its reads in flight. */
+interface Slot {
+  job: Job
+  /** Jobs before it that must finish before it starts (a key in common, or a job without keys). */
+  blockers: number
+  /** Jobs before it that must finish before its writes go (`writesAfter`). */
+  holders: number
+  /** Its writes held back meanwhile, in order. */
+  held: string[]
+  /** Jobs waiting for it to finish: to start, or to let their writes go. */
+  next: Array<{ slot: Slot; writes: boolean }>
+  reads: number
+  outcome?: { ok: true; value: unknown } | { ok: false; error: unknown }
+  /** Finished, and its writes are in the transaction. */
+  done: boolean
+}
+
+interface Statement {
+  sql: string
+  /** A read: whoever waits for its rows. */
+  read?: { slot: Slot; resolve: (result: pg.QueryResult) => void; reject: (error: unknown) => void }
+}
+
 /**
- * The writer's transaction. Statements travel as simple queries with their parameters inlined; writes whose result
- * is not read wait and go with the next statement that is, BEGIN with the first and COMMIT with the last: a job that
- * loads a row and writes its consequences costs two round trips, however many statements it writes.
+ * The writer's transaction over the jobs of one batch. Statements travel as simple queries with their parameters
+ * inlined. The jobs run side by side: each runs until it waits for a read, and when every started job waits (or has
+ * finished), the statements queued meanwhile go in one round trip, BEGIN with the first round and COMMIT with the
+ * last. Writes whose result is not read wait for the next round. A batch of jobs that each load a row and write its
+ * consequences costs two round trips however many jobs it holds; a job that shares a key with an earlier one starts
+ * once that one has finished, so it reads what that one wrote, as if the jobs ran one after another.
  */
-class WriterTx implements Tx {
-  private pending: string[] = ['BEGIN']
+class WriterTx {
+  private pending: Statement[] = [{ sql: 'BEGIN' }]
+  /** Started jobs neither finished nor waiting for a read. */
+  private running = 0
+  private inFlight = false
+  private rounds = 0
+  private left = 0
+  private finished: (() => void) | undefined
+  private readonly slots: Slot[] = []
+  private readonly last = new Map<string, Slot>()
+  /** The keyed jobs not yet finished; the jobs without keys, which run one by one after them. */
+  private keyedLeft = 0
+  private readonly alone: Slot[] = []
+  private aloneNext = 0
 
-  constructor(private readonly client: pg.PoolClient) {}
+  constructor(
+    private readonly client: pg.PoolClient,
+    /** The batch's jobs, which admit() adds to. */
+    private readonly jobs: Job[],
+    /** Round trips after which jobs are no longer admitted (0: none). */
+    private readonly admitRounds = 0,
+  ) {}
 
-  write(text: string, params?: unknown[]): void {
-    this.pending.push(inline(text, params))
+  /** Runs the jobs and resolves when every one has finished; their outcomes are on the slots. */
+  run(): Promise<Slot[]> {
+    return new Promise<Slot[]>((resolve) => {
+      this.finished = () => resolve(this.slots)
+      this.add(this.jobs)
+    })
   }
 
-  async query<R>(text: string, params?: unknown[]): Promise<R[]> {
-    return (await this.send(inline(text, params))).rows as R[]
+  /**
+   * A job queued while the batch runs joins it, to be sent with its next round trip, as long as the batch is in
+   * its first rounds and the job can start at once: the job waits for one round trip instead of for the whole
+   * batch. One that would wait for a job of the batch holding its key would make the batch longer for every job in
+   * it: it waits for the next batch.
+   */
+  admit(job: Job): boolean {
+    const { keys } = job.options
+    if (!keys || this.aloneNext > 0 || this.rounds > this.admitRounds || this.left === 0) return false
+    if (keys.some((key) => this.last.get(key)?.done === false)) return false
+    this.jobs.push(job)
+    this.add([job])
+    return true
   }
 
-  async exec(text: string, params?: unknown[]): Promise<number> {
-    return (await this.send(inline(text, params))).rowCount ?? 0
+  private add(jobs: readonly Job[]): void {
+    const slots = jobs.map((job) => this.plan(job))
+    this.left += slots.length
+    // Counted as running until all have started, so that the first read does not leave alone.
+    this.running++
+    for (const slot of slots) if (slot.blockers === 0) this.start(slot)
+    this.startAlone()
+    this.running--
+    this.flushIfIdle()
   }
 
-  async commit(): Promise<void> {
-    await this.send('COMMIT')
+  /**
+   * What a job waits for: the last earlier job of each of its keys. A job without keys waits for every keyed job
+   * of the batch and for the job without keys before it (startAlone).
+   */
+  private plan(job: Job): Slot {
+    const after = (slot: Slot, before: Slot | undefined, writes = false) => {
+      if (!before || before.done || before.next.some((n) => n.slot === slot)) return
+      before.next.push({ slot, writes })
+      if (writes) slot.holders++
+      else slot.blockers++
+    }
+    const slot: Slot = { job, blockers: 0, holders: 0, held: [], next: [], reads: 0, done: false }
+    const { keys, writesAfter } = job.options
+    if (keys) {
+      this.keyedLeft++
+      for (const key of keys) {
+        after(slot, this.last.get(key))
+        this.last.set(key, slot)
+      }
+      for (const key of writesAfter ?? []) {
+        after(slot, this.last.get(key), true)
+        this.last.set(key, slot)
+      }
+    } else {
+      slot.blockers = 1
+      this.alone.push(slot)
+    }
+    this.slots.push(slot)
+    return slot
   }
 
-  private async send(statement: string): Promise<pg.QueryResult> {
-    this.pending.push(statement)
-    const text = this.pending.join(';\n')
+  /** The next job without keys, once every keyed job and the one without keys before it have finished. */
+  private startAlone(): void {
+    if (this.keyedLeft > 0 || this.aloneNext >= this.alone.length) return
+    if (this.aloneNext > 0 && !this.alone[this.aloneNext - 1]?.done) return
+    const slot = this.alone[this.aloneNext++] as Slot
+    slot.blockers = 0
+    this.start(slot)
+  }
+
+  private start(slot: Slot): void {
+    this.running++
+    const tx: Tx = {
+      write: (text, params) => {
+        const sql = inline(text, params)
+        if (slot.holders > 0) slot.held.push(sql)
+        else this.pending.push({ sql })
+      },
+      query: async (text, params) => (await this.read(slot, inline(text, params))).rows as never[],
+      exec: async (text, params) => (await this.read(slot, inline(text, params))).rowCount ?? 0,
+    }
+    let result: Promise<unknown>
+    try {
+      result = slot.job.fn(tx)
+    } catch (error) {
+      result = Promise.reject(error)
+    }
+    result.then(
+      (value) => this.finish(slot, { ok: true, value }),
+      (error: unknown) => this.finish(slot, { ok: false, error }),
+    )
+  }
+
+  private finish(slot: Slot, outcome: NonNullable<Slot['outcome']>): void {
+    slot.outcome = outcome
+    this.release(slot)
+    this.running--
+    this.flushIfIdle()
+  }
+
+  /** A job whose writes are in: the jobs that waited for it start, or let their writes go. */
+  private release(slot: Slot): void {
+    if (!slot.outcome || slot.holders > 0 || slot.done) return
+    slot.done = true
+    this.left--
+    for (const { slot: next, writes } of slot.next) {
+      if (!writes) {
+        if (--next.blockers === 0) this.start(next)
+      } else if (--next.holders === 0) {
+        for (const sql of next.held) this.pending.push({ sql })
+        next.held = []
+        this.release(next)
+      }
+    }
+    if (slot.job.options.keys) this.keyedLeft--
+    this.startAlone()
+    if (this.left === 0) this.finished?.()
+  }
+
+  private read(slot: Slot, sql: string): Promise<pg.QueryResult> {
+    return new Promise((resolve, reject) => {
+      this.pending.push({ sql, read: { slot, resolve, reject } })
+      if (slot.reads++ === 0) this.running--
+      this.flushIfIdle()
+    })
+  }
+
+  /** Every started job waits for a read: send what is queued. */
+  private flushIfIdle(): void {
+    if (this.running > 0 || this.inFlight || !this.pending.some((statement) => statement.read)) return
+    const batch = this.pending
     this.pending = []
-    const result = (await this.client.query(text)) as pg.QueryResult | pg.QueryResult[]
-    return Array.isArray(result) ? (result[result.length - 1] as pg.QueryResult) : result
+    this.inFlight = true
+    this.rounds++
+    const settle = (each: (read: NonNullable<Statement['read']>, i: number) => void) => {
+      this.inFlight = false
+      // Counted as running before any of them resumes, so that none is sent alone.
+      batch.forEach((statement) => {
+        const read = statement.read
+        if (read && --read.slot.reads === 0) this.running++
+      })
+      batch.forEach((statement, i) => statement.read && each(statement.read, i))
+    }
+    this.send(batch.map((statement) => statement.sql)).then(
+      (results) => settle((read, i) => read.resolve(results[i] as pg.QueryResult)),
+      (error: unknown) => settle((read) => read.reject(error)),
+    )
+  }
+
+  private async send(statements: string[]): Promise<pg.QueryResult[]> {
+    const result = (await this.client.query(statements.join(';\n'))) as pg.QueryResult | pg.QueryResult[]
+    return Array.isArray(result) ? result : [result]
+  }
+
+  /** After every job has finished: the writes still queued, and COMMIT. */
+  async commit(): Promise<void> {
+    const statements = [...this.pending.map((statement) => statement.sql), 'COMMIT']
+    this.pending = []
+    const results = await this.send(statements)
+    // COMMIT of a transaction that a failed statement aborted answers ROLLBACK instead of failing: a job that
+    // caught its statement's error must not make the others believe they were committed.
+    if (results[results.length - 1]?.command === 'ROLLBACK') throw new Error('the write transaction was rolled back')
   }
 }
 
 /**
+ * Jobs queued while a batch is in its first two round trips join it (WriterTx.admit): they wait for one round trip
+ * instead of for the whole batch, and the batch still ends after a few.
+ */
+const ADMIT_ROUNDS = 2
+
+/**
  * Group commit on one connection. Every write queued while a batch commits goes into the next batch: one round of
- * BEGIN/COMMIT for many writes. A batch runs its jobs one after another without savepoints; when one fails, the
- * batch rolls back and each job runs again in a transaction of its own, so one bad write fails alone (the jobs
- * load and decide inside their transaction, so running one again decides again on what is committed).
+ * BEGIN/COMMIT for many writes. A batch runs its jobs side by side (WriterTx, ordered by their keys) without
+ * savepoints; when one fails, the batch rolls back and each job runs again in a transaction of its own, so one bad
+ * write fails alone (the jobs load and decide inside their transaction, so running one again decides again on what
+ * is committed).
  */
 export class PgWriteQueue {
   private jobs: Job[] = []
@@ -290,14 +495,18 @@ export class PgWriteQueue {
   private scheduled = false
   private closed = false
   private client: pg.PoolClient | undefined
+  /** The batch that takes jobs as they come (WriterTx.admit). */
+  private open: WriterTx | undefined
 
   constructor(private readonly db: PgDb) {}
 
-  run<T>(fn: (tx: Tx) => Promise<T>, urgent = false): Promise<T> {
+  run<T>(fn: (tx: Tx) => Promise<T>, options: WriteJobOptions = {}): Promise<T> {
     if (this.closed) return Promise.reject(new Error('store is closed'))
     return new Promise<T>((resolve, reject) => {
-      this.jobs.push({ fn, resolve: resolve as (value: unknown) => void, reject })
-      this.schedule(urgent)
+      const job: Job = { fn, options, resolve: resolve as (value: unknown) => void, reject }
+      if (this.open?.admit(job)) return
+      this.jobs.push(job)
+      this.schedule(options.urgent ?? false)
     })
   }
 
@@ -329,7 +538,7 @@ export class PgWriteQueue {
       return
     }
     try {
-      const values = await this.transaction(client, jobs)
+      const values = await this.transaction(client, jobs, ADMIT_ROUNDS)
       jobs.forEach((job, i) => job.resolve(values[i]))
     } catch (error) {
       if (isConnectionError(error)) return this.lost(error, jobs)
@@ -346,14 +555,22 @@ export class PgWriteQueue {
     }
   }
 
-  private async transaction(client: pg.PoolClient, jobs: Job[]): Promise<unknown[]> {
-    const tx = new WriterTx(client)
+  /** Runs the jobs in one transaction; with `admitRounds`, jobs queued meanwhile join `jobs` (WriterTx.admit). */
+  private async transaction(client: pg.PoolClient, jobs: Job[], admitRounds = 0): Promise<unknown[]> {
+    const tx = new WriterTx(client, jobs, admitRounds)
+    if (admitRounds > 0) this.open = tx
     try {
+      const slots = await tx.run()
+      this.open = undefined
       const values: unknown[] = []
-      for (const job of jobs) values.push(await job.fn(tx))
+      for (const { outcome } of slots) {
+        if (!outcome?.ok) throw outcome?.error
+        values.push(outcome.value)
+      }
       await tx.commit()
       return values
     } catch (error) {
+      this.open = undefined
       await client.query('ROLLBACK').catch(() => {})
       throw error
     }

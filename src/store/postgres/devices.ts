@@ -152,6 +152,7 @@ export class PgDevices implements DeviceStore {
     options: WriteOptions & { dedupeKey?: string } = {},
   ): Promise<DeviceRecord | undefined> {
     const { dedupeKey } = options
+    const job = { urgent: options.urgent, keys: [`device:${deviceId}`] }
     const outcome = await this.ctx.db.writes.run(async (tx) => {
       const rows = await tx.query<DeviceRow & { seen: boolean }>(
         `SELECT ${DEVICE_COLUMNS}, EXISTS (SELECT 1 FROM events WHERE dedupe_key = ?) AS seen FROM devices WHERE device_id = ?`,
@@ -180,7 +181,7 @@ export class PgDevices implements DeviceStore {
           ],
         )
       return { device: { ...device, props }, recorded: await this.events.record(tx, events, dedupeKey) }
-    }, options.urgent)
+    }, job)
     if (!outcome) return undefined
     this.ctx.onEvents(outcome.recorded)
     return outcome.device

@@ -1,0 +1,197 @@
+import pg from 'pg'
+import { describe, expect, it as base, vi } from 'vitest'
+import { PgDb, type Tx } from '../../src/store/postgres/database.js'
+import { tempDataDir } from '../helpers/latchkey.js'
+import { dropTestDatabase, testDatabaseEnv } from '../helpers/store.js'
+
+/** A PgDb on an empty database of its own, with a `counters` table, and the writer's round trips counted. */
+const it = base.extend<{ db: PgDb; roundTrips: () => number }>({
+  // eslint-disable-next-line no-empty-pattern
+  db: async ({}, use) => {
+    const dir = tempDataDir()
+    const db = new PgDb({ url: testDatabaseEnv(dir).DATABASE_URL as string, poolMax: 3 })
+    await db.exec('CREATE TABLE counters (name text PRIMARY KEY, n integer NOT NULL)')
+    await db.exec("INSERT INTO counters VALUES ('a', 0), ('b', 0), ('c', 0)")
+    await use(db)
+    await db.close()
+    dropTestDatabase(dir)
+  },
+  roundTrips: async ({ db }, use) => {
+    // The writer's statements are simple queries (text, no parameters): one call per round trip.
+    const spy = vi.spyOn(pg.Client.prototype, 'query')
+    const start = spy.mock.calls.length
+    await use(() => spy.mock.calls.filter((call, i) => i >= start && typeof call[0] === 'string').length)
+    spy.mockRestore()
+    void db
+  },
+})
+
+/** Reads a counter and writes it back plus one: a lost update shows as a count short of the number of jobs. */
+async function increment(tx: Tx, name: string): Promise<number> {
+  const [row] = await tx.query<{ n: number }>('SELECT n FROM counters WHERE name = ?', [name])
+  const next = (row?.n ?? 0) + 1
+  tx.write('UPDATE counters SET n = ? WHERE name = ?', [next, name])
+  return next
+}
+
+async function counts(db: PgDb): Promise<Record<string, number>> {
+  const rows = await db.query<{ name: string; n: number }>('SELECT name, n FROM counters ORDER BY name')
+  return Object.fromEntries(rows.map((row) => [row.name, row.n]))
+}
+
+describe('the PostgreSQL write queue', () => {
+  it('sends the reads of a batch of independent jobs together: two round trips for ten jobs', async ({
+    db,
+    roundTrips,
+  }) => {
+    // Scenario: ten jobs queued in one turn, each loading a row and writing it back → one round trip with BEGIN and
+    // the ten reads, one with the ten writes and COMMIT; every job saw the committed row.
+    await db.writes.run(async (tx) => tx.exec('SELECT 1')) // the writer's connection, opened outside the count
+    const before = roundTrips()
+    const names = ['a', 'b', 'c']
+    const results = await Promise.all(
+      Array.from({ length: 10 }, (_, i) =>
+        db.writes.run((tx) => tx.query<{ n: number }>('SELECT n FROM counters WHERE name = ?', [names[i % 3]]), {
+          keys: [`job:${i}`],
+        }),
+      ),
+    )
+    expect(roundTrips() - before).toBe(2)
+    expect(results.map((rows) => rows[0]?.n)).toEqual(Array(10).fill(0))
+  })
+
+  it('runs jobs that share a key one after another, each reading what the one before wrote', async ({
+    db,
+    roundTrips,
+  }) => {
+    // Scenario: 5 jobs on counter a (key a) and 5 on b (key b), interleaved, in one batch → no lost update: a = 5,
+    // b = 5, each job saw the value before it; the two chains ran side by side (5 rounds of reads, not 10).
+    await db.writes.run(async (tx) => tx.exec('SELECT 1'))
+    const before = roundTrips()
+    const jobs = Array.from({ length: 10 }, (_, i) => {
+      const name = i % 2 === 0 ? 'a' : 'b'
+      return db.writes.run((tx) => increment(tx, name), { keys: [`counter:${name}`] })
+    })
+    expect(await Promise.all(jobs)).toEqual([1, 1, 2, 2, 3, 3, 4, 4, 5, 5])
+    expect(await counts(db)).toEqual({ a: 5, b: 5, c: 0 })
+    expect(roundTrips() - before).toBe(6)
+  })
+
+  it('lets a job that only writes a key read beside the holder before it, and write after it', async ({
+    db,
+    roundTrips,
+  }) => {
+    // Scenario: A increments a (key a); T reads b and sets a = 100 without reading a (writes after a); C increments
+    // a (key a) → a = 101: T's write landed after A's and before C's read; T's read went with A's, so the batch
+    // took three round trips (reads of A and T; writes of A and T with C's read; C's write with COMMIT), not four.
+    await db.writes.run(async (tx) => tx.exec('SELECT 1'))
+    const before = roundTrips()
+    const results = await Promise.all([
+      db.writes.run((tx) => increment(tx, 'a'), { keys: ['counter:a'] }),
+      db.writes.run(
+        async (tx) => {
+          const [row] = await tx.query<{ n: number }>("SELECT n FROM counters WHERE name = 'b'")
+          tx.write("UPDATE counters SET n = 100 WHERE name = 'a'")
+          return row?.n
+        },
+        { keys: ['counter:b'], writesAfter: ['counter:a'] },
+      ),
+      db.writes.run((tx) => increment(tx, 'a'), { keys: ['counter:a'] }),
+    ])
+    expect(results).toEqual([1, 0, 101])
+    expect(await counts(db)).toEqual({ a: 101, b: 0, c: 0 })
+    expect(roundTrips() - before).toBe(3)
+  })
+
+  it('takes a job queued during the first round trip of a batch into that batch, unless it must wait for one of it', async ({
+    db,
+  }) => {
+    // Scenario: job A's read waits for a row lock held by another connection, so the batch's first round trip
+    // stays in flight; job B (another key) and job C (A's key) are queued meanwhile; the lock is released → A and
+    // B commit in one transaction, C, which would have waited inside it for A, in the next.
+    await db.writes.run(async (tx) => tx.exec('SELECT 1'))
+    const blocker = await db.pool.connect()
+    const begins = vi.spyOn(pg.Client.prototype, 'query')
+    try {
+      await blocker.query("BEGIN; SELECT n FROM counters WHERE name = 'a' FOR UPDATE")
+      const a = db.writes.run(
+        async (tx) => {
+          await tx.query("SELECT n FROM counters WHERE name = 'a' FOR UPDATE")
+          return increment(tx, 'a')
+        },
+        { keys: ['counter:a'], urgent: true },
+      )
+      await vi.waitFor(async () => {
+        const waiting = await db.query("SELECT 1 FROM pg_stat_activity WHERE wait_event_type = 'Lock'")
+        expect(waiting).toHaveLength(1)
+      })
+      const b = db.writes.run((tx) => increment(tx, 'b'), { keys: ['counter:b'] })
+      const c = db.writes.run((tx) => increment(tx, 'a'), { keys: ['counter:a'] })
+      await blocker.query('COMMIT')
+      expect(await Promise.all([a, b, c])).toEqual([1, 1, 2])
+      const sent = begins.mock.calls.map((call) => call[0]).filter((text) => typeof text === 'string')
+      // The blocker's, the batch of A and B, and the next one with C.
+      expect(sent.filter((text) => text.startsWith('BEGIN'))).toHaveLength(3)
+    } finally {
+      begins.mockRestore()
+      blocker.release()
+    }
+  })
+
+  it('runs the jobs without keys alone, one by one, after the keyed jobs of their batch', async ({ db }) => {
+    // Scenario: keyed increments of a and b around two keyless jobs that each read a + b and add it to c, all in
+    // one batch → each keyless job saw every keyed write (a = 3, b = 2) and the keyless write before it: c = 5, 10.
+    const addSum = async (tx: Tx) => {
+      const [row] = await tx.query<{ n: number }>(
+        "SELECT (SELECT sum(n) FROM counters WHERE name IN ('a', 'b'))::int + (SELECT n FROM counters WHERE name = 'c') AS n",
+      )
+      tx.write("UPDATE counters SET n = ? WHERE name = 'c'", [row?.n])
+      return row?.n
+    }
+    const results = await Promise.all([
+      db.writes.run((tx) => increment(tx, 'a'), { keys: ['counter:a'] }),
+      db.writes.run((tx) => increment(tx, 'b'), { keys: ['counter:b'] }),
+      db.writes.run(addSum),
+      db.writes.run((tx) => increment(tx, 'a'), { keys: ['counter:a'] }),
+      db.writes.run(addSum),
+      db.writes.run((tx) => increment(tx, 'a'), { keys: ['counter:a'] }),
+      db.writes.run((tx) => increment(tx, 'b'), { keys: ['counter:b'] }),
+    ])
+    expect(results).toEqual([1, 1, 5, 2, 10, 3, 2])
+    expect(await counts(db)).toEqual({ a: 3, b: 2, c: 10 })
+  })
+
+  it('does not report a job committed when its transaction was aborted by a statement whose error it caught', async ({
+    db,
+  }) => {
+    // Scenario: a job writes b = 7, then reads a missing table and swallows the error; another job increments a →
+    // the first is rejected (its write was rolled back: b stays 0), the other commits alone.
+    const results = await Promise.allSettled([
+      db.writes.run(
+        async (tx) => {
+          tx.write("UPDATE counters SET n = 7 WHERE name = 'b'")
+          await tx.query('SELECT n FROM no_such_table').catch(() => [])
+          return 'swallowed'
+        },
+        { keys: ['counter:b'] },
+      ),
+      db.writes.run((tx) => increment(tx, 'a'), { keys: ['counter:a'] }),
+    ])
+    expect(results.map((result) => result.status)).toEqual(['rejected', 'fulfilled'])
+    expect(String((results[0] as PromiseRejectedResult).reason)).toMatch(/rolled back/)
+    expect(await counts(db)).toEqual({ a: 1, b: 0, c: 0 })
+  })
+
+  it('fails one bad job of a side-by-side batch alone; the others commit', async ({ db }) => {
+    // Scenario: three jobs in one batch, the second reads a table that does not exist → it rejects with
+    // PostgreSQL's error; the first and third commit their increments.
+    const results = await Promise.allSettled([
+      db.writes.run((tx) => increment(tx, 'a'), { keys: ['counter:a'] }),
+      db.writes.run((tx) => tx.query('SELECT n FROM no_such_table'), { keys: ['other'] }),
+      db.writes.run((tx) => increment(tx, 'b'), { keys: ['counter:b'] }),
+    ])
+    expect(results.map((result) => result.status)).toEqual(['fulfilled', 'rejected', 'fulfilled'])
+    expect(String((results[1] as PromiseRejectedResult).reason)).toMatch(/no_such_table/)
+    expect(await counts(db)).toEqual({ a: 1, b: 1, c: 0 })
+  })
+})

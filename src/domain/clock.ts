@@ -9,6 +9,14 @@ export interface TimerHandle {
   readonly __timer: unique symbol
 }
 
+let lastMs = Number.NaN
+let lastIso = ''
+
+/** ISO 8601 of an epoch-milliseconds time. The last one is kept: a loop turn asks for the same millisecond often. */
 export function iso(ms: number): string {
-  return new Date(ms).toISOString()
+  if (ms !== lastMs) {
+    lastIso = new Date(ms).toISOString()
+    lastMs = ms
+  }
+  return lastIso
 }

@@ -27,6 +27,12 @@ export class SqliteAttempts implements AttemptStore {
         `UPDATE action_attempts SET status = @status, result = @result, error = @error, updated_at = @updated_at,
            sent_at = @sent_at, accepted_at = @accepted_at, completed_at = @completed_at WHERE action_attempt_id = @action_attempt_id`,
       ),
+      // A pending attempt's status, result and error stay as they were until it settles: leaving them out of the
+      // SET keeps SQLite from rewriting the attempts_pending index entry (a page per commit).
+      updatePending: db.prepare(
+        `UPDATE action_attempts SET updated_at = @updated_at, sent_at = @sent_at, accepted_at = @accepted_at,
+           completed_at = @completed_at WHERE action_attempt_id = @action_attempt_id`,
+      ),
       history: db.prepare('INSERT INTO attempt_history (action_attempt_id, at, kind, detail) VALUES (?, ?, ?, ?)'),
       byId: db.prepare<[string], AttemptRow>(
         `SELECT ${ATTEMPT_COLUMNS} FROM action_attempts WHERE action_attempt_id = ?`,
@@ -111,12 +117,16 @@ export class SqliteAttempts implements AttemptStore {
     options: WriteOptions & { deviceId?: string } = {},
   ): Promise<Transition | undefined> {
     const { deviceId } = options
-    const outcome = await this.ctx.writes.run(() => {
-      const row = this.stmts.byId.get(attemptId)
-      if (!row || (deviceId !== undefined && row.device_id !== deviceId)) return undefined
-      const transition = decide(attemptFromRow(row))
-      return { transition, events: this.applyInTransaction(transition) }
-    }, options.urgent)
+    const outcome = await this.ctx.writes.run(
+      () => {
+        const row = this.stmts.byId.get(attemptId)
+        if (!row || (deviceId !== undefined && row.device_id !== deviceId)) return undefined
+        const transition = decide(attemptFromRow(row))
+        return { transition, events: this.applyInTransaction(transition) }
+      },
+      options.urgent,
+      options.lazy,
+    )
     if (!outcome) return undefined
     this.ctx.onEvents(outcome.events)
     return outcome.transition
@@ -136,7 +146,8 @@ export class SqliteAttempts implements AttemptStore {
     const id = transition.attempt.action_attempt_id
     for (const entry of transition.history) this.insertHistory(id, entry)
     if (!transition.changed) return []
-    this.stmts.update.run(toParams(transition.attempt))
+    const update = transition.attempt.status === 'pending' ? this.stmts.updatePending : this.stmts.update
+    update.run(toParams(transition.attempt))
     if (transition.locked !== undefined)
       this.stmts.setLocked.run(transition.locked ? 1 : 0, transition.attempt.device_id)
     return this.events.record(transition.events)

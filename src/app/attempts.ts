@@ -101,14 +101,12 @@ export function createAttemptService(deps: AttemptServiceDeps) {
     }
     try {
       await deps.commands.send(attempt.device_id, command)
-      const at = now()
       settled(
         await store.attempts.transition(
           attempt.action_attempt_id,
-          (current) => markSent(current, at, republish),
-          // Naming the device lets the PostgreSQL writer run this beside other devices' writes. Lazy: the lock's ack
-          // usually follows within the millisecond, and both then share one commit (docs/performance.md).
-          { deviceId: attempt.device_id, lazy: true },
+          (current) => markSent(current, now(), republish),
+          // Naming the device lets the PostgreSQL writer run this beside other devices' writes.
+          { deviceId: attempt.device_id },
         ),
       )
     } catch (error) {

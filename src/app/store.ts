@@ -60,11 +60,6 @@ export interface WriteOptions {
    * is handled, so every device message would otherwise wait a whole event-loop turn.
    */
   urgent?: boolean
-  /**
-   * Nobody waits on this write to answer anyone: it may ride with the next commit, or commit on its own after a few
-   * milliseconds (the attempt's `sent`, which the lock's ack usually follows at once). A store may ignore it.
-   */
-  lazy?: boolean
 }
 
 export interface SettingsStore {

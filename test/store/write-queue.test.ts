@@ -1,5 +1,5 @@
-import { describe, expect, it as base, vi } from 'vitest'
-import { LAZY_COMMIT_MS, openDatabase, WriteQueue, type Db } from '../../src/store/sqlite/database.js'
+import { describe, expect, it as base } from 'vitest'
+import { openDatabase, WriteQueue, type Db } from '../../src/store/sqlite/database.js'
 
 /** An in-memory database with a `notes` table whose `text` is unique, and its write queue. */
 const it = base.extend<{ db: Db; writes: WriteQueue }>({
@@ -97,40 +97,5 @@ describe('the SQLite write queue (group commit)', () => {
     await urgent
     expect(notes(db)).toEqual(['normal', 'urgent'])
     await normal
-  })
-
-  it('holds a lazy write for the next commit, so that both share one transaction', async ({ db, writes }) => {
-    // Scenario: a lazy write, then a normal one a task later → one flush commits both, and the lazy write's own
-    // timer is cancelled.
-    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout'] })
-    try {
-      const flush = vi.spyOn(writes, 'flush')
-      const lazy = writes.run(insert(db, 'sent'), false, true)
-      await new Promise((resolve) => setImmediate(resolve))
-      expect(notes(db)).toEqual([])
-      const normal = writes.run(insert(db, 'ack'))
-      await Promise.all([lazy, normal])
-      expect(notes(db)).toEqual(['sent', 'ack'])
-      expect(flush).toHaveBeenCalledTimes(1)
-      expect(vi.getTimerCount()).toBe(0)
-    } finally {
-      vi.useRealTimers()
-    }
-  })
-
-  it('commits a lazy write on its own once the lazy window has passed', async ({ db, writes }) => {
-    // Scenario: a lazy write alone → still uncommitted a millisecond before the window ends, committed at its end.
-    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout'] })
-    try {
-      const lazy = writes.run(insert(db, 'sent'), false, true)
-      await new Promise((resolve) => setImmediate(resolve))
-      vi.advanceTimersByTime(LAZY_COMMIT_MS - 1)
-      expect(notes(db)).toEqual([])
-      vi.advanceTimersByTime(1)
-      await lazy
-      expect(notes(db)).toEqual(['sent'])
-    } finally {
-      vi.useRealTimers()
-    }
   })
 })

@@ -117,16 +117,12 @@ export class SqliteAttempts implements AttemptStore {
     options: WriteOptions & { deviceId?: string } = {},
   ): Promise<Transition | undefined> {
     const { deviceId } = options
-    const outcome = await this.ctx.writes.run(
-      () => {
-        const row = this.stmts.byId.get(attemptId)
-        if (!row || (deviceId !== undefined && row.device_id !== deviceId)) return undefined
-        const transition = decide(attemptFromRow(row))
-        return { transition, events: this.applyInTransaction(transition) }
-      },
-      options.urgent,
-      options.lazy,
-    )
+    const outcome = await this.ctx.writes.run(() => {
+      const row = this.stmts.byId.get(attemptId)
+      if (!row || (deviceId !== undefined && row.device_id !== deviceId)) return undefined
+      const transition = decide(attemptFromRow(row))
+      return { transition, events: this.applyInTransaction(transition) }
+    }, options.urgent)
     if (!outcome) return undefined
     this.ctx.onEvents(outcome.events)
     return outcome.transition

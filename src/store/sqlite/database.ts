@@ -92,12 +92,6 @@ function settle(value: unknown): unknown {
 }
 
 /**
- * How long a lazy write waits for another write to share its commit. At 1 in flight an attempt's `sent` and the
- * lock's ack, a fraction of a millisecond apart, then commit once instead of twice: fewer pages written per attempt.
- */
-export const LAZY_COMMIT_MS = 20
-
-/**
  * Group commit: every write requested during one event-loop turn runs in one transaction, each job in its own
  * savepoint so that one failing job rolls back alone. Promises resolve only after the commit. A commit per write
  * caps at ~13k/s on these machines; grouped writes reach ~120k/s (docs/operations.md#group-commit).
@@ -107,7 +101,6 @@ export class WriteQueue {
   private scheduled = false
   private urgentScheduled = false
   private closed = false
-  private lazyTimer: ReturnType<typeof setTimeout> | undefined
   /**
    * The transaction's statements, prepared once: better-sqlite3's `db.transaction(fn)` builds four wrapper functions
    * per call, which per job was a twentieth of the process's CPU at 100 in flight (docs/performance.md).
@@ -125,23 +118,14 @@ export class WriteQueue {
     }
   }
 
-  /**
-   * Queues a write; `urgent` commits it (with everything queued so far) when the current task ends; `lazy` leaves it
-   * for the next commit, or commits it after LAZY_COMMIT_MS if no other write comes first (WriteOptions.lazy).
-   */
-  run<T>(fn: () => T, urgent = false, lazy = false): Promise<T> {
+  /** Queues a write; `urgent` commits it (with everything queued so far) when the current task ends. */
+  run<T>(fn: () => T, urgent = false): Promise<T> {
     if (this.closed) return Promise.reject(new Error('store is closed'))
     return new Promise<T>((resolve, reject) => {
       this.jobs.push({ fn, resolve: resolve as (value: unknown) => void, reject })
-      if (urgent) {
-        if (!this.urgentScheduled) {
-          this.urgentScheduled = true
-          queueMicrotask(() => this.flush())
-        }
-      } else if (lazy) {
-        if (!this.scheduled && !this.urgentScheduled && this.lazyTimer === undefined) {
-          this.lazyTimer = setTimeout(() => this.flush(), LAZY_COMMIT_MS)
-        }
+      if (urgent && !this.urgentScheduled) {
+        this.urgentScheduled = true
+        queueMicrotask(() => this.flush())
       } else if (!this.scheduled) {
         this.scheduled = true
         setImmediate(() => this.flush())
@@ -153,8 +137,6 @@ export class WriteQueue {
   flush(): void {
     this.scheduled = false
     this.urgentScheduled = false
-    if (this.lazyTimer !== undefined) clearTimeout(this.lazyTimer)
-    this.lazyTimer = undefined
     const jobs = this.jobs
     if (jobs.length === 0) return
     this.jobs = []

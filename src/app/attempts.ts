@@ -224,11 +224,15 @@ export function createAttemptService(deps: AttemptServiceDeps) {
       input: LockRequest,
       idempotencyKey?: string,
     ): Promise<AttemptRecord> {
-      const requestHash = sha256(
-        JSON.stringify([action, input.device_id, input.sync ?? null, input.timeout_ms ?? null]),
-      )
+      // Only a keyed request is ever compared with another: the digest is skipped without a key.
+      const requestHash =
+        idempotencyKey === undefined
+          ? null
+          : sha256(JSON.stringify([action, input.device_id, input.sync ?? null, input.timeout_ms ?? null]))
       const replayIfKeyed = () =>
-        idempotencyKey === undefined ? undefined : replay(workspaceId, idempotencyKey, requestHash, input.sync)
+        idempotencyKey === undefined || requestHash === null
+          ? undefined
+          : replay(workspaceId, idempotencyKey, requestHash, input.sync)
       const replayed = await replayIfKeyed()
       if (replayed) return replayed
       const device = await store.devices.get(workspaceId, input.device_id)
@@ -251,7 +255,7 @@ export function createAttemptService(deps: AttemptServiceDeps) {
           now: iso(createdMs),
           deadline_at: iso(deadlineMs),
           idempotency_key: idempotencyKey ?? null,
-          request_hash: idempotencyKey === undefined ? null : requestHash,
+          request_hash: requestHash,
         },
         device.props.online,
       )

@@ -69,17 +69,21 @@ export async function createHttpServer(deps: HttpDeps): Promise<FastifyInstance>
     }
     done(null, parsed)
   })
-  app.addHook('onRequest', async (request, reply) => {
+  // Callback hooks, not async ones: on every request, an async hook costs fastify a promise and its settling.
+  app.addHook('onRequest', (request, reply, done) => {
     reply.header('seam-request-id', request.id)
+    done()
   })
-  app.addHook('onResponse', async (request, reply) => {
+  app.addHook('onResponse', (request, reply, done) => {
     deps.metrics.inc('http_requests_total', {
       route: request.routeOptions.url ?? 'unmatched',
       status: String(reply.statusCode),
     })
+    done()
   })
-  app.addHook('preValidation', async (request) => {
+  app.addHook('preValidation', (request, _reply, done) => {
     if (request.body === undefined || request.body === null) request.body = {}
+    done()
   })
 
   await app.register(swagger, {

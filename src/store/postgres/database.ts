@@ -118,6 +118,8 @@ export class PgDb implements Sql {
       connectionTimeoutMillis: 5_000,
       types,
       pipeline: true,
+      // The writer's statements look rows up by key: one generic plan each, not a plan per execution.
+      options: '-c plan_cache_mode=force_generic_plan',
     })
     // An idle connection dropped by the server must not crash the process.
     this.pool.on('error', (error) => this.failed(error))

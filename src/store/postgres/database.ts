@@ -273,9 +273,9 @@ interface Statement {
 
 /**
  * The writer's transaction over the jobs of one batch. Statements travel as named prepared statements (parsed once
- * per connection, planned from a cached plan), those of one round trip written together in pipeline mode. The jobs run side by side: each runs until it waits for a read, and when every started job waits (or has
- * finished), the statements queued meanwhile go in one round trip, BEGIN with the first round and COMMIT with the
- * last. Writes whose result is not read wait for the next round. A batch of jobs that each load a row and write its
+ * per connection, on a generic plan), those of one round trip written together in pipeline mode. The jobs run side
+ * by side: each runs until it waits for a read, and when every started job waits (or has finished), the statements
+ * queued meanwhile go in one round trip, BEGIN with the first round and COMMIT with the last. Writes whose result is not read wait for the next round. A batch of jobs that each load a row and write its
  * consequences costs two round trips however many jobs it holds; a job that shares a key with an earlier one starts
  * once that one has finished, so it reads what that one wrote, as if the jobs ran one after another.
  */

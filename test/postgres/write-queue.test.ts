@@ -17,12 +17,17 @@ const it = base.extend<{ db: PgDb; roundTrips: () => number }>({
     dropTestDatabase(dir)
   },
   roundTrips: async ({ db }, use) => {
-    // The writer's statements are simple queries (text, no parameters): one call per round trip.
-    const spy = vi.spyOn(pg.Client.prototype, 'query')
-    const start = spy.mock.calls.length
-    await use(() => spy.mock.calls.filter((call, i) => i >= start && typeof call[0] === 'string').length)
-    spy.mockRestore()
-    void db
+    // The statements of one round trip are written to the writer's socket at once (pipeline mode, corked): one
+    // socket write per round trip. The writer is the connection in pipeline mode; the pool's are not.
+    const queries = vi.spyOn(pg.Client.prototype, 'query')
+    await db.writes.run(async (tx) => tx.exec('SELECT 1'))
+    const writer = queries.mock.contexts.find((client) => (client as pg.Client).pipeline) as pg.Client
+    queries.mockRestore()
+    type Writes = Record<'_write' | '_writev', (...args: unknown[]) => void>
+    const socket = (writer as unknown as { connection: { stream: Writes } }).connection.stream
+    const writes = [vi.spyOn(socket, '_write'), vi.spyOn(socket, '_writev')]
+    await use(() => writes.reduce((n, spy) => n + spy.mock.calls.length, 0))
+    for (const spy of writes) spy.mockRestore()
   },
 })
 

@@ -68,6 +68,11 @@ async function run(client: pg.Pool | pg.PoolClient, text: string, params: unknow
   return name ? client.query({ name, text: sql, values: params }) : client.query(sql, params)
 }
 
+interface Corkable {
+  cork(): void
+  uncork(): void
+}
+
 const INT8 = 20
 /** bigint (the seq columns, counts) as a JS number: seqs stay far below 2^53. */
 const types = {
@@ -90,6 +95,8 @@ export interface PgDbOptions {
  */
 export class PgDb implements Sql {
   readonly pool: pg.Pool
+  /** The writer's one connection, in pg's pipeline mode (PgWriteQueue). */
+  readonly writerPool: pg.Pool
   readonly writes: PgWriteQueue
   private healthy = true
   private probe: NodeJS.Timeout | undefined
@@ -99,13 +106,24 @@ export class PgDb implements Sql {
   constructor(private readonly options: PgDbOptions) {
     this.pool = new pg.Pool({
       connectionString: options.url,
-      max: options.poolMax,
+      max: Math.max(1, options.poolMax - 1),
       connectionTimeoutMillis: 5_000,
       idleTimeoutMillis: 30_000,
       types,
     })
+    // Pipeline mode: the statements of a round trip are written at once, each answered in turn.
+    this.writerPool = new pg.Pool({
+      connectionString: options.url,
+      max: 1,
+      connectionTimeoutMillis: 5_000,
+      types,
+      pipeline: true,
+      // The writer's statements look rows up by key: one generic plan each, not a plan per execution.
+      options: '-c plan_cache_mode=force_generic_plan',
+    })
     // An idle connection dropped by the server must not crash the process.
     this.pool.on('error', (error) => this.failed(error))
+    this.writerPool.on('error', (error) => this.failed(error))
     this.writes = new PgWriteQueue(this)
   }
 
@@ -199,7 +217,7 @@ export class PgDb implements Sql {
     this.closed = true
     if (this.probe) clearInterval(this.probe)
     await this.writes.close()
-    await this.pool.end()
+    await Promise.all([this.writerPool.end(), this.pool.end()])
   }
 }
 
@@ -228,31 +246,6 @@ interface Job {
   reject: (error: unknown) => void
 }
 
-/** PostgreSQL's string literal for `text` (pg's escapeLiteral): quotes doubled, backslashes under E''. */
-function escapeLiteral(text: string): string {
-  const quoted = `'${text.replaceAll("'", "''")}'`
-  return text.includes('\\') ? ` E${quoted.replaceAll('\\', '\\\\')}` : quoted
-}
-
-function literal(value: unknown): string {
-  if (value === null || value === undefined) return 'NULL'
-  if (typeof value === 'boolean') return value ? 'true' : 'false'
-  if (typeof value === 'number') {
-    if (!Number.isFinite(value)) throw new Error(`not a finite number: ${value}`)
-    return String(value)
-  }
-  if (typeof value === 'bigint') return value.toString()
-  if (typeof value === 'string') return escapeLiteral(value)
-  if (Array.isArray(value)) return `ARRAY[${value.map(literal).join(',')}]`
-  throw new Error(`no SQL literal for ${typeof value}`)
-}
-
-/** The statement with its parameters written in as literals, so that several go in one round trip. */
-export function inline(text: string, params: unknown[] = []): string {
-  let n = 0
-  return text.replace(/\?/g, () => literal(params[n++]))
-}
-
 /** A job of a batch as the batch runs it: what it waits for, what waits for it, its reads in flight. */
 interface Slot {
   job: Job
@@ -261,7 +254,7 @@ interface Slot {
   /** Jobs before it that must finish before its writes go (`writesAfter`). */
   holders: number
   /** Its writes held back meanwhile, in order. */
-  held: string[]
+  held: Statement[]
   /** Jobs waiting for it to finish: to start, or to let their writes go. */
   next: Array<{ slot: Slot; writes: boolean }>
   reads: number
@@ -271,21 +264,23 @@ interface Slot {
 }
 
 interface Statement {
-  sql: string
+  /** `?` placeholders, as the jobs write it. */
+  text: string
+  params?: unknown[] | undefined
   /** A read: whoever waits for its rows. */
   read?: { slot: Slot; resolve: (result: pg.QueryResult) => void; reject: (error: unknown) => void }
 }
 
 /**
- * The writer's transaction over the jobs of one batch. Statements travel as simple queries with their parameters
- * inlined. The jobs run side by side: each runs until it waits for a read, and when every started job waits (or has
- * finished), the statements queued meanwhile go in one round trip, BEGIN with the first round and COMMIT with the
- * last. Writes whose result is not read wait for the next round. A batch of jobs that each load a row and write its
+ * The writer's transaction over the jobs of one batch. Statements travel as named prepared statements (parsed once
+ * per connection, on a generic plan), those of one round trip written together in pipeline mode. The jobs run side
+ * by side: each runs until it waits for a read, and when every started job waits (or has finished), the statements
+ * queued meanwhile go in one round trip, BEGIN with the first round and COMMIT with the last. Writes whose result is not read wait for the next round. A batch of jobs that each load a row and write its
  * consequences costs two round trips however many jobs it holds; a job that shares a key with an earlier one starts
  * once that one has finished, so it reads what that one wrote, as if the jobs ran one after another.
  */
 class WriterTx {
-  private pending: Statement[] = [{ sql: 'BEGIN' }]
+  private pending: Statement[] = [{ text: 'BEGIN' }]
   /** Started jobs neither finished nor waiting for a read. */
   private running = 0
   private inFlight = false
@@ -385,12 +380,11 @@ class WriterTx {
     this.running++
     const tx: Tx = {
       write: (text, params) => {
-        const sql = inline(text, params)
-        if (slot.holders > 0) slot.held.push(sql)
-        else this.pending.push({ sql })
+        if (slot.holders > 0) slot.held.push({ text, params })
+        else this.pending.push({ text, params })
       },
-      query: async (text, params) => (await this.read(slot, inline(text, params))).rows as never[],
-      exec: async (text, params) => (await this.read(slot, inline(text, params))).rowCount ?? 0,
+      query: async (text, params) => (await this.read(slot, { text, params })).rows as never[],
+      exec: async (text, params) => (await this.read(slot, { text, params })).rowCount ?? 0,
     }
     let result: Promise<unknown>
     try {
@@ -420,7 +414,7 @@ class WriterTx {
       if (!writes) {
         if (--next.blockers === 0) this.start(next)
       } else if (--next.holders === 0) {
-        for (const sql of next.held) this.pending.push({ sql })
+        this.pending.push(...next.held)
         next.held = []
         this.release(next)
       }
@@ -430,9 +424,9 @@ class WriterTx {
     if (this.left === 0) this.finished?.()
   }
 
-  private read(slot: Slot, sql: string): Promise<pg.QueryResult> {
+  private read(slot: Slot, statement: Statement): Promise<pg.QueryResult> {
     return new Promise((resolve, reject) => {
-      this.pending.push({ sql, read: { slot, resolve, reject } })
+      this.pending.push({ ...statement, read: { slot, resolve, reject } })
       if (slot.reads++ === 0) this.running--
       this.flushIfIdle()
     })
@@ -454,20 +448,41 @@ class WriterTx {
       })
       batch.forEach((statement, i) => statement.read && each(statement.read, i))
     }
-    this.send(batch.map((statement) => statement.sql)).then(
+    this.send(batch).then(
       (results) => settle((read, i) => read.resolve(results[i] as pg.QueryResult)),
       (error: unknown) => settle((read) => read.reject(error)),
     )
   }
 
-  private async send(statements: string[]): Promise<pg.QueryResult[]> {
-    const result = (await this.client.query(statements.join(';\n'))) as pg.QueryResult | pg.QueryResult[]
-    return Array.isArray(result) ? result : [result]
+  /**
+   * One round trip: every statement written at once (pipeline mode), their answers awaited together. The first
+   * statement that fails fails the round, as a multi-statement query would: the ones after it ran in an aborted
+   * transaction, and a write nobody reads must not fail unseen.
+   */
+  private async send(statements: readonly Statement[]): Promise<pg.QueryResult[]> {
+    const stream = (this.client as unknown as { connection?: { stream?: NodeJS.WritableStream & Partial<Corkable> } })
+      .connection?.stream
+    stream?.cork?.()
+    let answers: Array<Promise<pg.QueryResult>>
+    try {
+      answers = statements.map(({ text, params }) =>
+        // BEGIN and COMMIT as simple queries: nothing to plan, and a round trip shows where it starts.
+        params === undefined && (text === 'BEGIN' || text === 'COMMIT')
+          ? this.client.query(text)
+          : run(this.client, text, params),
+      )
+    } finally {
+      stream?.uncork?.()
+    }
+    const settled = await Promise.allSettled(answers)
+    const failed = settled.find((answer) => answer.status === 'rejected')
+    if (failed) throw failed.reason
+    return settled.map((answer) => (answer as PromiseFulfilledResult<pg.QueryResult>).value)
   }
 
   /** After every job has finished: the writes still queued, and COMMIT. */
   async commit(): Promise<void> {
-    const statements = [...this.pending.map((statement) => statement.sql), 'COMMIT']
+    const statements: Statement[] = [...this.pending, { text: 'COMMIT' }]
     this.pending = []
     const results = await this.send(statements)
     // COMMIT of a transaction that a failed statement aborted answers ROLLBACK instead of failing: a job that
@@ -589,7 +604,7 @@ export class PgWriteQueue {
 
   private async connection(): Promise<pg.PoolClient> {
     if (this.client) return this.client
-    const client = await this.db.pool.connect()
+    const client = await this.db.writerPool.connect()
     client.on('error', (error) => {
       if (this.client === client) {
         this.client = undefined

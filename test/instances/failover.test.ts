@@ -5,11 +5,10 @@ import type { MqttClient } from 'mqtt'
 import pg from 'pg'
 import { describe, expect, vi } from 'vitest'
 import { deviceTopic, type Command } from '../../devices/index.js'
-import { startTestPostgres, type TestPostgres } from '../../scripts/pg-test-server.js'
 import { startChild, type ChildLatchkey } from '../helpers/child.js'
 import { createDevice, waitForProps } from '../helpers/devices.js'
-import { ADMIN_KEY, it as base, request, type TestLatchkey } from '../helpers/latchkey.js'
-import { startMosquitto, type Mosquitto } from '../helpers/mosquitto.js'
+import { instanceEnv, it as base } from '../helpers/cluster.js'
+import { ADMIN_KEY, request, type TestLatchkey } from '../helpers/latchkey.js'
 import { connectRaw, publish, subscribe } from '../helpers/mqtt.js'
 import { Receiver } from '../webhooks/helpers.js'
 
@@ -34,39 +33,14 @@ interface Cluster {
   startA: () => Promise<ChildLatchkey>
 }
 
-const it = base.extend<{ postgres: TestPostgres; mosquitto: Mosquitto; cluster: Cluster }>({
-  // eslint-disable-next-line no-empty-pattern -- vitest reads fixture dependencies from this pattern
-  postgres: async ({}, use) => {
-    const server = await startTestPostgres()
-    try {
-      await use(server)
-    } finally {
-      server.stop()
-    }
-  },
-  mosquitto: async ({ defer }, use) => {
-    const broker = await startMosquitto()
-    defer(() => broker.stop())
-    await use(broker)
-  },
-  cluster: async ({ postgres, mosquitto, start, defer }, use) => {
-    const admin = new pg.Client({ connectionString: postgres.url })
-    await admin.connect()
-    await admin.query('CREATE DATABASE latchkey_failover')
-    await admin.end()
-    const url = new URL(postgres.url)
-    url.pathname = '/latchkey_failover'
+const it = base.extend<{ cluster: Cluster }>({
+  cluster: async ({ createDatabase, mosquitto, start, defer }, use) => {
+    const url = await createDatabase('latchkey_failover')
     const gate = { open: false }
     const receiver = await Receiver.start(() => (gate.open ? { status: 204 } : 'hang'))
     defer(() => receiver.close())
     const env = (id: string) => ({
-      DATABASE_URL: url.toString(),
-      EMBEDDED_BROKER: 'false',
-      MQTT_URL: mosquitto.url,
-      MQTT_SERVICE_USERNAME: mosquitto.admin.username,
-      MQTT_SERVICE_PASSWORD: mosquitto.admin.password,
-      MQTT_DEVICE_AUTH: 'dynsec',
-      INSTANCE_ID: id,
+      ...instanceEnv(mosquitto, url, id),
       ADMIN_API_KEY: ADMIN_KEY,
       ACTION_TIMEOUT_MS: '8000',
       WEBHOOK_ALLOWED_CIDRS: '127.0.0.0/8',
@@ -76,7 +50,7 @@ const it = base.extend<{ postgres: TestPostgres; mosquitto: Mosquitto; cluster: 
       DELIVERY_LEASE_MS: String(LEASE_MS),
     })
     const b = await start({ env: env('b') })
-    const db = new pg.Client({ connectionString: url.toString() })
+    const db = new pg.Client({ connectionString: url })
     // The fixtures stop PostgreSQL last; a connection dropped meanwhile is no test failure.
     db.on('error', () => {})
     await db.connect()

@@ -1,7 +1,6 @@
 import { randomUUID } from 'node:crypto'
 import pg from 'pg'
 import { describe, expect, vi } from 'vitest'
-import { startTestPostgres, type TestPostgres } from '../../scripts/pg-test-server.js'
 import type { DeliveryClaims, RecordedAttempt } from '../../src/app/store.js'
 import { applyAck, expire } from '../../src/domain/attempt.js'
 import { iso } from '../../src/domain/clock.js'
@@ -13,30 +12,16 @@ import {
 } from '../../src/domain/webhook-delivery.js'
 import { createPostgresStore, type PostgresStore } from '../../src/store/postgres/index.js'
 import { createDevice } from '../helpers/devices.js'
-import { it as base, request } from '../helpers/latchkey.js'
+import { it as base } from '../helpers/cluster.js'
+import { request } from '../helpers/latchkey.js'
 
 /**
  * Instances racing on one PostgreSQL (docs/scale-out.md#concurrency): the outcome rests on constraints and row
  * locks, never on one process's memory.
  */
-const it = base.extend<{ postgres: TestPostgres; database: string }>({
-  // eslint-disable-next-line no-empty-pattern -- vitest reads fixture dependencies from this pattern
-  postgres: async ({}, use) => {
-    const server = await startTestPostgres()
-    try {
-      await use(server)
-    } finally {
-      server.stop()
-    }
-  },
-  database: async ({ postgres }, use) => {
-    const admin = new pg.Client({ connectionString: postgres.url })
-    await admin.connect()
-    await admin.query('CREATE DATABASE latchkey_races')
-    await admin.end()
-    const url = new URL(postgres.url)
-    url.pathname = '/latchkey_races'
-    await use(url.toString())
+const it = base.extend<{ database: string }>({
+  database: async ({ createDatabase }, use) => {
+    await use(await createDatabase('latchkey_races'))
   },
 })
 

@@ -1,54 +1,20 @@
 import type { MqttClient } from 'mqtt'
-import pg from 'pg'
 import { describe, expect, vi } from 'vitest'
 import { deviceTopic, type Command } from '../../devices/index.js'
-import { startTestPostgres, type TestPostgres } from '../../scripts/pg-test-server.js'
 import { createDevice, waitForProps } from '../helpers/devices.js'
-import { it as base, type TestLatchkey } from '../helpers/latchkey.js'
-import { startMosquitto, type Mosquitto } from '../helpers/mosquitto.js'
+import { instanceEnv, it as base } from '../helpers/cluster.js'
+import type { TestLatchkey } from '../helpers/latchkey.js'
 import { closed, connectRaw, publish, subscribe } from '../helpers/mqtt.js'
 
 /**
  * Two instances, A and B, on one PostgreSQL and one mosquitto with dynamic security (docs/scale-out.md): any
  * instance serves any request, whichever instance receives the device's messages.
  */
-const it = base.extend<{
-  postgres: TestPostgres
-  mosquitto: Mosquitto
-  pair: { a: TestLatchkey; b: TestLatchkey; key: string }
-}>({
-  // eslint-disable-next-line no-empty-pattern -- vitest reads fixture dependencies from this pattern
-  postgres: async ({}, use) => {
-    const server = await startTestPostgres()
-    try {
-      await use(server)
-    } finally {
-      server.stop()
-    }
-  },
-  mosquitto: async ({ defer }, use) => {
-    const broker = await startMosquitto()
-    defer(() => broker.stop())
-    await use(broker)
-  },
-  pair: async ({ postgres, mosquitto, start }, use) => {
-    const admin = new pg.Client({ connectionString: postgres.url })
-    await admin.connect()
-    await admin.query('CREATE DATABASE latchkey_pair')
-    await admin.end()
-    const url = new URL(postgres.url)
-    url.pathname = '/latchkey_pair'
-    const env = (id: string) => ({
-      DATABASE_URL: url.toString(),
-      EMBEDDED_BROKER: 'false',
-      MQTT_URL: mosquitto.url,
-      MQTT_SERVICE_USERNAME: mosquitto.admin.username,
-      MQTT_SERVICE_PASSWORD: mosquitto.admin.password,
-      MQTT_DEVICE_AUTH: 'dynsec',
-      INSTANCE_ID: id,
-    })
-    const a = await start({ env: env('a') })
-    const b = await start({ env: env('b') })
+const it = base.extend<{ pair: { a: TestLatchkey; b: TestLatchkey; key: string } }>({
+  pair: async ({ createDatabase, mosquitto, start }, use) => {
+    const url = await createDatabase('latchkey_pair')
+    const a = await start({ env: instanceEnv(mosquitto, url, 'a') })
+    const b = await start({ env: instanceEnv(mosquitto, url, 'b') })
     // A's first start made the workspace; B serves it with the same key.
     await use({ a, b, key: a.apiKey })
   },

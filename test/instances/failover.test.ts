@@ -1,15 +1,12 @@
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import type { MqttClient } from 'mqtt'
 import pg from 'pg'
 import { describe, expect, vi } from 'vitest'
-import { deviceTopic, type Command } from '../../devices/index.js'
 import { startChild, type ChildLatchkey } from '../helpers/child.js'
 import { createDevice, waitForProps } from '../helpers/devices.js'
-import { instanceEnv, it as base } from '../helpers/cluster.js'
+import { instanceEnv, it as base, testDevice } from '../helpers/cluster.js'
 import { ADMIN_KEY, request, type TestLatchkey } from '../helpers/latchkey.js'
-import { connectRaw, publish, subscribe } from '../helpers/mqtt.js'
 import { Receiver } from '../webhooks/helpers.js'
 
 /**
@@ -66,23 +63,6 @@ const it = base.extend<{ cluster: Cluster }>({
   },
 })
 
-/** A device of the test's own; `acks`: answers each command with a `success` ack at once, else never answers. */
-async function device(url: string, deviceId: string, password: string, acks: boolean): Promise<MqttClient> {
-  const client = await connectRaw(url, { clientId: deviceId, username: deviceId, password })
-  client.on('message', (topic, payload) => {
-    if (!acks || topic !== deviceTopic(deviceId, 'commands')) return
-    const command = JSON.parse(payload.toString()) as Command
-    void publish(
-      client,
-      deviceTopic(deviceId, 'acks'),
-      JSON.stringify({ command_id: command.command_id, status: 'success' }),
-    )
-  })
-  expect(await subscribe(client, deviceTopic(deviceId, 'commands'))).toBe(1)
-  await publish(client, deviceTopic(deviceId, 'status'), 'online', true)
-  return client
-}
-
 interface AttemptRow {
   action_attempt_id: string
   status: string
@@ -112,7 +92,7 @@ describe('failover between two instances on PostgreSQL and mosquitto', () => {
       [acking, true],
       [silent, false],
     ] as const) {
-      const client = await device(mosquitto.url, made.deviceId, made.password, acks)
+      const client = await testDevice(mosquitto.url, made.deviceId, made.password, { acks })
       defer(() => client.end(true))
       await waitForProps(b, made.deviceId, (p) => p.online === true, key)
     }

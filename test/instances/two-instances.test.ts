@@ -1,8 +1,7 @@
-import type { MqttClient } from 'mqtt'
 import { describe, expect, vi } from 'vitest'
-import { deviceTopic, type Command } from '../../devices/index.js'
+import { deviceTopic } from '../../devices/index.js'
 import { createDevice, waitForProps } from '../helpers/devices.js'
-import { instanceEnv, it as base } from '../helpers/cluster.js'
+import { instanceEnv, it as base, testDevice } from '../helpers/cluster.js'
 import type { TestLatchkey } from '../helpers/latchkey.js'
 import { closed, connectRaw, publish, subscribe } from '../helpers/mqtt.js'
 
@@ -20,23 +19,6 @@ const it = base.extend<{ pair: { a: TestLatchkey; b: TestLatchkey; key: string }
   },
 })
 
-/** A device of the test's own: answers every command with one `success` ack, so each lock is one uplink ack. */
-async function ackingDevice(url: string, deviceId: string, password: string): Promise<MqttClient> {
-  const client = await connectRaw(url, { clientId: deviceId, username: deviceId, password })
-  client.on('message', (topic, payload) => {
-    if (topic !== deviceTopic(deviceId, 'commands')) return
-    const command = JSON.parse(payload.toString()) as Command
-    void publish(
-      client,
-      deviceTopic(deviceId, 'acks'),
-      JSON.stringify({ command_id: command.command_id, status: 'success' }),
-    )
-  })
-  expect(await subscribe(client, deviceTopic(deviceId, 'commands'))).toBe(1)
-  await publish(client, deviceTopic(deviceId, 'status'), 'online', true)
-  return client
-}
-
 const settledSuccess = (t: TestLatchkey) =>
   t.lk.metrics.get('action_attempts_total', { action_type: 'LOCK_DOOR', status: 'success' })
 
@@ -50,7 +32,7 @@ describe('two instances on PostgreSQL and mosquitto with dynsec', () => {
     // within a few locks one is settled by B. Each sync:true request through A answers success all the same.
     const { a, b, key } = pair
     const device = await createDevice(a, 'shared lock')
-    const client = await ackingDevice(mosquitto.url, device.deviceId, device.password)
+    const client = await testDevice(mosquitto.url, device.deviceId, device.password, { acks: true })
     defer(() => client.end(true))
     await waitForProps(b, device.deviceId, (p) => p.online === true, key)
     for (let i = 0; i < 6 && settledSuccess(b) === 0; i++) {

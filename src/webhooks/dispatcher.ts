@@ -5,6 +5,7 @@ import { iso, type Clock, type TimerHandle } from '../domain/clock.js'
 import type { AttemptInput, DeliveryPlan, DeliveryRef } from '../domain/delivery.js'
 import { signingSecrets } from '../domain/webhook.js'
 import { assertNever } from '../domain/assert.js'
+import { batchPerTask } from '../domain/batch.js'
 import {
   attemptRecord,
   decideAfterAttempt,
@@ -95,35 +96,21 @@ export function createDispatcher(deps: DispatcherDeps): Dispatcher {
   const claims = deps.claims
   let poll: TimerHandle | undefined
 
-  /** Claims asked for in this task, sent together at its end: one statement for all the attempts a pump starts. */
-  let asked: Array<{ seq: number; resolve: (taken: boolean) => void; reject: (error: unknown) => void }> = []
-
   /**
    * This instance's lease on the delivery, taken or extended: without it another instance makes the attempt. The
-   * claims of one pump resolve together, in the order asked, so the attempts go on in the order they were taken.
+   * claims of one pump go in one statement and resolve together, in the order asked, so the attempts go on in the
+   * order they were taken.
    */
-  function claim(claims: DispatcherClaims, seq: number): Promise<boolean> {
-    return new Promise((resolve, reject) => {
-      asked.push({ seq, resolve, reject })
-      if (asked.length === 1) queueMicrotask(() => void claimAsked(claims))
-    })
-  }
-
-  async function claimAsked(claims: DispatcherClaims): Promise<void> {
-    const batch = asked
-    asked = []
-    try {
+  const claim =
+    claims &&
+    batchPerTask(async (seqs: number[]) => {
       const nowMs = clock.now()
-      const seqs = batch.map((one) => one.seq)
       const taken = new Set(await claims.store.claim(seqs, claims.owner, iso(nowMs), iso(nowMs + claims.leaseMs)))
       if (taken.size > 0) deps.metrics.inc('webhook_delivery_claims_total', { result: 'taken' }, taken.size)
-      if (taken.size < batch.length)
-        deps.metrics.inc('webhook_delivery_claims_total', { result: 'refused' }, batch.length - taken.size)
-      for (const one of batch) one.resolve(taken.has(one.seq))
-    } catch (error) {
-      for (const one of batch) one.reject(error)
-    }
-  }
+      if (taken.size < seqs.length)
+        deps.metrics.inc('webhook_delivery_claims_total', { result: 'refused' }, seqs.length - taken.size)
+      return seqs.map((seq) => taken.has(seq))
+    })
 
   /**
    * Claims due deliveries nobody holds, as many as would start now (what is ready or running here leaves less room:
@@ -271,7 +258,7 @@ export function createDispatcher(deps: DispatcherDeps): Dispatcher {
   /** One HTTP attempt of one delivery; returns when the delivery is due again, if it is. */
   async function attemptOnce(task: Task): Promise<number | undefined> {
     // Another instance holds it, or it is no longer due: that instance, or the due time's owner, makes the attempt.
-    if (claims && !(await claim(claims, task.seq))) return undefined
+    if (claim && !(await claim(task.seq))) return undefined
     const plan = await deliveries.loadForAttempt(task.seq)
     // Delivered, cancelled or held since it was queued: the database decides.
     if (!plan || plan.status !== 'pending' || plan.held || closed) return undefined

@@ -1,4 +1,5 @@
 import type { DeliveryStore, RecordedAttempt } from '../../app/store.js'
+import { batchPerTask } from '../../domain/batch.js'
 import { iso } from '../../domain/clock.js'
 import type { AttemptInput, DeliveryAttempt, DeliveryPlan, DeliveryRecord, DeliveryRef } from '../../domain/delivery.js'
 import {
@@ -33,12 +34,6 @@ const SELECT_DELIVERY_PLANS = SELECT_DELIVERY_PLAN.replace(
 if (SELECT_DELIVERY_PLANS === SELECT_DELIVERY_PLAN) throw new Error('SELECT_DELIVERY_PLAN no longer ends as expected')
 const PLANS_PER_QUERY = 500
 
-interface PlanRequest {
-  seq: number
-  resolve: (plan: DeliveryPlan | undefined) => void
-  reject: (error: unknown) => void
-}
-
 interface Recording {
   input: AttemptInput
   decide: (ctx: DeliveryContext) => AttemptDecision
@@ -56,8 +51,11 @@ interface Recorded {
 export class SqliteDeliveries implements DeliveryStore {
   private readonly stmts
   private readonly attemptId
-  /** Plans asked for since the last read (see loadForAttempt). */
-  private planRequests: PlanRequest[] = []
+  /**
+   * The plans asked for in one synchronous run (the dispatcher starting a page of attempts) are read together, at
+   * the end of it, with one query instead of one each.
+   */
+  readonly loadForAttempt = batchPerTask((seqs: number[]) => this.loadPlans(seqs))
   /** Attempts waiting for the next write job (see recordAttempt). */
   private recordings: Recording[] = []
 
@@ -158,39 +156,18 @@ export class SqliteDeliveries implements DeliveryStore {
     return this.stmts.pending.all(webhookId, afterSeq, limit).map(toRef)
   }
 
-  /**
-   * The plans asked for in one synchronous run (the dispatcher starting a page of attempts) are read together, at
-   * the end of it, with one query instead of one each.
-   */
-  loadForAttempt(seq: number): Promise<DeliveryPlan | undefined> {
-    return new Promise((resolve, reject) => {
-      this.planRequests.push({ seq, resolve, reject })
-      if (this.planRequests.length === 1) queueMicrotask(() => this.loadPlans())
-    })
-  }
-
-  private loadPlans(): void {
-    const requests = this.planRequests
-    this.planRequests = []
-    try {
-      if (requests.length === 1) {
-        const [only] = requests as [PlanRequest]
-        const row = this.stmts.plan.get(only.seq)
-        only.resolve(row && deliveryPlanFromRow(row))
-        return
-      }
-      const rows = new Map<number, PlanRow>()
-      for (let i = 0; i < requests.length; i += PLANS_PER_QUERY) {
-        const seqs = requests.slice(i, i + PLANS_PER_QUERY).map((request) => request.seq)
-        for (const row of this.stmts.plans.all(JSON.stringify(seqs))) rows.set(row.seq, row)
-      }
-      for (const request of requests) {
-        const row = rows.get(request.seq)
-        request.resolve(row && deliveryPlanFromRow(row))
-      }
-    } catch (error) {
-      for (const request of requests) request.reject(error)
+  private loadPlans(seqs: number[]): Array<DeliveryPlan | undefined> {
+    if (seqs.length === 1) {
+      const row = this.stmts.plan.get(seqs[0] as number)
+      return [row && deliveryPlanFromRow(row)]
     }
+    const rows = new Map<number, PlanRow>()
+    for (let i = 0; i < seqs.length; i += PLANS_PER_QUERY)
+      for (const row of this.stmts.plans.all(JSON.stringify(seqs.slice(i, i + PLANS_PER_QUERY)))) rows.set(row.seq, row)
+    return seqs.map((seq) => {
+      const row = rows.get(seq)
+      return row && deliveryPlanFromRow(row)
+    })
   }
 
   /**

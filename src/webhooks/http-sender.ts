@@ -1,5 +1,5 @@
 import { Agent, type Dispatcher } from 'undici'
-import type { Clock } from '../domain/clock.js'
+import type { Clock, TimerHandle } from '../domain/clock.js'
 import { unsendableUrl } from '../domain/webhook.js'
 import type { SendFailure } from '../domain/webhook-delivery.js'
 import type { UrlGuard } from './ssrf.js'
@@ -94,19 +94,127 @@ function isTarget(value: Target | TransportFailure): value is Target {
 
 /** Response header names and values as undici's `request` gives them: lowercased names, repeats as arrays. */
 function parseHeaders(raw: ReadonlyArray<Buffer | string>): Record<string, string | string[]> {
-  const text = (part: Buffer | string | undefined) =>
-    typeof part === 'string' ? part : (part?.toString('latin1') ?? '')
   const headers: Record<string, string | string[]> = {}
   for (let i = 0; i + 1 < raw.length; i += 2) {
     const name = text(raw[i]).toLowerCase()
     const value = text(raw[i + 1])
     const seen = Object.hasOwn(headers, name) ? headers[name] : undefined
-    if (seen === undefined)
-      Object.defineProperty(headers, name, { value, enumerable: true, writable: true, configurable: true })
-    else if (Array.isArray(seen)) seen.push(value)
+    if (seen === undefined) {
+      // A header named `__proto__` is data like any other, not the object's prototype.
+      if (name === '__proto__')
+        Object.defineProperty(headers, name, { value, enumerable: true, writable: true, configurable: true })
+      else headers[name] = value
+    } else if (Array.isArray(seen)) seen.push(value)
     else headers[name] = [seen, value]
   }
   return headers
+}
+
+function text(part: Buffer | string | undefined): string {
+  return typeof part === 'string' ? part : (part?.toString('latin1') ?? '')
+}
+
+/** What every request of one sender shares: its timeout, and the requests in flight in the order they started. */
+interface Flights {
+  readonly timeoutMs: number
+  /** Insertion order is deadline order: every request gets the same timeout. */
+  readonly active: Set<Exchange>
+}
+
+/**
+ * One POST through undici's dispatch API, as its handler: the response arrives in callbacks, with no body stream,
+ * async iterator or AbortSignal per request, and no closure per callback (together they cost about a tenth of
+ * latchkey's CPU in a webhook fan-out, docs/performance.md#webhook-fan-out). Resolves once, with the status line and
+ * at most MAX_RESPONSE_BODY_BYTES of body; stopping early aborts the request, and undici replaces that connection.
+ */
+class Exchange implements Dispatcher.DispatchHandler {
+  readonly started = performance.now()
+  private head: { code: number; headers: Record<string, string | string[]> } | undefined
+  private chunks: Buffer[] = []
+  private size = 0
+  private abortRequest: ((reason: Error) => void) | undefined
+  /** Why latchkey stopped the request (timeout, shutdown), which wins over the error undici then reports. */
+  private stopped: { reason: Error; timedOut: boolean } | undefined
+  private done = false
+
+  constructor(
+    private readonly flights: Flights,
+    /** When the request times out, on the sender's clock. */
+    readonly deadline: number,
+    private readonly resolve: (outcome: SendOutcome) => void,
+  ) {
+    flights.active.add(this)
+  }
+
+  private finish(outcome: SendOutcome): void {
+    if (this.done) return
+    this.done = true
+    this.flights.active.delete(this)
+    this.resolve(outcome)
+  }
+
+  /** The outcome is the status line: a body still streaming at the deadline is kept as far as it came. */
+  private answered(head: NonNullable<Exchange['head']>): void {
+    const body =
+      this.chunks.length === 1
+        ? (this.chunks[0] as Buffer).toString('utf8')
+        : Buffer.concat(this.chunks).toString('utf8')
+    this.finish({
+      kind: 'response',
+      response: { code: head.code, headers: head.headers, body },
+      durationMs: performance.now() - this.started,
+    })
+  }
+
+  failed(error: unknown): void {
+    if (this.head) return this.answered(this.head)
+    const stopped = this.stopped
+    const failure: TransportFailure = stopped?.timedOut
+      ? { stage: 'timeout', message: stopped.reason.message }
+      : transportFailure(stopped ? stopped.reason : error)
+    this.finish({ kind: 'no_response', failure, durationMs: performance.now() - this.started })
+  }
+
+  stop(reason: Error, timedOut = false): void {
+    if (this.done || this.stopped) return
+    this.stopped = { reason, timedOut }
+    // Nothing more to time out or to stop on close: only undici's report of the abort is still to come.
+    this.flights.active.delete(this)
+    if (this.abortRequest) this.abortRequest(reason)
+    else this.failed(reason)
+  }
+
+  onConnect(abort: (reason?: Error) => void): void {
+    this.abortRequest = abort
+    if (this.stopped) abort(this.stopped.reason)
+  }
+
+  onHeaders(statusCode: number, rawHeaders: Buffer[]): boolean {
+    // 1xx: informational, the real status line follows.
+    if (statusCode < 200) return true
+    this.head = { code: statusCode, headers: parseHeaders(rawHeaders) }
+    return true
+  }
+
+  onData(chunk: Buffer): boolean {
+    // Already answered (over the limit, or timed out): what undici still had buffered is not wanted.
+    if (this.done) return false
+    this.chunks.push(chunk.subarray(0, MAX_RESPONSE_BODY_BYTES - this.size))
+    this.size += chunk.length
+    if (this.size < MAX_RESPONSE_BODY_BYTES) return true
+    if (this.head) this.answered(this.head)
+    this.abortRequest?.(new Error('response body over the limit'))
+    return false
+  }
+
+  onComplete(): void {
+    if (this.head) this.answered(this.head)
+    else this.failed(new Error('the response ended without a status line'))
+  }
+
+  onError(error: Error): void {
+    this.failed(error)
+  }
 }
 
 export function createHttpSender(options: { timeoutMs: number; clock: Clock; guard: UrlGuard }): HttpSender {
@@ -117,8 +225,33 @@ export function createHttpSender(options: { timeoutMs: number; clock: Clock; gua
     headersTimeout: options.timeoutMs + 1000,
     bodyTimeout: options.timeoutMs + 1000,
   })
-  /** Stops each request in flight (close()). */
-  const active = new Set<(reason: Error) => void>()
+  const flights: Flights = { timeoutMs: options.timeoutMs, active: new Set() }
+  /**
+   * One timer for every request in flight, set for the oldest one's deadline: all share one timeout, so the oldest
+   * times out first. When it fires, whatever is past its deadline stops, and the timer is set for the next.
+   */
+  let timer: { handle: TimerHandle; at: number } | undefined
+
+  function arm(): void {
+    const oldest = flights.active.values().next().value
+    if (timer && oldest && timer.at <= oldest.deadline) return
+    if (timer) options.clock.clearTimeout(timer.handle)
+    timer = undefined
+    if (!oldest) return
+    const at = oldest.deadline
+    timer = { handle: options.clock.setTimeout(expire, Math.max(0, at - options.clock.now())), at }
+  }
+
+  function expire(): void {
+    timer = undefined
+    const now = options.clock.now()
+    for (const exchange of flights.active) {
+      if (exchange.deadline > now) break
+      exchange.stop(new Error(`timed out after ${options.timeoutMs} ms`), true)
+    }
+    arm()
+  }
+
   const targets = new Map<string, Target | TransportFailure>()
 
   function target(url: string): Target | TransportFailure {
@@ -130,90 +263,15 @@ export function createHttpSender(options: { timeoutMs: number; clock: Clock; gua
     return found
   }
 
-  /**
-   * One POST through undici's dispatch API: the response arrives in callbacks, with no body stream, async iterator
-   * or AbortSignal per request (they cost about a tenth of latchkey's CPU in a webhook fan-out,
-   * docs/performance.md#webhook-fan-out). Resolves once, with the status line and at most MAX_RESPONSE_BODY_BYTES
-   * of body; stopping early aborts the request, and undici replaces that connection.
-   */
   function exchange(to: Target, request: OutboundRequest): Promise<SendOutcome> {
     return new Promise<SendOutcome>((resolve) => {
-      const started = performance.now()
-      let head: { code: number; headers: Record<string, string | string[]> } | undefined
-      const chunks: Buffer[] = []
-      let size = 0
-      let abortRequest: ((reason: Error) => void) | undefined
-      /** Why latchkey stopped the request (timeout, shutdown), which wins over the error undici then reports. */
-      let stopped: { reason: Error; timedOut: boolean } | undefined
-      let done = false
-
-      const finish = (outcome: SendOutcome) => {
-        if (done) return
-        done = true
-        options.clock.clearTimeout(timer)
-        active.delete(stop)
-        resolve(outcome)
-      }
-      // The outcome is the status line: a body still streaming at the deadline is kept as far as it came.
-      const answered = (got: NonNullable<typeof head>) =>
-        finish({
-          kind: 'response',
-          response: { code: got.code, headers: got.headers, body: Buffer.concat(chunks).toString('utf8') },
-          durationMs: performance.now() - started,
-        })
-      const failed = (error: unknown) => {
-        if (head) return answered(head)
-        const failure: TransportFailure = stopped?.timedOut
-          ? { stage: 'timeout', message: stopped.reason.message }
-          : transportFailure(stopped ? stopped.reason : error)
-        finish({ kind: 'no_response', failure, durationMs: performance.now() - started })
-      }
-      function stop(reason: Error, timedOut = false): void {
-        if (done || stopped) return
-        stopped = { reason, timedOut }
-        if (abortRequest) abortRequest(reason)
-        else failed(reason)
-      }
-      const timer = options.clock.setTimeout(
-        () => stop(new Error(`timed out after ${options.timeoutMs} ms`), true),
-        options.timeoutMs,
-      )
-      active.add(stop)
-
-      const handler: Dispatcher.DispatchHandler = {
-        onConnect(abort) {
-          abortRequest = abort
-          if (stopped) abort(stopped.reason)
-        },
-        onHeaders(statusCode, rawHeaders) {
-          // 1xx: informational, the real status line follows.
-          if (statusCode < 200) return true
-          head = { code: statusCode, headers: parseHeaders(rawHeaders) }
-          return true
-        },
-        onData(chunk) {
-          // Already answered (over the limit, or timed out): what undici still had buffered is not wanted.
-          if (done) return false
-          chunks.push(chunk.subarray(0, MAX_RESPONSE_BODY_BYTES - size))
-          size += chunk.length
-          if (size < MAX_RESPONSE_BODY_BYTES) return true
-          if (head) answered(head)
-          abortRequest?.(new Error('response body over the limit'))
-          return false
-        },
-        onComplete() {
-          if (head) answered(head)
-          else failed(new Error('the response ended without a status line'))
-        },
-        onError(error) {
-          failed(error)
-        },
-      }
+      const handler = new Exchange(flights, options.clock.now() + options.timeoutMs, resolve)
+      if (!timer) arm()
       const headers = to.authorization ? { ...request.headers, authorization: to.authorization } : request.headers
       try {
         agent.dispatch({ origin: to.origin, path: to.path, method: 'POST', headers, body: request.body }, handler)
       } catch (error) {
-        failed(error)
+        handler.failed(error)
       }
     })
   }
@@ -234,7 +292,9 @@ export function createHttpSender(options: { timeoutMs: number; clock: Clock; gua
     },
 
     async close() {
-      for (const stop of active) stop(new Error('latchkey is shutting down'))
+      for (const exchange of [...flights.active]) exchange.stop(new Error('latchkey is shutting down'))
+      if (timer) options.clock.clearTimeout(timer.handle)
+      timer = undefined
       await agent.destroy()
     },
   }

@@ -1,6 +1,6 @@
 import { createServer as createTcpServer, type Server as TcpServer, type Socket } from 'node:net'
 import type { AddressInfo } from 'node:net'
-import { afterEach, describe, expect, it } from 'vitest'
+import { afterEach, describe, expect, it, vi } from 'vitest'
 import { createHttpSender, MAX_RESPONSE_BODY_BYTES, type HttpSender } from '../../src/webhooks/http-sender.js'
 import { createUrlGuard } from '../../src/webhooks/ssrf.js'
 import { systemClock } from '../../src/app/system-clock.js'
@@ -106,6 +106,53 @@ describe('webhook HTTP client', () => {
       kind: 'no_response',
       failure: { stage: 'timeout', message: 'timed out after 1000 ms' },
     })
+  })
+
+  it('times out each request at its own deadline, however many are in flight', async () => {
+    // Scenario: a server that never answers; A sent at 0 s, B at 36 s, C at 54 s, timeout 60 s (fake clock) → A stops
+    // at 60 s, B at 96 s, C at 114 s, none earlier (one timer serves them all).
+    const clock = new FakeClock()
+    const silent = await server(() => {})
+    const client = sender(60_000, clock)
+    const outcomes: string[] = []
+    const send = (name: string) =>
+      client.send({ url: silent.url, headers: {}, body: '{}' }).then((out) => {
+        outcomes.push(`${name}:${out.kind === 'no_response' ? out.failure.stage : out.kind}`)
+      })
+    const sent = [send('A')]
+    clock.advance(36_000)
+    sent.push(send('B'))
+    clock.advance(18_000)
+    sent.push(send('C'))
+    await vi.waitFor(() => expect(silent.requests).toHaveLength(3))
+    clock.advance(5_999)
+    await new Promise((resolve) => setImmediate(resolve))
+    expect(outcomes).toEqual([])
+    clock.advance(1)
+    await sent[0]
+    expect(outcomes).toEqual(['A:timeout'])
+    clock.advance(35_999)
+    await new Promise((resolve) => setImmediate(resolve))
+    expect(outcomes).toEqual(['A:timeout'])
+    clock.advance(1)
+    await sent[1]
+    expect(outcomes).toEqual(['A:timeout', 'B:timeout'])
+    clock.advance(18_000)
+    await sent[2]
+    expect(outcomes).toEqual(['A:timeout', 'B:timeout', 'C:timeout'])
+  })
+
+  it('keeps a response header named __proto__ as a header', async () => {
+    // Scenario: the response carries `__proto__: x` and `X-A: 1` → both are own headers; the object's prototype is untouched.
+    const s = await server((_r, socket) =>
+      socket.write('HTTP/1.1 200 OK\r\n__proto__: x\r\nX-A: 1\r\nContent-Length: 0\r\n\r\n'),
+    )
+    const out = await sender().send({ url: s.url, headers: {}, body: '{}' })
+    if (out.kind !== 'response') throw new Error(`no response: ${JSON.stringify(out)}`)
+    expect(Object.hasOwn(out.response.headers, '__proto__')).toBe(true)
+    expect(out.response.headers['__proto__']).toBe('x')
+    expect(out.response.headers['x-a']).toBe('1')
+    expect(Object.getPrototypeOf(out.response.headers)).toBe(Object.prototype)
   })
 
   it('keeps the status of a response whose body does not finish in time', async () => {

@@ -87,7 +87,10 @@ function messageOf(error: unknown): string {
 export function createDispatcher(deps: DispatcherDeps): Dispatcher {
   const { deliveries, clock } = deps
   const queue = new WorkQueue(deps.limits)
+  /** Manual attempts in flight; the queue's are counted in `attempting`, `allDone` called when it falls to 0. */
   const running = new Set<Promise<void>>()
+  let attempting = 0
+  let allDone: (() => void) | undefined
   let tailSeq = 0
   let tailing = false
   let tailAgain = false
@@ -164,9 +167,8 @@ export function createDispatcher(deps: DispatcherDeps): Dispatcher {
     if (closed) return
     queue.promote(clock.now())
     for (let task = queue.take(); task; task = queue.take()) {
-      const work = attempt(task)
-      running.add(work)
-      void work.finally(() => running.delete(work))
+      attempting++
+      void attempt(task)
     }
     arm()
   }
@@ -255,41 +257,42 @@ export function createDispatcher(deps: DispatcherDeps): Dispatcher {
     )
   }
 
-  /** One HTTP attempt of one delivery; returns when the delivery is due again, if it is. */
-  async function attemptOnce(task: Task): Promise<number | undefined> {
-    // Another instance holds it, or it is no longer due: that instance, or the due time's owner, makes the attempt.
-    if (claim && !(await claim(task.seq))) return undefined
-    const plan = await deliveries.loadForAttempt(task.seq)
-    // Delivered, cancelled or held since it was queued: the database decides.
-    if (!plan || plan.status !== 'pending' || plan.held || closed) return undefined
-    const { input, result } = await send(plan)
-    // Shutting down: not recorded, so the delivery is still due and goes out again after the restart.
-    if (closed) return undefined
-    const recorded = await record(input, result)
-    if (!recorded) return undefined
-    observe(recorded, plan.status)
-    const { outcome } = recorded.decision
-    // Waiting for its retry, the delivery is anybody's again: whichever instance claims it when due.
-    // Not given back (the database failed): the lease lapses by itself, and the retry is recorded all the same.
-    if (claims && outcome.kind === 'retry')
-      await claims.store
-        .release(task.seq, claims.owner)
-        .catch((error: unknown) => deps.onError(error, 'release webhook delivery lease'))
-    return outcome.kind === 'retry' ? outcome.at : undefined
-  }
-
+  /**
+   * One HTTP attempt of one delivery, then the delivery queued again if it is due again. One async function from
+   * claim to record: a fan-out runs thousands a second, and every extra frame is a promise more per attempt.
+   */
   async function attempt(task: Task): Promise<void> {
     let dueAt: number | undefined
     try {
-      dueAt = await attemptOnce(task)
+      // Another instance holds it, or it is no longer due: that instance, or the due time's owner, makes the attempt.
+      if (claim && !(await claim(task.seq))) return
+      const plan = await deliveries.loadForAttempt(task.seq)
+      // Delivered, cancelled or held since it was queued: the database decides.
+      if (!plan || plan.status !== 'pending' || plan.held || closed) return
+      const { input, result } = await send(plan)
+      // Shutting down: not recorded, so the delivery is still due and goes out again after the restart.
+      if (closed) return
+      const recorded = await record(input, result)
+      if (!recorded) return
+      observe(recorded, plan.status)
+      const { outcome } = recorded.decision
+      if (outcome.kind !== 'retry') return
+      dueAt = outcome.at
+      // Waiting for its retry, the delivery is anybody's again: whichever instance claims it when due.
+      // Not given back (the database failed): the lease lapses by itself, and the retry is recorded all the same.
+      if (claims)
+        await claims.store
+          .release(task.seq, claims.owner)
+          .catch((error: unknown) => deps.onError(error, 'release webhook delivery lease'))
     } catch (error) {
       deps.onError(error, 'webhook delivery')
       dueAt = clock.now() + AFTER_STORAGE_ERROR_MS
     } finally {
       queue.done(task)
+      if (dueAt !== undefined && !closed) queue.add({ ...task, dueAt }, clock.now())
+      if (--attempting === 0) allDone?.()
+      pump()
     }
-    if (dueAt !== undefined && !closed) queue.add({ ...task, dueAt }, clock.now())
-    pump()
   }
 
   /** Not through the queue: the caller asked for this one attempt now, and the schedule decides nothing about it. */
@@ -360,7 +363,8 @@ export function createDispatcher(deps: DispatcherDeps): Dispatcher {
       if (poll !== undefined) clock.clearTimeout(poll)
       poll = undefined
       await deps.sender.close()
-      await Promise.allSettled([...running])
+      const attempts = attempting > 0 ? new Promise<void>((resolve) => (allDone = resolve)) : undefined
+      await Promise.allSettled([...running, attempts])
     },
 
     stats: () => ({ queued: queue.size - queue.inFlight, inFlight: queue.inFlight }),

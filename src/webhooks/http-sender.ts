@@ -277,17 +277,18 @@ export function createHttpSender(options: { timeoutMs: number; clock: Clock; gua
   }
 
   return {
-    async send(request) {
+    // Not async: the exchange's own promise is the answer, with no second one wrapped around it per request.
+    send(request) {
       try {
         const to = target(request.url)
-        if (!isTarget(to)) return { kind: 'no_response', failure: to, durationMs: 0 }
-        return await exchange(to, request)
+        if (!isTarget(to)) return Promise.resolve({ kind: 'no_response', failure: to, durationMs: 0 })
+        return exchange(to, request)
       } catch (error) {
-        return {
+        return Promise.resolve({
           kind: 'no_response',
           failure: { stage: 'internal', message: `internal error: ${messageOf(error)}` },
           durationMs: 0,
-        }
+        })
       }
     },
 

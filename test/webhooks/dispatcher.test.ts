@@ -175,3 +175,32 @@ describe('dispatcher: whatever fails while sending is a recorded attempt under t
     }
   })
 })
+
+describe('dispatcher: close', () => {
+  it('waits for the attempt in flight to end, and leaves it unrecorded so that it goes out again after a restart', async () => {
+    // Scenario: the sender holds its answer; close() while the attempt is in flight → close() has not resolved
+    // before the answer; once the answer comes, close() resolves, with nothing recorded and nothing reported.
+    let answer: (() => void) | undefined
+    const sender: HttpSender = {
+      send: () =>
+        new Promise((resolve) => {
+          answer = () => resolve({ kind: 'response', response: { code: 200, headers: {}, body: '' }, durationMs: 1 })
+        }),
+      close: async () => {},
+    }
+    const { store, errors, dispatcher } = await run(sender)
+    await dispatcher.start()
+    await until(() => answer !== undefined)
+    expect(dispatcher.stats()).toEqual({ queued: 0, inFlight: 1 })
+    let closed = false
+    const closing = dispatcher.close().then(() => (closed = true))
+    await settle()
+    await settle()
+    expect(closed).toBe(false)
+    answer?.()
+    await closing
+    expect(dispatcher.stats().inFlight).toBe(0)
+    expect(store.recorded).toEqual([])
+    expect(errors).toEqual([])
+  })
+})

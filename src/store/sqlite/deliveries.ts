@@ -1,7 +1,9 @@
+import type Database from 'better-sqlite3'
 import type { DeliveryStore, RecordedAttempt } from '../../app/store.js'
 import { batchPerTask } from '../../domain/batch.js'
 import { iso } from '../../domain/clock.js'
 import type { AttemptInput, DeliveryAttempt, DeliveryPlan, DeliveryRecord, DeliveryRef } from '../../domain/delivery.js'
+import type { DeliveryStatus } from '../../domain/webhook-delivery.js'
 import {
   DELIVERY_ATTEMPT_COLUMNS as ATTEMPT,
   DELIVERY_COLUMNS as DELIVERY,
@@ -10,16 +12,15 @@ import {
   deliveryAttemptIds,
   deliveryContext as contextOf,
   deliveryFromRow,
-  deliveryPlanFromRow,
   deliveryRefFromRow as toRef,
   newDeliveryAttempt,
   SELECT_DELIVERY_PLAN,
   SELECT_DELIVERY_STATE,
   type DeliveryAttemptRow as AttemptRow,
   type DeliveryRow,
-  type DeliveryPlanRow as PlanRow,
   type DeliveryRefRow as RefRow,
   type DeliveryStateRow as StateRow,
+  type Flag,
 } from '../rows.js'
 import type { LatchkeyEvent } from '../../domain/events.js'
 import type { AttemptDecision, DeliveryContext } from '../../domain/webhook-delivery.js'
@@ -33,6 +34,129 @@ const SELECT_DELIVERY_PLANS = SELECT_DELIVERY_PLAN.replace(
 )
 if (SELECT_DELIVERY_PLANS === SELECT_DELIVERY_PLAN) throw new Error('SELECT_DELIVERY_PLAN no longer ends as expected')
 const PLANS_PER_QUERY = 500
+
+/**
+ * The two reads of every attempt (its plan before sending, its state when recorded) come back as arrays: better-sqlite3
+ * builds a row object column by column, interning every column name of every row, which an array and one object
+ * literal here avoid (docs/performance.md#webhook-fan-out). The column order is checked against these lists when the
+ * statements are prepared.
+ */
+const PLAN_COLUMNS = [
+  'seq',
+  'webhook_id',
+  'status',
+  'held',
+  'next_attempt_at',
+  'event_id',
+  'body',
+  'url',
+  'secret',
+  'previous_secret',
+  'previous_secret_expires_at',
+  'enabled',
+] as const
+type PlanTuple = [
+  number,
+  string,
+  string,
+  Flag,
+  string | null,
+  string,
+  string,
+  string,
+  string,
+  string | null,
+  string | null,
+  Flag,
+]
+const STATE_COLUMNS = [
+  'seq',
+  'webhook_id',
+  'status',
+  'held',
+  'next_attempt_at',
+  'event_id',
+  'workspace_id',
+  'event_type',
+  'attempt_count',
+  'retries_scheduled',
+  'last_attempt_at',
+  'last_evidence_id',
+  'created_at',
+  'updated_at',
+  'webhook_enabled',
+  'webhook_deleted',
+  'consecutive_failures',
+] as const
+type StateTuple = [
+  number,
+  string,
+  string,
+  Flag,
+  string | null,
+  string,
+  string,
+  string,
+  number,
+  number,
+  string | null,
+  string | null,
+  string,
+  string,
+  Flag,
+  Flag,
+  number,
+]
+
+function rawColumns<T>(
+  statement: Database.Statement<unknown[], T>,
+  names: readonly string[],
+): Database.Statement<unknown[], T> {
+  const got = statement.columns().map((column) => column.name)
+  if (got.join() !== names.join()) throw new Error(`unexpected columns ${got.join()}; expected ${names.join()}`)
+  return statement.raw(true)
+}
+
+function planFromTuple(t: PlanTuple): DeliveryPlan {
+  return {
+    seq: t[0],
+    webhook_id: t[1],
+    status: t[2] as DeliveryStatus,
+    held: t[3] === 1 || t[3] === true,
+    next_attempt_at: t[4],
+    event_id: t[5],
+    body: t[6],
+    webhook: {
+      url: t[7],
+      secret: t[8],
+      previous_secret: t[9],
+      previous_secret_expires_at: t[10],
+      enabled: t[11] === 1 || t[11] === true,
+    },
+  }
+}
+
+function stateFromTuple(t: StateTuple): StateRow {
+  return {
+    seq: t[0],
+    webhook_id: t[1],
+    status: t[2],
+    held: t[3],
+    next_attempt_at: t[4],
+    event_id: t[5],
+    workspace_id: t[6],
+    event_type: t[7],
+    attempt_count: t[8],
+    retries_scheduled: t[9],
+    last_attempt_at: t[10],
+    last_evidence_id: t[11],
+    created_at: t[12],
+    updated_at: t[13],
+    webhook_enabled: t[14],
+    webhook_deleted: t[15],
+    consecutive_failures: t[16],
+  }
+}
 
 interface Recording {
   input: AttemptInput
@@ -81,9 +205,9 @@ export class SqliteDeliveries implements DeliveryStore {
       active: db.prepare<[], { webhook_id: string }>(
         'SELECT webhook_id FROM webhooks WHERE deleted_at IS NULL AND enabled = 1 ORDER BY seq',
       ),
-      plan: db.prepare<[number], PlanRow>(SELECT_DELIVERY_PLAN),
-      plans: db.prepare<[string], PlanRow>(SELECT_DELIVERY_PLANS),
-      state: db.prepare<[number], StateRow>(SELECT_DELIVERY_STATE),
+      plan: rawColumns(db.prepare<[number], PlanTuple>(SELECT_DELIVERY_PLAN), PLAN_COLUMNS),
+      plans: rawColumns(db.prepare<[string], PlanTuple>(SELECT_DELIVERY_PLANS), PLAN_COLUMNS),
+      state: rawColumns(db.prepare<[number], StateTuple>(SELECT_DELIVERY_STATE), STATE_COLUMNS),
       byKey: db.prepare<[string, string], DeliveryRow>(
         `SELECT ${DELIVERY} FROM deliveries WHERE event_seq = (SELECT seq FROM events WHERE event_id = ?) AND webhook_id = ?`,
       ),
@@ -159,14 +283,14 @@ export class SqliteDeliveries implements DeliveryStore {
   private loadPlans(seqs: number[]): Array<DeliveryPlan | undefined> {
     if (seqs.length === 1) {
       const row = this.stmts.plan.get(seqs[0] as number)
-      return [row && deliveryPlanFromRow(row)]
+      return [row && planFromTuple(row)]
     }
-    const rows = new Map<number, PlanRow>()
+    const rows = new Map<number, PlanTuple>()
     for (let i = 0; i < seqs.length; i += PLANS_PER_QUERY)
-      for (const row of this.stmts.plans.all(JSON.stringify(seqs.slice(i, i + PLANS_PER_QUERY)))) rows.set(row.seq, row)
+      for (const row of this.stmts.plans.all(JSON.stringify(seqs.slice(i, i + PLANS_PER_QUERY)))) rows.set(row[0], row)
     return seqs.map((seq) => {
       const row = rows.get(seq)
-      return row && deliveryPlanFromRow(row)
+      return row && planFromTuple(row)
     })
   }
 
@@ -208,8 +332,9 @@ export class SqliteDeliveries implements DeliveryStore {
   }
 
   private recordOne({ input, decide }: Recording): Recorded | undefined {
-    const row = this.stmts.state.get(input.delivery_seq)
-    if (!row) return undefined
+    const tuple = this.stmts.state.get(input.delivery_seq)
+    if (!tuple) return undefined
+    const row = stateFromTuple(tuple)
     const decision = decide(contextOf(row, input.manual))
     const attempt = this.insertAttempt(row, input, decision)
     const at = this.ctx.now()

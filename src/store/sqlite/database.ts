@@ -1,9 +1,13 @@
 import Database from 'better-sqlite3'
-import { chmodSync, mkdirSync } from 'node:fs'
+import { chmodSync, closeSync, mkdirSync, openSync } from 'node:fs'
+import { createRequire } from 'node:module'
 import { dirname } from 'node:path'
+import { Worker } from 'node:worker_threads'
 import { MIGRATIONS } from './migrations.js'
 
 export type Db = Database.Database
+
+const require = createRequire(import.meta.url)
 
 /**
  * Page size of a new database. Every commit writes each page it changed to the WAL whole, so the page size is the
@@ -32,22 +36,128 @@ export function openDatabase(filename: string, migrations: readonly string[] = M
   return db
 }
 
-/** Pages (4 KiB) of WAL after which a commit checkpoints by itself: a backstop, the timer below normally runs first. */
+/**
+ * Pages of WAL after which a commit checkpoints by itself (16 MiB at 1 KiB pages, 64 MiB at 4 KiB): a backstop, the
+ * checkpointer below normally runs long before.
+ */
 const AUTOCHECKPOINT_PAGES = 16_384
 /** How often the WAL is copied into the database, off any request's commit. */
 export const CHECKPOINT_INTERVAL_MS = 1_000
 
 /**
- * Checkpoints on a timer instead of inside whichever commit crosses SQLite's default 1,000-page threshold: the
- * commit that crosses it pays for copying the whole WAL, and a page rewritten by many commits (an index's last
- * leaf, a busy device's row) is copied once per interval instead of once per 4 MiB of WAL
- * (docs/performance.md#fewer-bytes-per-attempt). PASSIVE: never waits for a reader. The WAL file is truncated back
- * to `journal_size_limit` after each reset. Returns the stop function.
+ * The checkpointer's own thread: one connection to the same file and, once per interval, a PASSIVE checkpoint. Under
+ * load the main thread commits while it copies, and SQLite then skips two things: syncing the database file (it does
+ * only when it copied the whole WAL), and the WAL's restart from its beginning (the next commit does that only when
+ * the whole WAL is in the database). So the worker syncs the file itself, through a descriptor the main thread
+ * opened (the bulk of a checkpoint's cost), then runs a few short passes over what was committed meanwhile, which
+ * end with the whole WAL copied whenever no commit falls inside one. Should none manage, the WAL grows until the
+ * main connection's backstop, a small checkpoint by then.
  */
-export function startCheckpoints(db: Db, intervalMs = CHECKPOINT_INTERVAL_MS): () => void {
-  if (db.name === ':memory:') return () => {}
+const CHECKPOINT_WORKER = `
+const { parentPort, workerData } = require('node:worker_threads')
+const { fdatasyncSync } = require('node:fs')
+const Database = require(workerData.driver)
+const db = new Database(workerData.filename, { fileMustExist: true })
+db.pragma('synchronous = NORMAL')
+db.pragma('wal_autocheckpoint = 0')
+const checkpoint = db.prepare('PRAGMA wal_checkpoint(PASSIVE)')
+const timer = setInterval(() => {
+  try {
+    const started = Date.now()
+    const [first] = checkpoint.all()
+    if (first.checkpointed > 0) fdatasyncSync(workerData.syncFd)
+    let row = first
+    for (let pass = 1, last = -1; row.log !== last && pass < workerData.passes && Date.now() - started < workerData.catchUpMs; pass++) {
+      last = row.log
+      ;[row] = checkpoint.all()
+    }
+    if (workerData.report) parentPort.postMessage({ log: first.log, checkpointed: first.checkpointed })
+  } catch {
+    // Nothing lost: the next interval, or the main connection's backstop, checkpoints instead.
+  }
+}, workerData.intervalMs)
+parentPort.on('message', () => {
+  clearInterval(timer)
+  db.close()
+  parentPort.close()
+})
+`
+
+export interface CheckpointOptions {
+  intervalMs?: number
+  /** Called after each checkpoint the worker ran, with the WAL's size and how much of it is now in the database. */
+  onCheckpoint?: (frames: { log: number; checkpointed: number }) => void
+  /** The worker's code, for tests that need one that fails (CommonJS, run with `eval`). */
+  workerSource?: string
+}
+
+/** Stops the checkpointer, then closes the database; resolves once the thread and both connections are gone. */
+export type CloseDatabase = () => Promise<void>
+
+/**
+ * Checkpoints on a timer, in a worker thread with its own connection to the file, instead of inside whichever
+ * commit crosses SQLite's default 1,000-page threshold: the commit that crosses it pays for copying the whole WAL,
+ * and a page rewritten by many commits (an index's last leaf, a busy device's row) is copied once per interval
+ * instead of once per 4 MiB of WAL (docs/performance.md#fewer-bytes-per-attempt). On this thread the copy and its
+ * fsyncs stalled every request of that moment for milliseconds to tens of milliseconds
+ * (docs/performance.md#checkpoints-off-the-event-loop); WAL mode lets another connection checkpoint while this one
+ * commits. PASSIVE: never waits for a reader or the writer. The WAL file is truncated back to `journal_size_limit`
+ * when this connection restarts it after a complete checkpoint. Should the worker die, the checkpoints come back to
+ * this thread's timer.
+ *
+ * Returns the function that closes `db`: the descriptor the worker syncs through must outlive every connection to
+ * the file in this process, because closing any descriptor of a file drops the process's POSIX locks on it, SQLite's
+ * included.
+ */
+export function startCheckpoints(db: Db, options: CheckpointOptions = {}): CloseDatabase {
+  if (db.memory) return async () => void db.close()
+  const intervalMs = options.intervalMs ?? CHECKPOINT_INTERVAL_MS
   db.pragma(`wal_autocheckpoint = ${AUTOCHECKPOINT_PAGES}`)
   db.pragma(`journal_size_limit = ${16 * 1024 * 1024}`)
+  const syncFd = openSync(db.name, 'r')
+  let fallback: NodeJS.Timeout | undefined
+  let closing: Promise<void> | undefined
+  const worker = new Worker(options.workerSource ?? CHECKPOINT_WORKER, {
+    eval: true,
+    workerData: {
+      filename: db.name,
+      intervalMs,
+      syncFd,
+      passes: 4,
+      catchUpMs: 20,
+      report: options.onCheckpoint !== undefined,
+      driver: require.resolve('better-sqlite3'),
+    },
+  })
+  // Like a timer, the checkpointer alone does not keep the process alive.
+  worker.unref()
+  if (options.onCheckpoint) worker.on('message', options.onCheckpoint)
+  // An error is followed by 'exit'; the fallback starts there.
+  worker.on('error', () => {})
+  const exited = new Promise<void>((resolve) => {
+    worker.once('exit', () => {
+      resolve()
+      if (!closing) fallback = checkpointOnThisThread(db, intervalMs)
+    })
+  })
+  const close = async () => {
+    clearInterval(fallback)
+    // Held until the thread is gone: the main connection closes after it.
+    worker.ref()
+    worker.postMessage('stop')
+    // A worker stuck in a checkpoint longer than this is ended; its connection closes with the thread.
+    const timer = setTimeout(() => void worker.terminate(), 5_000)
+    await exited
+    clearTimeout(timer)
+    clearInterval(fallback)
+    db.close()
+    closeSync(syncFd)
+  }
+  return () => (closing ??= close())
+}
+
+/** The fallback: the same PASSIVE checkpoint on this thread's timer. */
+function checkpointOnThisThread(db: Db, intervalMs: number): NodeJS.Timeout {
   const timer = setInterval(() => {
     try {
       if (db.open) db.pragma('wal_checkpoint(PASSIVE)')
@@ -56,7 +166,7 @@ export function startCheckpoints(db: Db, intervalMs = CHECKPOINT_INTERVAL_MS): (
     }
   }, intervalMs)
   timer.unref()
-  return () => clearInterval(timer)
+  return timer
 }
 
 export function schemaVersion(db: Db): number {

@@ -24,7 +24,7 @@ export function databasePath(dataDir: string): string {
 export function createSqliteStore(deps: SqliteStoreDeps): Store {
   const db = openDatabase(deps.filename)
   const writes = new WriteQueue(db)
-  const stopCheckpoints = startCheckpoints(db)
+  const closeDatabase = startCheckpoints(db)
   const notify = deps.onEvents ?? (() => {})
   // Deliveries inserted since the last notice. Counted during a (synchronous) transaction and read only after it
   // ended, so a zero means every committed delivery was already announced.
@@ -60,9 +60,8 @@ export function createSqliteStore(deps: SqliteStoreDeps): Store {
     ready: () => db.open,
     onRestored: () => {},
     async close() {
-      stopCheckpoints()
       writes.close()
-      db.close()
+      await closeDatabase()
     },
   }
 }

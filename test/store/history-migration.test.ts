@@ -126,7 +126,8 @@ describe('migration 4: the attempt history as a column', () => {
   })
 
   it('appends the entries of later transitions after the migrated ones', async ({ dir }) => {
-    // Scenario: a pending attempt migrated with its `created` and `sent` rows; its lock then acks twice.
+    // Scenario: a pending attempt migrated with its `created` and `sent` rows; its lock then acks twice. Another,
+    // migrated with no rows at all (an empty array), then acks once.
     const file = join(dir(), 'latchkey.db')
     const db = version3(file)
     const id = newId()
@@ -134,6 +135,8 @@ describe('migration 4: the attempt history as a column', () => {
     db.prepare('UPDATE action_attempts SET sent_at = ? WHERE action_attempt_id = ?').run(at(10), id)
     addHistory(db, id, { kind: 'created', at: at(0) })
     addHistory(db, id, { kind: 'sent', at: at(10) })
+    const bare = newId()
+    addAttempt(db, bare, 'pending', 60_000)
     db.close()
 
     const store = createSqliteStore({ filename: file, newId, now: () => at(50) })
@@ -146,6 +149,13 @@ describe('migration 4: the attempt history as a column', () => {
         { kind: 'sent', at: at(10) },
         { kind: 'succeeded', at: at(50) },
         { kind: 'duplicate_ack', at: at(50), detail: { status: 'success' } },
+      ])
+      await store.attempts.transition(bare, (attempt) =>
+        applyAck(attempt, { command_id: bare, status: 'success' }, at(60)),
+      )
+      expect(await store.attempts.history(bare)).toStrictEqual([
+        { kind: 'sent', at: at(60) },
+        { kind: 'succeeded', at: at(60) },
       ])
     } finally {
       await store.close()

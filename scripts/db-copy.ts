@@ -15,6 +15,7 @@ import { pathToFileURL } from 'node:url'
 import { redactUrl } from '../src/config.js'
 import { PgDb } from '../src/store/postgres/database.js'
 import { TABLES } from '../src/store/postgres/migrations.js'
+import { ATTEMPT_COLUMNS } from '../src/store/rows.js'
 import { MIGRATIONS as SQLITE_MIGRATIONS } from '../src/store/sqlite/migrations.js'
 
 type Table = (typeof TABLES)[number]
@@ -42,9 +43,18 @@ export interface CopyOptions {
 
 export type CopyCounts = Record<Table, number>
 
-/** The source's rows in seq order; attempt_history has no seq column in SQLite: its rowid is its order. */
+/**
+ * SQLite keeps an attempt's history as a JSON array in its row (`history`, oldest entry first); PostgreSQL keeps a row
+ * per entry. The entries as rows, numbered attempt by attempt in their order, which is the order PostgreSQL reads.
+ */
+const HISTORY_ROWS = `FROM action_attempts a, json_each(a.history) h`
+
+/** The source's rows in seq order. */
 function selectAll(table: Table): string {
-  if (table === 'attempt_history') return 'SELECT rowid AS seq, * FROM attempt_history ORDER BY rowid'
+  if (table === 'attempt_history')
+    return `SELECT row_number() OVER (ORDER BY a.seq, h.key) AS seq, a.action_attempt_id, h.value ->> 'at' AS at,
+      h.value ->> 'kind' AS kind, h.value -> 'detail' AS detail ${HISTORY_ROWS} ORDER BY a.seq, h.key`
+  if (table === 'action_attempts') return `SELECT ${ATTEMPT_COLUMNS} FROM action_attempts ORDER BY seq`
   if (table === 'settings') return 'SELECT * FROM settings ORDER BY key'
   if (table === 'api_keys') return 'SELECT * FROM api_keys ORDER BY rowid'
   return `SELECT * FROM ${table} ORDER BY seq`
@@ -76,7 +86,8 @@ export async function copySqliteToPostgres(options: CopyOptions): Promise<CopyCo
     try {
       await client.query('BEGIN')
       for (const table of TABLES) {
-        const total = (source.prepare(`SELECT count(*) AS n FROM ${table}`).get() as { n: number }).n
+        const from = table === 'attempt_history' ? HISTORY_ROWS : `FROM ${table}`
+        const total = (source.prepare(`SELECT count(*) AS n ${from}`).get() as { n: number }).n
         expected[table] = total
         const booleans = BOOLEAN_COLUMNS[table] ?? []
         let copied = 0

@@ -28,6 +28,38 @@ describe('action attempts', () => {
     )
   })
 
+  it('answers every history entry with its time and detail, oldest first', async ({ latchkey: t, lock }) => {
+    // Scenario: a lock that acks accepted, then success twice; another that reports a jam twice. Each entry's time is
+    // the attempt field it set, and the acks that changed nothing carry what the lock said.
+    const entries = async (id: string) =>
+      (await t.call('/action_attempts/history', { action_attempt_id: id })).body.history
+    const { device } = await lock(t, { behaviour: { sendAccepted: true, duplicateAck: 1 } })
+    const ok = (await t.call('/locks/lock_door', { device_id: device.deviceId, sync: true })).body.action_attempt
+    await vi.waitFor(async () => expect(await entries(ok.action_attempt_id)).toHaveLength(5))
+    expect(await entries(ok.action_attempt_id)).toStrictEqual([
+      { kind: 'created', at: ok.created_at },
+      { kind: 'sent', at: ok.sent_at },
+      { kind: 'accepted', at: ok.accepted_at },
+      { kind: 'succeeded', at: ok.completed_at },
+      { kind: 'duplicate_ack', at: expect.any(String), detail: { status: 'success' } },
+    ])
+
+    const { device: jammed } = await lock(t, { behaviour: { jam: 1, duplicateAck: 1 } })
+    const failed = (await t.call('/locks/lock_door', { device_id: jammed.deviceId, sync: true })).body.action_attempt
+    expect(failed).toMatchObject({ status: 'error', error: { type: 'lock_jammed' } })
+    await vi.waitFor(async () => expect(await entries(failed.action_attempt_id)).toHaveLength(4))
+    expect(await entries(failed.action_attempt_id)).toStrictEqual([
+      { kind: 'created', at: failed.created_at },
+      { kind: 'sent', at: failed.sent_at },
+      { kind: 'failed', at: failed.completed_at, detail: { error: failed.error } },
+      {
+        kind: 'duplicate_ack',
+        at: expect.any(String),
+        detail: { status: 'error', error: expect.objectContaining({ type: 'lock_jammed' }) },
+      },
+    ])
+  })
+
   it('lets the first settling ack win and records a duplicate without changing anything', async ({
     latchkey: t,
     lock,

@@ -101,8 +101,8 @@ describe('Connect API conventions', () => {
 
   it('answers internal failures with a detail-free 500', async ({ latchkey: t }) => {
     // Scenario: the table under a route disappears (another process drops it) → 500 without the SQL error.
-    await queryTestDatabase(t.dataDir, 'DROP TABLE attempt_history')
     const device = await createDevice(t)
+    await queryTestDatabase(t.dataDir, 'DROP TABLE action_attempts')
     const res = await t.call('/locks/lock_door', { device_id: device.deviceId })
     expect(res.status).toBe(500)
     expect(res.body.error).toEqual({
@@ -110,7 +110,7 @@ describe('Connect API conventions', () => {
       message: 'Internal server error',
       request_id: expect.any(String),
     })
-    expect(JSON.stringify(res.body)).not.toMatch(/attempt_history|SQLITE|relation/i)
+    expect(JSON.stringify(res.body)).not.toMatch(/action_attempts|SQLITE|relation/i)
     expect((await fetch(`${t.lk.httpUrl}/healthz`)).status).toBe(200)
   })
 

@@ -197,7 +197,7 @@ describe('retention', () => {
         expect(count(file, 'SELECT count(*) AS n FROM events')).toBe(1)
         expect(count(file, 'SELECT count(*) AS n FROM deliveries')).toBe(1)
         expect(count(file, 'SELECT count(*) AS n FROM delivery_attempts')).toBe(1)
-        expect(count(file, 'SELECT count(*) AS n FROM attempt_history')).toBe(3)
+        expect(count(file, 'SELECT json_array_length(history) AS n FROM action_attempts')).toBe(3)
         expect(count(file, 'SELECT max(seq) AS n FROM deliveries')).toBe(seq)
         expect(sqlite.pragma('freelist_count', { simple: true })).toBeGreaterThan(0)
         pages.push(sqlite.pragma('page_count', { simple: true }) as number)

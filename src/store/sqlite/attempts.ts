@@ -8,6 +8,14 @@ import type { StoreContext } from './context.js'
 import type { SqliteEvents } from './events.js'
 import { equals, listPage, oneOf } from './list-query.js'
 
+/**
+ * The attempt's history column (a JSON array, oldest entry first) with the entries of `@history` (a JSON array too,
+ * possibly empty) appended: the text is spliced rather than parsed, since both are compact arrays this class wrote.
+ * On a column in the row every transition rewrites anyway, history costs no page of its own (docs/performance.md).
+ */
+const APPEND_HISTORY = `CASE WHEN @history = '[]' THEN history WHEN history = '[]' THEN @history
+  ELSE substr(history, 1, length(history) - 1) || ',' || substr(@history, 2) END`
+
 export class SqliteAttempts implements AttemptStore {
   private readonly stmts
 
@@ -19,21 +27,24 @@ export class SqliteAttempts implements AttemptStore {
     this.stmts = {
       insert: db.prepare(
         `INSERT INTO action_attempts (action_attempt_id, workspace_id, device_id, action_type, status, result, error, created_at,
-           updated_at, sent_at, accepted_at, completed_at, deadline_at, idempotency_key, request_hash)
+           updated_at, sent_at, accepted_at, completed_at, deadline_at, idempotency_key, request_hash, history)
          VALUES (@action_attempt_id, @workspace_id, @device_id, @action_type, @status, @result, @error, @created_at,
-           @updated_at, @sent_at, @accepted_at, @completed_at, @deadline_at, @idempotency_key, @request_hash)`,
+           @updated_at, @sent_at, @accepted_at, @completed_at, @deadline_at, @idempotency_key, @request_hash, @history)`,
       ),
       update: db.prepare(
         `UPDATE action_attempts SET status = @status, result = @result, error = @error, updated_at = @updated_at,
-           sent_at = @sent_at, accepted_at = @accepted_at, completed_at = @completed_at WHERE action_attempt_id = @action_attempt_id`,
+           sent_at = @sent_at, accepted_at = @accepted_at, completed_at = @completed_at, history = ${APPEND_HISTORY}
+         WHERE action_attempt_id = @action_attempt_id`,
       ),
       // A pending attempt's status, result and error stay as they were until it settles: leaving them out of the
       // SET keeps SQLite from rewriting the attempts_pending index entry (a page per commit).
       updatePending: db.prepare(
         `UPDATE action_attempts SET updated_at = @updated_at, sent_at = @sent_at, accepted_at = @accepted_at,
-           completed_at = @completed_at WHERE action_attempt_id = @action_attempt_id`,
+           completed_at = @completed_at, history = ${APPEND_HISTORY} WHERE action_attempt_id = @action_attempt_id`,
       ),
-      history: db.prepare('INSERT INTO attempt_history (action_attempt_id, at, kind, detail) VALUES (?, ?, ?, ?)'),
+      appendHistory: db.prepare(
+        `UPDATE action_attempts SET history = ${APPEND_HISTORY} WHERE action_attempt_id = @action_attempt_id`,
+      ),
       byId: db.prepare<[string], AttemptRow>(
         `SELECT ${ATTEMPT_COLUMNS} FROM action_attempts WHERE action_attempt_id = ?`,
       ),
@@ -52,8 +63,8 @@ export class SqliteAttempts implements AttemptStore {
       pendingForDevice: db.prepare<[string], AttemptRow>(
         `SELECT ${ATTEMPT_COLUMNS} FROM action_attempts WHERE status = 'pending' AND device_id = ? ORDER BY seq`,
       ),
-      historyOf: db.prepare<[string], { at: string; kind: string; detail: string | null }>(
-        'SELECT at, kind, detail FROM attempt_history WHERE action_attempt_id = ? ORDER BY rowid',
+      historyOf: db.prepare<[string], { history: string }>(
+        'SELECT history FROM action_attempts WHERE action_attempt_id = ?',
       ),
       setLocked: db.prepare('UPDATE devices SET locked = ? WHERE device_id = ?'),
     }
@@ -61,8 +72,7 @@ export class SqliteAttempts implements AttemptStore {
 
   async create(attempt: AttemptRecord, history: HistoryEntry[], events: EventDraft[]): Promise<void> {
     const recorded = await this.ctx.writes.run(() => {
-      this.stmts.insert.run(toParams(attempt))
-      for (const entry of history) this.insertHistory(attempt.action_attempt_id, entry)
+      this.stmts.insert.run({ ...toParams(attempt), history: JSON.stringify(history) })
       return this.events.record(events)
     })
     this.ctx.onEvents(recorded)
@@ -95,10 +105,12 @@ export class SqliteAttempts implements AttemptStore {
   }
 
   async history(attemptId: string): Promise<HistoryEntry[]> {
-    return this.stmts.historyOf.all(attemptId).map((row) => ({
-      kind: row.kind as HistoryEntry['kind'],
-      at: row.at,
-      ...(row.detail ? { detail: JSON.parse(row.detail) as Record<string, unknown> } : {}),
+    const row = this.stmts.historyOf.get(attemptId)
+    if (!row) return []
+    return (JSON.parse(row.history) as HistoryEntry[]).map((entry) => ({
+      kind: entry.kind,
+      at: entry.at,
+      ...(entry.detail ? { detail: entry.detail } : {}),
     }))
   }
 
@@ -139,18 +151,17 @@ export class SqliteAttempts implements AttemptStore {
 
   /** Writes a transition's effects; must run inside a write transaction. */
   applyInTransaction(transition: Transition): LatchkeyEvent[] {
-    const id = transition.attempt.action_attempt_id
-    for (const entry of transition.history) this.insertHistory(id, entry)
-    if (!transition.changed) return []
+    const history = JSON.stringify(transition.history)
+    if (!transition.changed) {
+      if (transition.history.length > 0)
+        this.stmts.appendHistory.run({ action_attempt_id: transition.attempt.action_attempt_id, history })
+      return []
+    }
     const update = transition.attempt.status === 'pending' ? this.stmts.updatePending : this.stmts.update
-    update.run(toParams(transition.attempt))
+    update.run({ ...toParams(transition.attempt), history })
     if (transition.locked !== undefined)
       this.stmts.setLocked.run(transition.locked ? 1 : 0, transition.attempt.device_id)
     return this.events.record(transition.events)
-  }
-
-  private insertHistory(attemptId: string, entry: HistoryEntry): void {
-    this.stmts.history.run(attemptId, entry.at, entry.kind, entry.detail ? JSON.stringify(entry.detail) : null)
   }
 }
 

@@ -47,7 +47,7 @@ class Walk<R extends Row> {
   }
 }
 
-type AttemptRow = Row & { status: string; action_attempt_id: string }
+type AttemptRow = Row & { status: string }
 type KeyedRow = Row & { idempotency_key: string | null }
 
 /**
@@ -66,9 +66,8 @@ export class SqliteRetention implements RetentionStore {
     const db = ctx.db
     const stmts = {
       attempts: db.prepare<[number, number], AttemptRow>(
-        'SELECT seq, created_at, status, action_attempt_id FROM action_attempts WHERE seq > ? ORDER BY seq LIMIT ?',
+        'SELECT seq, created_at, status FROM action_attempts WHERE seq > ? ORDER BY seq LIMIT ?',
       ),
-      deleteHistory: db.prepare('DELETE FROM attempt_history WHERE action_attempt_id = ?'),
       deleteAttempt: db.prepare("DELETE FROM action_attempts WHERE seq = ? AND status != 'pending'"),
       keyed: db.prepare<[number, number], KeyedRow>(
         'SELECT seq, created_at, idempotency_key FROM action_attempts WHERE seq > ? ORDER BY seq LIMIT ?',
@@ -92,15 +91,11 @@ export class SqliteRetention implements RetentionStore {
       deleteDelivery: db.prepare('DELETE FROM deliveries WHERE seq = ?'),
       deleteEvent: db.prepare('DELETE FROM events WHERE seq = ?'),
     }
-    // A settled attempt goes with its history; a pending one stays, however old.
+    // A settled attempt goes with its history (a column of its row); a pending one stays, however old.
     this.attempts = new Walk(
       (after, limit) => stmts.attempts.all(after, limit),
       () => stmts.newestAttempt.get()?.seq ?? 0,
-      (row) => {
-        if (row.status === 'pending') return false
-        stmts.deleteHistory.run(row.action_attempt_id)
-        return stmts.deleteAttempt.run(row.seq).changes > 0
-      },
+      (row) => row.status !== 'pending' && stmts.deleteAttempt.run(row.seq).changes > 0,
     )
     // An event and its deliveries (written in one transaction, with one created_at) go together, with the
     // deliveries' attempts, once none of them is still owed: pending covers held and in-flight deliveries, which

@@ -1,0 +1,132 @@
+/**
+ * Pages written to SQLite's WAL per lock command at 1 in flight, by b-tree (docs/performance.md, "Pages per attempt
+ * at 1 in flight, by b-tree"). Standalone:
+ *
+ *   npx tsx bench/wal-pages.ts [--attempts 300] [--warmup 3000] [--devices 100]
+ *
+ * Drives the SQLite store as the end-to-end bench's instant locks do, one attempt at a time: the attempt is created
+ * (one commit), then the lock's `success` ack records `sent` and settles it (a second commit, two events, the
+ * device's `locked`). After `--warmup` attempts the WAL is emptied and a reader holds a snapshot, so no checkpoint
+ * copies or resets it; after `--attempts` more, every WAL frame's page number is mapped to its table or index through
+ * SQLite's `dbstat`. Prints pages per attempt per b-tree, commits and WAL bytes per attempt, and the process's CPU
+ * time per attempt during the warm-up (the store alone: no HTTP, no MQTT; checkpoints on their timer).
+ */
+import Database from 'better-sqlite3'
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { parseArgs } from 'node:util'
+import { newId } from '../src/app/ids.js'
+import { applyAck, createAttempt } from '../src/domain/attempt.js'
+import { iso } from '../src/domain/clock.js'
+import { initialProps } from '../src/domain/device.js'
+import { createSqliteStore } from '../src/store/sqlite/index.js'
+
+const { values } = parseArgs({
+  options: {
+    attempts: { type: 'string', default: '300' },
+    warmup: { type: 'string', default: '3000' },
+    devices: { type: 'string', default: '100' },
+  },
+})
+const measured = Number(values.attempts)
+const warmup = Number(values.warmup)
+const deviceCount = Number(values.devices)
+
+const dir = mkdtempSync(join(tmpdir(), 'latchkey-wal-pages-'))
+const filename = join(dir, 'latchkey.db')
+try {
+  const now = () => iso(Date.now())
+  const store = createSqliteStore({ filename, newId, now })
+  const workspaceId = newId()
+  await store.workspaces.create({ workspace_id: workspaceId, name: 'bench', created_at: now() })
+  const devices: string[] = []
+  for (let i = 0; i < deviceCount; i++) {
+    const deviceId = newId()
+    devices.push(deviceId)
+    await store.devices.create({
+      device: {
+        device_id: deviceId,
+        workspace_id: workspaceId,
+        display_name: `Door ${i}`,
+        nickname: null,
+        custom_metadata: {},
+        created_at: now(),
+        can_remotely_lock: true,
+        can_remotely_unlock: true,
+        props: { ...initialProps(), online: true },
+      },
+      secretHash: 'x'.repeat(64),
+      event: { event_type: 'device.added', workspace_id: workspaceId, device_id: deviceId, occurred_at: now() },
+    })
+  }
+
+  let n = 0
+  const attempt = async () => {
+    const at = now()
+    const id = newId()
+    const created = createAttempt(
+      {
+        action_attempt_id: id,
+        action_type: Math.floor(n / devices.length) % 2 === 0 ? 'LOCK_DOOR' : 'UNLOCK_DOOR',
+        device_id: devices[n % devices.length] as string,
+        workspace_id: workspaceId,
+        now: at,
+        deadline_at: iso(Date.now() + 8000),
+      },
+      true,
+    )
+    n++
+    await store.attempts.create(created.attempt, created.history, created.events)
+    await store.attempts.transition(id, (current) => applyAck(current, { command_id: id, status: 'success' }, now()))
+  }
+  const cpu = process.cpuUsage()
+  for (let i = 0; i < warmup; i++) await attempt()
+  const used = process.cpuUsage(cpu)
+  const cpuMsPerAttempt = (used.user + used.system) / 1000 / warmup
+
+  // Empty the WAL, then hold a snapshot: no checkpoint can copy or restart the WAL while it is open.
+  const reader = new Database(filename)
+  reader.pragma('wal_checkpoint(TRUNCATE)')
+  reader.exec('BEGIN')
+  reader.prepare('SELECT count(*) FROM action_attempts').get()
+  for (let i = 0; i < measured; i++) await attempt()
+
+  const wal = readFileSync(`${filename}-wal`)
+  const pageSize = wal.readUInt32BE(8)
+  const salt = [wal.readUInt32BE(16), wal.readUInt32BE(20)]
+  const frames: number[] = []
+  let commits = 0
+  for (let offset = 32; offset + 24 + pageSize <= wal.length; offset += 24 + pageSize) {
+    if (wal.readUInt32BE(offset + 8) !== salt[0] || wal.readUInt32BE(offset + 12) !== salt[1]) break
+    frames.push(wal.readUInt32BE(offset))
+    if (wal.readUInt32BE(offset + 4) !== 0) commits++
+  }
+  reader.exec('COMMIT')
+  reader.close()
+
+  const names = new Map<number, string>()
+  const probe = new Database(filename, { readonly: true })
+  for (const row of probe.prepare('SELECT name, pageno FROM dbstat').all() as Array<{ name: string; pageno: number }>)
+    names.set(row.pageno, row.name)
+  probe.close()
+  await store.close()
+
+  const byTree = new Map<string, number>()
+  for (const page of frames) {
+    const name = page === 1 ? 'sqlite_schema (page 1)' : (names.get(page) ?? 'freelist')
+    byTree.set(name, (byTree.get(name) ?? 0) + 1)
+  }
+  const rows = [...byTree].sort((a, b) => b[1] - a[1])
+  const width = Math.max(...rows.map(([name]) => name.length))
+  process.stdout.write(`${measured} attempts after ${warmup} of warm-up, ${deviceCount} devices, ${pageSize} B pages\n`)
+  for (const [name, count] of rows)
+    process.stdout.write(`${name.padEnd(width)}  ${(count / measured).toFixed(2).padStart(6)}\n`)
+  process.stdout.write(
+    `${'total'.padEnd(width)}  ${(frames.length / measured).toFixed(2).padStart(6)} pages per attempt, ` +
+      `${(commits / measured).toFixed(2)} commits, ${((frames.length * (pageSize + 24)) / measured / 1024).toFixed(1)} KiB of WAL\n`,
+  )
+  process.stdout.write(`CPU per attempt during the warm-up: ${cpuMsPerAttempt.toFixed(3)} ms\n`)
+} finally {
+  rmSync(dir, { recursive: true, force: true })
+}

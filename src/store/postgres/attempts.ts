@@ -11,12 +11,24 @@ import type { PgContext } from './context.js'
 import type { Tx, WriteJobOptions } from './database.js'
 import type { PgEvents } from './events.js'
 
+/**
+ * A settle notification's attempt id, or undefined when `origin` (this store) sent it: the store that settles an
+ * attempt answers its own waiters when its commit returns, so reading the attempt back again would be wasted.
+ */
+export function settledNotification(payload: string, origin: string): string | undefined {
+  const space = payload.indexOf(' ')
+  if (space < 0) return payload
+  return payload.slice(space + 1) === origin ? undefined : payload.slice(0, space)
+}
+
 const json = (value: unknown) => (value === null ? null : JSON.stringify(value))
 
 export class PgAttempts implements AttemptStore {
   constructor(
     private readonly ctx: PgContext,
     private readonly events: PgEvents,
+    /** This store's tag in its settle notifications, by which it skips its own (settledNotification). */
+    private readonly origin: string,
   ) {}
 
   async create(attempt: AttemptRecord, history: HistoryEntry[], events: EventDraft[]): Promise<void> {
@@ -209,7 +221,8 @@ export class PgAttempts implements AttemptStore {
     if (transition.locked !== undefined)
       tx.write('UPDATE devices SET locked = ? WHERE device_id = ?', [transition.locked, a.device_id])
     // Delivered on commit: wakes the instance whose request waits for this attempt (docs/scale-out.md#attempts).
-    if (transition.settled) tx.write(`SELECT pg_notify('${ATTEMPT_SETTLED_CHANNEL}', ?)`, [a.action_attempt_id])
+    if (transition.settled)
+      tx.write(`SELECT pg_notify('${ATTEMPT_SETTLED_CHANNEL}', ?)`, [`${a.action_attempt_id} ${this.origin}`])
     return this.events.record(tx, transition.events)
   }
 

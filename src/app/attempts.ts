@@ -15,7 +15,7 @@ import { AttemptTimeouts, SettleWaiters } from './attempt-timeouts.js'
 import type { Bus } from './bus.js'
 import { sha256 } from './credentials.js'
 import type { Metrics } from './metrics.js'
-import type { AttemptStore, DeviceStore } from './store.js'
+import type { ActionDevice, AttemptStore, DeviceStore } from './store.js'
 
 /** Sends a command to a device; resolves when the broker has acknowledged it (QoS 1 PUBACK). */
 export interface CommandSender {
@@ -25,7 +25,7 @@ export interface CommandSender {
 /** The part of the store the attempt service uses. */
 export interface AttemptServiceStore {
   attempts: AttemptStore
-  devices: Pick<DeviceStore, 'get'>
+  devices: Pick<DeviceStore, 'get' | 'forAction'>
 }
 
 export interface AttemptServiceDeps {
@@ -196,6 +196,12 @@ export function createAttemptService(deps: AttemptServiceDeps) {
     return awaitSettled(attempt, deps.lockResponseWaitMs)
   }
 
+  async function actionDevice(workspaceId: string, deviceId: string): Promise<ActionDevice | undefined> {
+    if (store.devices.forAction) return store.devices.forAction(workspaceId, deviceId)
+    const device = await store.devices.get(workspaceId, deviceId)
+    return device && { ...device, online: device.props.online }
+  }
+
   async function replay(
     workspaceId: string,
     key: string,
@@ -235,7 +241,7 @@ export function createAttemptService(deps: AttemptServiceDeps) {
           : replay(workspaceId, idempotencyKey, requestHash, input.sync)
       const replayed = await replayIfKeyed()
       if (replayed) return replayed
-      const device = await store.devices.get(workspaceId, input.device_id)
+      const device = await actionDevice(workspaceId, input.device_id)
       if (!device) throw notFound('device_not_found', 'Device')
       const able = action === 'LOCK_DOOR' ? device.can_remotely_lock : device.can_remotely_unlock
       if (!able)
@@ -257,7 +263,7 @@ export function createAttemptService(deps: AttemptServiceDeps) {
           idempotency_key: idempotencyKey ?? null,
           request_hash: requestHash,
         },
-        device.props.online,
+        device.online,
       )
       try {
         await store.attempts.create(attempt, history, events)

@@ -93,8 +93,22 @@ export interface DeviceUpdate {
   can_remotely_unlock?: boolean
 }
 
+/** What a lock or unlock request reads of its device before it creates the attempt. */
+export interface ActionDevice {
+  device_id: string
+  workspace_id: string
+  can_remotely_lock: boolean
+  can_remotely_unlock: boolean
+  online: boolean
+}
+
 export interface DeviceStore {
   create(input: NewDevice): Promise<void>
+  /**
+   * What a lock or unlock request needs of a device, scoped to a workspace; a store may serve it from a cache that
+   * every change to these fields invalidates at once (PostgreSQL: docs/scale-out.md#caches). Absent: `get`.
+   */
+  forAction?(workspaceId: string, deviceId: string): Promise<ActionDevice | undefined>
   /** Scoped to a workspace: a foreign id answers exactly as a missing one. */
   get(workspaceId: string, deviceId: string): Promise<DeviceRecord | undefined>
   getById(deviceId: string): Promise<DeviceRecord | undefined>

@@ -8,8 +8,18 @@ import { decodeSeqCursor } from '../../domain/cursor.js'
 import { toPage } from '../../domain/page.js'
 import { ATTEMPT_COLUMNS, attemptFromRow, type AttemptRow } from '../rows.js'
 import type { PgContext } from './context.js'
-import type { Tx, WriteJobOptions } from './database.js'
+import { combined, type SqlStatement, type Tx, type WriteJobOptions } from './database.js'
 import type { PgEvents } from './events.js'
+
+/**
+ * A settle notification's attempt id, or undefined when `origin` (this store) sent it: the store that settles an
+ * attempt answers its own waiters when its commit returns, so reading the attempt back again would be wasted.
+ */
+export function settledNotification(payload: string, origin: string): string | undefined {
+  const space = payload.indexOf(' ')
+  if (space < 0) return payload
+  return payload.slice(space + 1) === origin ? undefined : payload.slice(0, space)
+}
 
 const json = (value: unknown) => (value === null ? null : JSON.stringify(value))
 
@@ -17,17 +27,19 @@ export class PgAttempts implements AttemptStore {
   constructor(
     private readonly ctx: PgContext,
     private readonly events: PgEvents,
+    /** This store's tag in its settle notifications, by which it skips its own (settledNotification). */
+    private readonly origin: string,
   ) {}
 
   async create(attempt: AttemptRecord, history: HistoryEntry[], events: EventDraft[]): Promise<void> {
     const job = { keys: [`attempt:${attempt.action_attempt_id}`] }
     const recorded = await this.ctx.db.writes.run(async (tx) => {
       const a = attempt
-      tx.write(
-        `INSERT INTO action_attempts (action_attempt_id, workspace_id, device_id, action_type, status, result, error,
-           created_at, updated_at, sent_at, accepted_at, completed_at, deadline_at, idempotency_key, request_hash)
+      const insert = {
+        text: `INSERT INTO action_attempts (action_attempt_id, workspace_id, device_id, action_type, status, result,
+           error, created_at, updated_at, sent_at, accepted_at, completed_at, deadline_at, idempotency_key, request_hash)
          VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-        [
+        params: [
           a.action_attempt_id,
           a.workspace_id,
           a.device_id,
@@ -44,8 +56,8 @@ export class PgAttempts implements AttemptStore {
           a.idempotency_key,
           a.request_hash,
         ],
-      )
-      await this.insertHistory(tx, a.action_attempt_id, history)
+      }
+      write(tx, [insert, ...historyStatement(a.action_attempt_id, history)])
       return this.events.record(tx, events)
     }, job)
     this.ctx.onEvents(recorded)
@@ -187,15 +199,18 @@ export class PgAttempts implements AttemptStore {
     return rows.map(attemptFromRow)
   }
 
-  /** Writes a transition's effects; runs inside a write transaction. */
+  /** Writes a transition's effects, in one statement besides its events; runs inside a write transaction. */
   async applyInTransaction(tx: Tx, transition: Transition): Promise<LatchkeyEvent[]> {
     const a = transition.attempt
-    await this.insertHistory(tx, a.action_attempt_id, transition.history)
-    if (!transition.changed) return []
-    tx.write(
-      `UPDATE action_attempts SET status = ?, result = ?, error = ?, updated_at = ?, sent_at = ?, accepted_at = ?,
+    const parts = historyStatement(a.action_attempt_id, transition.history)
+    if (!transition.changed) {
+      write(tx, parts)
+      return []
+    }
+    parts.push({
+      text: `UPDATE action_attempts SET status = ?, result = ?, error = ?, updated_at = ?, sent_at = ?, accepted_at = ?,
          completed_at = ? WHERE action_attempt_id = ?`,
-      [
+      params: [
         a.status,
         json(a.result),
         json(a.error),
@@ -205,26 +220,40 @@ export class PgAttempts implements AttemptStore {
         a.completed_at,
         a.action_attempt_id,
       ],
-    )
+    })
     if (transition.locked !== undefined)
-      tx.write('UPDATE devices SET locked = ? WHERE device_id = ?', [transition.locked, a.device_id])
+      parts.push({
+        text: 'UPDATE devices SET locked = ? WHERE device_id = ?',
+        params: [transition.locked, a.device_id],
+      })
     // Delivered on commit: wakes the instance whose request waits for this attempt (docs/scale-out.md#attempts).
-    if (transition.settled) tx.write(`SELECT pg_notify('${ATTEMPT_SETTLED_CHANNEL}', ?)`, [a.action_attempt_id])
+    const notify = transition.settled
+      ? { text: `SELECT pg_notify('${ATTEMPT_SETTLED_CHANNEL}', ?)`, params: [`${a.action_attempt_id} ${this.origin}`] }
+      : undefined
+    write(tx, parts, notify)
     return this.events.record(tx, transition.events)
   }
+}
 
-  private async insertHistory(tx: Tx, attemptId: string, entries: HistoryEntry[]): Promise<void> {
-    if (entries.length === 0) return
-    tx.write(
-      `INSERT INTO attempt_history (action_attempt_id, at, kind, detail)
+/** The statements as one (combined), written to the transaction. */
+function write(tx: Tx, parts: readonly SqlStatement[], last?: SqlStatement): void {
+  const statement = combined(parts, last)
+  if (statement) tx.write(statement.text, statement.params)
+}
+
+function historyStatement(attemptId: string, entries: HistoryEntry[]): SqlStatement[] {
+  if (entries.length === 0) return []
+  return [
+    {
+      text: `INSERT INTO attempt_history (action_attempt_id, at, kind, detail)
        SELECT ?, h.at, h.kind, h.detail FROM unnest(?::text[], ?::text[], ?::text[]) WITH ORDINALITY AS h(at, kind, detail, n)
        ORDER BY h.n`,
-      [
+      params: [
         attemptId,
         entries.map((e) => e.at),
         entries.map((e) => e.kind),
         entries.map((e) => (e.detail ? JSON.stringify(e.detail) : null)),
       ],
-    )
-  }
+    },
+  ]
 }

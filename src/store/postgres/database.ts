@@ -50,6 +50,25 @@ export function unavailable(cause: unknown): StoreUnavailableError {
   return new StoreUnavailableError('The database is unavailable; try again shortly', { cause })
 }
 
+/** A statement with `?` placeholders and their values. */
+export interface SqlStatement {
+  text: string
+  params: unknown[]
+}
+
+/**
+ * Data-modifying statements (INSERT, UPDATE, DELETE, without a WITH of their own) as one statement: each a CTE of
+ * it, `last` (a SELECT) the outer query when given. Each part runs once, all on one snapshot, so no two of them may
+ * touch one row. One statement instead of several is one Bind/Execute for both ends to handle, not several.
+ */
+export function combined(parts: readonly SqlStatement[], last?: SqlStatement): SqlStatement | undefined {
+  const all = last ? [...parts, last] : parts
+  if (all.length <= 1) return all[0]
+  const outer = all[all.length - 1] as SqlStatement
+  const ctes = all.slice(0, -1).map((part, i) => `w${i} AS (${part.text})`)
+  return { text: `WITH ${ctes.join(', ')} ${outer.text}`, params: all.flatMap((part) => part.params) }
+}
+
 /** `?` → `$1, $2, …`, once per statement text; each text is a named (prepared once per connection) statement. */
 const texts = new Map<string, { text: string; name: string }>()
 function prepared(text: string): { text: string; name: string } {

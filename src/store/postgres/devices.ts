@@ -1,4 +1,4 @@
-import type { DeviceStore, DeviceUpdate, NewDevice, WriteOptions } from '../../app/store.js'
+import type { ActionDevice, DeviceStore, DeviceUpdate, NewDevice, WriteOptions } from '../../app/store.js'
 import type { DeviceListQuery } from '../../domain/queries.js'
 import type { Page } from '../../domain/page.js'
 import type { AttemptRecord, Transition } from '../../domain/attempt.js'
@@ -8,8 +8,10 @@ import { decodeSeqCursor } from '../../domain/cursor.js'
 import { toPage } from '../../domain/page.js'
 import { DEVICE_COLUMNS, deviceFromRow, type DeviceRow } from '../rows.js'
 import type { PgAttempts } from './attempts.js'
+import { CACHE_CHANNEL, type PgCaches } from './cache.js'
 import type { PgContext } from './context.js'
 import type { PgEvents } from './events.js'
+import type { Tx } from './database.js'
 
 const UPDATABLE = new Set(['display_name', 'nickname', 'custom_metadata', 'can_remotely_lock', 'can_remotely_unlock'])
 
@@ -18,7 +20,26 @@ export class PgDevices implements DeviceStore {
     private readonly ctx: PgContext,
     private readonly events: PgEvents,
     private readonly attempts: PgAttempts,
+    private readonly caches: PgCaches,
   ) {}
+
+  /** Sends, with the transaction's commit, every instance's cue to forget the device (docs/scale-out.md#caches). */
+  private forgetOnCommit(tx: Tx, deviceId: string): void {
+    tx.write(`SELECT pg_notify('${CACHE_CHANNEL}', ?)`, [`device:${deviceId}`])
+  }
+
+  /** Cached per instance (PgCaches): every lock and unlock request reads it, and it rarely changes. */
+  async forAction(workspaceId: string, deviceId: string): Promise<ActionDevice | undefined> {
+    const device = await this.caches.devices.read(deviceId, async () => {
+      const rows = await this.ctx.db.query<ActionDevice>(
+        `SELECT device_id, workspace_id, can_remotely_lock, can_remotely_unlock, online FROM devices
+         WHERE device_id = ?`,
+        [deviceId],
+      )
+      return rows[0]
+    })
+    return device?.workspace_id === workspaceId ? device : undefined
+  }
 
   async create({ device, secretHash, event }: NewDevice): Promise<void> {
     const recorded = await this.ctx.db.writes.run(async (tx) => {
@@ -89,13 +110,16 @@ export class PgDevices implements DeviceStore {
       params.push(column === 'custom_metadata' ? JSON.stringify(value) : value)
     }
     if (sets.length === 0) return (await this.get(workspaceId, deviceId)) !== undefined
-    const changes = await this.ctx.db.writes.run((tx) =>
-      tx.exec(`UPDATE devices SET ${sets.join(', ')} WHERE device_id = ? AND workspace_id = ?`, [
+    const changes = await this.ctx.db.writes.run(async (tx) => {
+      const changed = await tx.exec(`UPDATE devices SET ${sets.join(', ')} WHERE device_id = ? AND workspace_id = ?`, [
         ...params,
         deviceId,
         workspaceId,
-      ]),
-    )
+      ])
+      if (changed > 0) this.forgetOnCommit(tx, deviceId)
+      return changed
+    })
+    if (changes > 0) this.caches.devices.forget(deviceId)
     return changes > 0
   }
 
@@ -119,10 +143,12 @@ export class PgDevices implements DeviceStore {
         if (transition.settled) settled.push(transition.attempt)
       }
       tx.write('DELETE FROM devices WHERE device_id = ?', [deviceId])
+      this.forgetOnCommit(tx, deviceId)
       recorded.push(...(await this.events.record(tx, [event])))
       return { settled, recorded }
     })
     if (!outcome) return undefined
+    this.caches.devices.forget(deviceId)
     this.ctx.onEvents(outcome.recorded)
     return outcome.settled
   }
@@ -162,9 +188,10 @@ export class PgDevices implements DeviceStore {
       if (!row) return undefined
       const device = deviceFromRow(row)
       // A QoS 1 redelivery of a device event carries the same event_id: record it once.
-      if (row.seen) return { device, recorded: [] }
+      if (row.seen) return { device, recorded: [], forget: false }
       const { patch, events } = decide(device)
       const props = { ...device.props, ...patch }
+      if (props.online !== device.props.online) this.forgetOnCommit(tx, deviceId)
       if (changesSomething(device.props, props))
         tx.write(
           `UPDATE devices SET online = ?, locked = ?, door_open = ?, jammed = ?, battery_level = ?, firmware_version = ?,
@@ -180,9 +207,14 @@ export class PgDevices implements DeviceStore {
             deviceId,
           ],
         )
-      return { device: { ...device, props }, recorded: await this.events.record(tx, events, dedupeKey) }
+      return {
+        device: { ...device, props },
+        recorded: await this.events.record(tx, events, dedupeKey),
+        forget: props.online !== device.props.online,
+      }
     }, job)
     if (!outcome) return undefined
+    if (outcome.forget) this.caches.devices.forget(deviceId)
     this.ctx.onEvents(outcome.recorded)
     return outcome.device
   }
@@ -193,6 +225,10 @@ export class PgDevices implements DeviceStore {
   }
 
   async markAllOffline(): Promise<void> {
-    await this.ctx.db.writes.run((tx) => tx.exec('UPDATE devices SET online = false WHERE online'))
+    await this.ctx.db.writes.run(async (tx) => {
+      await tx.exec('UPDATE devices SET online = false WHERE online')
+      tx.write(`SELECT pg_notify('${CACHE_CHANNEL}', 'devices')`)
+    })
+    this.caches.devices.clear()
   }
 }

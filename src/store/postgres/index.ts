@@ -1,7 +1,9 @@
 import type { Store } from '../../app/store.js'
 import type { LatchkeyEvent } from '../../domain/events.js'
 import { DatabaseUnreachableError } from '../errors.js'
-import { PgAttempts } from './attempts.js'
+import { randomUUID } from 'node:crypto'
+import { PgAttempts, settledNotification } from './attempts.js'
+import { PgCaches } from './cache.js'
 import { isConnectionError, PgDb } from './database.js'
 import { ATTEMPT_SETTLED_CHANNEL, PgListener } from './notify.js'
 import { PgDeliveryClaims } from './claims.js'
@@ -54,19 +56,21 @@ export async function createPostgresStore(options: PostgresStoreOptions): Promis
       ? new DatabaseUnreachableError(options.url, error)
       : error
   }
+  // One LISTEN connection per instance, for every channel (docs/scale-out.md#waking).
+  const listener = new PgListener(options.url, options.onError ?? (() => {}))
+  const caches = new PgCaches(listener)
   const ctx = { db, newId: options.newId, now: options.now, onEvents: options.onEvents ?? (() => {}) }
   const webhooks = new PgWebhooks(ctx)
   const deliveries = new PgDeliveries(ctx, webhooks)
   const events = new PgEvents(ctx, webhooks)
-  const attempts = new PgAttempts(ctx, events)
-  // One LISTEN connection per instance, for every channel (docs/scale-out.md#waking).
-  const listener = new PgListener(options.url, options.onError ?? (() => {}))
+  const origin = randomUUID()
+  const attempts = new PgAttempts(ctx, events, origin)
   return {
     db,
     deliveryLog: new PostgresDeliveryLog(db),
     settings: new PgSettings(ctx),
-    workspaces: new PgWorkspaces(ctx),
-    devices: new PgDevices(ctx, events, attempts),
+    workspaces: new PgWorkspaces(ctx, caches),
+    devices: new PgDevices(ctx, events, attempts, caches),
     attempts,
     events,
     webhooks,
@@ -74,7 +78,11 @@ export async function createPostgresStore(options: PostgresStoreOptions): Promis
     retention: new PgRetention(ctx),
     ready: () => db.ready,
     onRestored: (listener) => db.onRestored(listener),
-    onAttemptSettled: (wake) => listener.listen(ATTEMPT_SETTLED_CHANNEL, wake),
+    onAttemptSettled: (wake) =>
+      listener.listen(ATTEMPT_SETTLED_CHANNEL, (payload) => {
+        const attemptId = settledNotification(payload, origin)
+        if (attemptId !== undefined) wake(attemptId)
+      }),
     deliveryClaims: new PgDeliveryClaims(db, listener),
     close: async () => {
       await listener.close()

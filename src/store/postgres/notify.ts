@@ -17,6 +17,9 @@ export class PgListener {
   private retry: NodeJS.Timeout | undefined
   private closed = false
   private readonly listeners = new Map<string, Array<(payload: string) => void>>()
+  /** Channels whose LISTEN the current connection has completed. */
+  private readonly active = new Set<string>()
+  private readonly resets: Array<() => void> = []
 
   constructor(
     private readonly url: string,
@@ -31,9 +34,29 @@ export class PgListener {
     }
     this.listeners.set(channel, [listener])
     // Connected: LISTEN now. Connecting, or waiting to reconnect: LISTENs when connected. Neither: connect.
-    if (this.client && this.connected)
-      this.client.query(`LISTEN ${channel}`).catch((error: unknown) => this.lose(error))
-    else if (!this.client && !this.retry) void this.connect()
+    if (this.client && this.connected) {
+      const client = this.client
+      client.query(`LISTEN ${channel}`).then(
+        () => {
+          if (this.client === client) this.active.add(channel)
+        },
+        (error: unknown) => this.lose(error),
+      )
+    } else if (!this.client && !this.retry) void this.connect()
+  }
+
+  /** Whether every notification on `channel` reaches this listener now: its LISTEN is done on a live connection. */
+  listening(channel: string): boolean {
+    return this.connected && this.active.has(channel)
+  }
+
+  /** Called each time the connection is lost and each time it is (re)established: notifications may have been missed. */
+  onReset(listener: () => void): void {
+    this.resets.push(listener)
+  }
+
+  private reset(): void {
+    for (const listener of this.resets) listener()
   }
 
   private lose(error?: unknown): void {
@@ -41,6 +64,8 @@ export class PgListener {
     if (!client) return
     this.client = undefined
     this.connected = false
+    this.active.clear()
+    this.reset()
     client.end().catch(() => {})
     if (this.closed) return
     if (error) this.onError(error, 'listen')
@@ -65,8 +90,22 @@ export class PgListener {
     })
     try {
       await client.connect()
-      for (const channel of this.listeners.keys()) await client.query(`LISTEN ${channel}`)
-      if (this.client === client) this.connected = true
+      const channels = [...this.listeners.keys()]
+      for (const channel of channels) await client.query(`LISTEN ${channel}`)
+      if (this.client === client) {
+        this.connected = true
+        for (const channel of channels) this.active.add(channel)
+        this.reset()
+        // Asked for while the LISTENs above ran.
+        for (const channel of this.listeners.keys())
+          if (!this.active.has(channel))
+            client.query(`LISTEN ${channel}`).then(
+              () => {
+                if (this.client === client) this.active.add(channel)
+              },
+              (error: unknown) => lost(error),
+            )
+      }
     } catch (error) {
       lost(error)
     }
@@ -77,6 +116,8 @@ export class PgListener {
     if (this.retry) clearTimeout(this.retry)
     const client = this.client
     this.client = undefined
+    this.connected = false
+    this.active.clear()
     await client?.end().catch(() => {})
   }
 }

@@ -1,5 +1,6 @@
 import type { SettingsStore, WorkspaceStore } from '../../app/store.js'
 import type { ApiKeyRecord, Workspace } from '../../domain/workspace.js'
+import { CACHE_CHANNEL, type PgCaches } from './cache.js'
 import type { PgContext } from './context.js'
 
 export class PgSettings implements SettingsStore {
@@ -20,7 +21,10 @@ export class PgSettings implements SettingsStore {
 }
 
 export class PgWorkspaces implements WorkspaceStore {
-  constructor(private readonly ctx: PgContext) {}
+  constructor(
+    private readonly ctx: PgContext,
+    private readonly caches: PgCaches,
+  ) {}
 
   async create(workspace: Workspace): Promise<void> {
     await this.ctx.db.writes.run((tx) =>
@@ -60,18 +64,28 @@ export class PgWorkspaces implements WorkspaceStore {
     )
   }
 
-  async findByKeyHash(keyHash: string): Promise<string | undefined> {
-    const rows = await this.ctx.db.query<{ workspace_id: string }>(
-      'SELECT workspace_id FROM api_keys WHERE key_hash = ?',
-      [keyHash],
-    )
-    return rows[0]?.workspace_id
+  /** Cached per instance (PgCaches): every request authenticates, keys rarely change. */
+  findByKeyHash(keyHash: string): Promise<string | undefined> {
+    return this.caches.keys.read(keyHash, async () => {
+      const rows = await this.ctx.db.query<{ workspace_id: string }>(
+        'SELECT workspace_id FROM api_keys WHERE key_hash = ?',
+        [keyHash],
+      )
+      return rows[0]?.workspace_id
+    })
   }
 
   async deleteApiKey(workspaceId: string, apiKeyId: string): Promise<boolean> {
-    const changes = await this.ctx.db.writes.run((tx) =>
-      tx.exec('DELETE FROM api_keys WHERE api_key_id = ? AND workspace_id = ?', [apiKeyId, workspaceId]),
-    )
+    const changes = await this.ctx.db.writes.run(async (tx) => {
+      const deleted = await tx.exec('DELETE FROM api_keys WHERE api_key_id = ? AND workspace_id = ?', [
+        apiKeyId,
+        workspaceId,
+      ])
+      // Every instance forgets its cached keys when this commits (docs/scale-out.md#caches).
+      if (deleted > 0) tx.write(`SELECT pg_notify('${CACHE_CHANNEL}', 'keys')`)
+      return deleted
+    })
+    if (changes > 0) this.caches.keys.clear()
     return changes > 0
   }
 }

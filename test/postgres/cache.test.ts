@@ -1,0 +1,212 @@
+import { randomUUID } from 'node:crypto'
+import pg from 'pg'
+import { describe, expect, it as base, vi } from 'vitest'
+import { expire } from '../../src/domain/attempt.js'
+import { iso } from '../../src/domain/clock.js'
+import { ReadCache } from '../../src/store/postgres/cache.js'
+import { createPostgresStore, type PostgresStore } from '../../src/store/postgres/index.js'
+import { tempDataDir } from '../helpers/latchkey.js'
+import { dropTestDatabase, testDatabaseEnv } from '../helpers/store.js'
+
+/**
+ * What each instance caches of the shared database (docs/scale-out.md#caches): two stores on one empty database,
+ * as two instances would be; `sql` runs a statement on a connection of the test's own.
+ */
+type Sql = (text: string, params?: unknown[]) => Promise<Array<Record<string, unknown>>>
+
+const it = base.extend<{ url: string; stores: [PostgresStore, PostgresStore]; sql: Sql }>({
+  // eslint-disable-next-line no-empty-pattern
+  url: async ({}, use) => {
+    const dir = tempDataDir()
+    await use(testDatabaseEnv(dir).DATABASE_URL as string)
+    dropTestDatabase(dir)
+  },
+  stores: async ({ url }, use) => {
+    const open = () => createPostgresStore({ url, newId: randomUUID, now: () => iso(Date.now()) })
+    const a = await open()
+    const b = await open()
+    await use([a, b])
+    await a.close()
+    await b.close()
+  },
+  sql: async ({ url }, use) => {
+    await use((text, params) => query(url, text, params))
+  },
+})
+
+async function query(url: string, text: string, params: unknown[] = []): Promise<Array<Record<string, unknown>>> {
+  const client = new pg.Client({ connectionString: url })
+  await client.connect()
+  try {
+    return (await client.query(text, params)).rows
+  } finally {
+    await client.end()
+  }
+}
+
+const WAIT = { timeout: 5000, interval: 10 }
+
+/** Reads through `read` until it answers without a statement on the store's pool: the cache holds the entry. */
+async function cached(store: PostgresStore, read: () => Promise<unknown>): Promise<void> {
+  const pool = vi.spyOn(store.db.pool, 'query')
+  try {
+    await vi.waitFor(async () => {
+      pool.mockClear()
+      await read()
+      expect(pool).not.toHaveBeenCalled()
+    }, WAIT)
+  } finally {
+    pool.mockRestore()
+  }
+}
+
+async function seedKey(store: PostgresStore): Promise<{ hash: string; apiKeyId: string }> {
+  const at = iso(Date.now())
+  await store.workspaces.create({ workspace_id: 'ws', name: 'cache', created_at: at })
+  const apiKeyId = randomUUID()
+  const hash = `hash-${randomUUID()}`
+  await store.workspaces.createApiKey({ api_key_id: apiKeyId, workspace_id: 'ws', name: null, created_at: at }, hash)
+  return { hash, apiKeyId }
+}
+
+/** A workspace `ws` with online devices that may lock and unlock. */
+async function seedDevices(sql: Sql, deviceIds: string[]): Promise<void> {
+  const at = iso(Date.now())
+  await sql(`INSERT INTO workspaces (workspace_id, name, created_at) VALUES ('ws', 'cache', $1)`, [at])
+  await sql(
+    `INSERT INTO devices (device_id, workspace_id, display_name, custom_metadata, secret_hash, can_remotely_lock,
+       can_remotely_unlock, created_at, online) SELECT id, 'ws', 'door', '{}', 'x', true, true, $2, true
+     FROM unnest($1::text[]) AS id`,
+    [deviceIds, at],
+  )
+}
+
+describe('the PostgreSQL caches of API keys and devices', () => {
+  it('an API key revoked through instance B stops authenticating on instance A, which had it cached', async ({
+    stores: [a, b],
+  }) => {
+    // Scenario: A and B both answer the key from their caches; B deletes it → B refuses it as soon as the delete
+    // returns, A as soon as B's notification arrives (no timer), and neither reads the key again meanwhile.
+    const { hash, apiKeyId } = await seedKey(a)
+    await cached(a, () => a.workspaces.findByKeyHash(hash))
+    await cached(b, () => b.workspaces.findByKeyHash(hash))
+    expect(await a.workspaces.findByKeyHash(hash)).toBe('ws')
+    expect(await b.workspaces.deleteApiKey('ws', apiKeyId)).toBe(true)
+    expect(await b.workspaces.findByKeyHash(hash)).toBeUndefined()
+    await vi.waitFor(async () => expect(await a.workspaces.findByKeyHash(hash)).toBeUndefined(), WAIT)
+  })
+
+  it("a device deleted, made unable to unlock or gone offline through B changes what A's requests read", async ({
+    stores: [a, b],
+    sql,
+  }) => {
+    // Scenario: two online devices cached by A. Through B: one may no longer unlock, then goes offline; the other
+    // is deleted → A reads each change without a timer; a device's `locked` (not cached) is no cue.
+    await seedDevices(sql, ['dev1', 'dev2'])
+    await cached(a, async () => a.devices.forAction?.('ws', 'dev1'))
+    await cached(a, async () => a.devices.forAction?.('ws', 'dev2'))
+    expect(await a.devices.forAction?.('other', 'dev1')).toBeUndefined()
+
+    expect(await b.devices.update('ws', 'dev1', { can_remotely_unlock: false })).toBe(true)
+    await vi.waitFor(
+      async () => expect((await a.devices.forAction?.('ws', 'dev1'))?.can_remotely_unlock).toBe(false),
+      WAIT,
+    )
+
+    await b.devices.change('dev1', () => ({ patch: { online: false }, events: [] }))
+    await vi.waitFor(async () => expect((await a.devices.forAction?.('ws', 'dev1'))?.online).toBe(false), WAIT)
+
+    const event = {
+      event_type: 'device.deleted' as const,
+      workspace_id: 'ws',
+      device_id: 'dev2',
+      occurred_at: iso(Date.now()),
+    }
+    expect(await b.devices.delete('ws', 'dev2', event, (attempt) => expire(attempt, iso(Date.now())))).toEqual([])
+    await vi.waitFor(async () => expect(await a.devices.forAction?.('ws', 'dev2')).toBeUndefined(), WAIT)
+  })
+
+  it('forgets everything when its LISTEN connection is lost, and serves from the cache again once it is back', async ({
+    stores: [a],
+    sql,
+  }) => {
+    // Scenario: A has the key cached; its listening connection is terminated and the key deleted behind its back
+    // (no notification: the one a real change sends could be lost the same way) → once A listens again (a second
+    // key is served from its cache), A refuses the first key: it forgot everything when the connection was lost.
+    const { hash } = await seedKey(a)
+    await cached(a, () => a.workspaces.findByKeyHash(hash))
+    const [{ n }] = (await sql(
+      "SELECT count(pg_terminate_backend(pid))::int AS n FROM pg_stat_activity WHERE query LIKE 'LISTEN %' AND datname = current_database()",
+    )) as [{ n: number }]
+    expect(n).toBe(2)
+    await sql('DELETE FROM api_keys WHERE key_hash = $1', [hash])
+    const other = `hash-${randomUUID()}`
+    await a.workspaces.createApiKey(
+      { api_key_id: randomUUID(), workspace_id: 'ws', name: null, created_at: iso(Date.now()) },
+      other,
+    )
+    await cached(a, () => a.workspaces.findByKeyHash(other))
+    expect(await a.workspaces.findByKeyHash(hash)).toBeUndefined()
+  })
+
+  it("an instance is not woken by its own settle notifications, only by other instances'", async ({
+    stores: [a, b],
+    sql,
+  }) => {
+    // Scenario: A settles attempts 1 and 3, B settles 2 and 4, in that order → A is told of 2 and 4, B of 1 and 3
+    // (A answers its own waiters when its commit returns; reading the attempt back on its notification is waste).
+    const heard = { a: [] as string[], b: [] as string[] }
+    a.onAttemptSettled?.((id) => heard.a.push(id))
+    b.onAttemptSettled?.((id) => heard.b.push(id))
+    await vi.waitFor(async () => {
+      const listening = await sql(
+        "SELECT 1 FROM pg_stat_activity WHERE query = 'LISTEN latchkey_attempt_settled' AND datname = current_database()",
+      )
+      expect(listening).toHaveLength(2)
+    }, WAIT)
+    const past = iso(Date.now() - 10_000)
+    const ids = [randomUUID(), randomUUID(), randomUUID(), randomUUID()]
+    await sql(`INSERT INTO workspaces (workspace_id, name, created_at) VALUES ('ws', 'cache', $1)`, [past])
+    await sql(
+      `INSERT INTO action_attempts (action_attempt_id, workspace_id, device_id, action_type, status, created_at,
+         updated_at, sent_at, deadline_at) SELECT id, 'ws', 'dev', 'LOCK_DOOR', 'pending', $2, $2, $2, $2
+       FROM unnest($1::text[]) AS id`,
+      [ids, past],
+    )
+    const settle = (attempt: Parameters<typeof expire>[0]) => expire(attempt, iso(Date.now()))
+    for (const [i, id] of ids.entries())
+      expect((await (i % 2 ? b : a).attempts.transition(id, settle))?.settled).toBe(true)
+    // A connection receives notifications in commit order: hearing of 4 means it would have heard of 1–3 by then.
+    await vi.waitFor(() => expect(heard.a).toEqual([ids[1], ids[3]]), WAIT)
+    await vi.waitFor(() => expect(heard.b).toEqual([ids[0], ids[2]]), WAIT)
+  })
+
+  it('holds at most its bound, dropping the oldest entry, and keeps no read that a forgetting overtook', async () => {
+    // Scenario: a cache of 2 filled with 3 keys → 2 entries, the first gone; a read that answers after the key was
+    // forgotten (a change committed meanwhile) is not kept; nothing is kept while not listening.
+    let live = true
+    const cache = new ReadCache<string>(() => live, 2)
+    const loads: string[] = []
+    const load = (key: string) => () => (loads.push(key), Promise.resolve(`v-${key}`))
+    for (const key of ['k1', 'k2', 'k3']) await cache.read(key, load(key))
+    expect(cache.size).toBe(2)
+    await cache.read('k3', load('k3'))
+    await cache.read('k1', load('k1'))
+    expect(loads).toEqual(['k1', 'k2', 'k3', 'k1'])
+
+    let answer: (value: string) => void = () => {}
+    const slow = cache.read('k9', () => new Promise<string>((resolve) => (answer = resolve)))
+    cache.forget('k9')
+    answer('stale')
+    expect(await slow).toBe('stale')
+    expect(await cache.read('k9', load('k9'))).toBe('v-k9')
+    expect(loads.at(-1)).toBe('k9')
+
+    live = false
+    cache.clear()
+    await cache.read('k1', load('k1'))
+    live = true
+    await cache.read('k1', load('k1'))
+    expect(loads.slice(-2)).toEqual(['k1', 'k1'])
+  })
+})

@@ -181,6 +181,26 @@ describe('the PostgreSQL caches of API keys and devices', () => {
     await vi.waitFor(() => expect(heard.b).toEqual([ids[0], ids[2]]), WAIT)
   })
 
+  it('serves an entry for at most its age, then reads again', async () => {
+    // Scenario: a cache with a 30 s age on a hand-driven clock → a read at 29.999 s is served from the cache, one at
+    // 30 s reads the database again (the bound when a dead LISTEN connection goes unnoticed).
+    let now = 0
+    const cache = new ReadCache<string>(
+      () => true,
+      10,
+      () => now,
+      30_000,
+    )
+    const loads: number[] = []
+    const load = () => (loads.push(now), Promise.resolve(`v${loads.length}`))
+    expect(await cache.read('k', load)).toBe('v1')
+    now = 29_999
+    expect(await cache.read('k', load)).toBe('v1')
+    now = 30_000
+    expect(await cache.read('k', load)).toBe('v2')
+    expect(loads).toEqual([0, 30_000])
+  })
+
   it('holds at most its bound, dropping the oldest entry, and keeps no read that a forgetting overtook', async () => {
     // Scenario: a cache of 2 filled with 3 keys → 2 entries, the first gone; a read that answers after the key was
     // forgotten (a change committed meanwhile) is not kept; nothing is kept while not listening.

@@ -11,6 +11,12 @@ export const CACHE_CHANNEL = 'latchkey_cache'
 export const CACHE_MAX = 10_000
 
 /**
+ * How long an entry serves at most: the bound on a change going unheard when the LISTEN connection dies without
+ * either end noticing (a half-open connection), which no notification or reset reports.
+ */
+export const CACHE_MAX_AGE_MS = 30_000
+
+/**
  * What an instance keeps of rows that every request reads and that rarely change, filled on a miss, forgotten when
  * any instance changes them: that instance's transaction sends a notification on CACHE_CHANNEL with its commit,
  * and every instance forgets the entry when it arrives (the one that changed it, already when its commit returns).
@@ -21,12 +27,14 @@ export const CACHE_MAX = 10_000
  * new generation, and a read fills the cache only if no forgetting happened while it ran.
  */
 export class ReadCache<V> {
-  private readonly entries = new Map<string, V>()
+  private readonly entries = new Map<string, { value: V; until: number }>()
   private generation = 0
 
   constructor(
     private readonly live: () => boolean,
     private readonly max = CACHE_MAX,
+    private readonly now: () => number = Date.now,
+    private readonly maxAgeMs = CACHE_MAX_AGE_MS,
   ) {}
 
   get size(): number {
@@ -37,12 +45,15 @@ export class ReadCache<V> {
   async read(key: string, load: () => Promise<V | undefined>): Promise<V | undefined> {
     if (!this.live()) return load()
     const hit = this.entries.get(key)
-    if (hit !== undefined) return hit
+    if (hit !== undefined) {
+      if (this.now() < hit.until) return hit.value
+      this.entries.delete(key)
+    }
     const generation = this.generation
     const value = await load()
     if (value !== undefined && generation === this.generation && this.live()) {
       if (this.entries.size >= this.max) this.entries.delete(this.entries.keys().next().value as string)
-      this.entries.set(key, value)
+      this.entries.set(key, { value, until: this.now() + this.maxAgeMs })
     }
     return value
   }
@@ -65,10 +76,10 @@ export class PgCaches {
   /** Device id → what a lock or unlock request needs of it (PgDevices.forAction). */
   readonly devices: ReadCache<ActionDevice>
 
-  constructor(listener: PgListener, max = CACHE_MAX) {
+  constructor(listener: PgListener, now: () => number, max = CACHE_MAX) {
     const live = () => listener.listening(CACHE_CHANNEL)
-    this.keys = new ReadCache(live, max)
-    this.devices = new ReadCache(live, max)
+    this.keys = new ReadCache(live, max, now)
+    this.devices = new ReadCache(live, max, now)
     listener.onReset(() => this.clear())
     listener.listen(CACHE_CHANNEL, (payload) => this.forget(payload))
   }

@@ -58,7 +58,7 @@ export async function createPostgresStore(options: PostgresStoreOptions): Promis
   }
   // One LISTEN connection per instance, for every channel (docs/scale-out.md#waking).
   const listener = new PgListener(options.url, options.onError ?? (() => {}))
-  const caches = new PgCaches(listener)
+  const caches = new PgCaches(listener, () => Date.parse(options.now()))
   const ctx = { db, newId: options.newId, now: options.now, onEvents: options.onEvents ?? (() => {}) }
   const webhooks = new PgWebhooks(ctx)
   const deliveries = new PgDeliveries(ctx, webhooks)

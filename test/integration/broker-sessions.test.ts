@@ -171,7 +171,15 @@ describe('the CONNECT packet after CONNACK', () => {
       mqttPacket.generate({ cmd: 'subscribe', messageId: 1, subscriptions: [{ topic: 'a/commands', qos: 1 }] }),
     )
     parser.parse(
-      mqttPacket.generate({ cmd: 'publish', topic: 'a/state', payload: Buffer.from('{}'), qos: 1, messageId: 2 }),
+      mqttPacket.generate({
+        cmd: 'publish',
+        topic: 'a/state',
+        payload: Buffer.from('{}'),
+        qos: 1,
+        messageId: 2,
+        dup: false,
+        retain: false,
+      }),
     )
     expect(packets.map((p) => p.cmd)).toEqual(['connect', 'subscribe', 'publish'])
   })

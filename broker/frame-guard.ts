@@ -45,6 +45,11 @@ export function guardFrames(socket: Socket, options: FrameGuardOptions): FrameGu
   return guard
 }
 
+/** The broker sent CONNACK on this socket (no-op on a socket without a guard). */
+export function acceptFrames(socket: Socket): void {
+  ;(socket as GuardedSocket)[GUARD]?.accept()
+}
+
 function guardedRead(this: GuardedSocket, size?: number): unknown {
   return (this[GUARD] as Guard).read(size)
 }

@@ -3,9 +3,10 @@ import { createServer, type AddressInfo, type Server, type Socket } from 'node:n
 import { createServer as createTlsServer, type SecureContextOptions } from 'node:tls'
 import { MAX_PAYLOAD_BYTES } from '../devices/index.js'
 import { canPublish, canSubscribe, type Principal, type Refusal } from './acl.js'
-import { guardFrames, type FrameGuard, type FrameViolation } from './frame-guard.js'
-import { createPersistence } from './retained-index.js'
+import { acceptFrames, guardFrames, type FrameViolation } from './frame-guard.js'
+import { SessionStore } from './session-store.js'
 import { TokenBuckets } from './token-buckets.js'
+import { TopicEmitter } from './topic-emitter.js'
 
 export type { Principal, Refusal } from './acl.js'
 export { MAX_CONNECT_BYTES } from './frame-guard.js'
@@ -87,9 +88,11 @@ interface AuthenticatedClient extends Client {
   latchkeyPrincipal?: Principal
 }
 
+/** Messages the broker delivers at once; the rest queue (aedes' default). */
+const MQ_CONCURRENCY = 100
+
 /** Set on sockets of the plain port while it is reserved to the orchestrator (plaintext off). */
 const serviceOnly = new WeakSet<Socket>()
-const guards = new WeakMap<Socket, FrameGuard>()
 
 function payloadLength(packet: PublishPacket): number {
   const payload = packet.payload as Buffer | string
@@ -112,9 +115,11 @@ export async function createBroker(options: BrokerOptions): Promise<Broker> {
   const failedLogins = new TokenBuckets(limits.authFailuresPerMinute / 60, limits.authFailuresPerMinute)
   const addressOf = (client: Client) => (client.conn as Partial<Socket>).remoteAddress ?? 'unknown'
 
-  const persistence = createPersistence()
+  // Both through aedes' own options, laid out for many idle locks (docs/performance.md#idle-lock-memory).
+  const persistence = new SessionStore()
   const aedes = await Aedes.createBroker({
     persistence,
+    mq: new TopicEmitter({ concurrency: MQ_CONCURRENCY }),
     authenticate(client, username, password, done) {
       const address = addressOf(client)
       const refuse = (reason: Refusal, code: number) => {
@@ -134,7 +139,11 @@ export async function createBroker(options: BrokerOptions): Promise<Broker> {
           if (principal.kind === 'device' && serviceOnly.has(client.conn as Socket)) {
             return refuse('plaintext_disabled', 5)
           }
-          ;(client as AuthenticatedClient).latchkeyPrincipal = principal
+          // A device's id is its client id: the principal shares that string rather than hold a copy per lock.
+          ;(client as AuthenticatedClient).latchkeyPrincipal =
+            principal.kind === 'device' && principal.deviceId === client.id
+              ? { kind: 'device', deviceId: client.id }
+              : principal
           done(null, true)
         },
         (error: unknown) => {
@@ -210,7 +219,10 @@ export async function createBroker(options: BrokerOptions): Promise<Broker> {
     if (clients.get(client.id) === client) clients.delete(client.id)
     publishBuckets.forgetIfFull(client.id, now())
   })
-  aedes.on('connackSent', (_packet, client) => guards.get(client.conn as Socket)?.accept())
+  aedes.on('connackSent', (_packet, client) => {
+    acceptFrames(client.conn as Socket)
+    releaseConnectPacket(client)
+  })
   aedes.on('clientError', () => {
     // Refusals are reported through onRefused; a socket error of one client concerns nobody else.
   })
@@ -225,8 +237,7 @@ export async function createBroker(options: BrokerOptions): Promise<Broker> {
   const accept = (socket: Socket, reserved: boolean) => {
     socket.setNoDelay(true)
     if (reserved) serviceOnly.add(socket)
-    const guard = guardFrames(socket, frameGuardOptions)
-    guards.set(socket, guard)
+    guardFrames(socket, frameGuardOptions)
     aedes.handle(socket as unknown as Parameters<typeof aedes.handle>[0])
   }
 
@@ -289,6 +300,25 @@ export async function createBroker(options: BrokerOptions): Promise<Broker> {
       await new Promise<void>((resolve) => aedes.close(() => resolve()))
     },
   }
+}
+
+/** What mqtt-packet's parser keeps of a connection's CONNECT to parse the packets after it. */
+interface ParserSettings {
+  protocolVersion?: number
+  bridgeMode?: boolean
+}
+
+/**
+ * Once the connection is accepted, lets go of the CONNECT packet: aedes' MQTT parser (mqtt-packet) keeps it whole as
+ * its `settings` for the life of the connection, password and will included, and the password a view of the socket
+ * read it arrived in (~0.5 KiB per idle lock, docs/performance.md#idle-lock-memory). The parser reads only the
+ * protocol version and bridge mode from it after the CONNECT. A parser without that field is left alone.
+ */
+export function releaseConnectPacket(client: Client): void {
+  const parser = (client as unknown as { _parser?: { settings?: ParserSettings } })._parser
+  const settings = parser?.settings
+  if (!parser || !settings || typeof settings.protocolVersion !== 'number') return
+  parser.settings = { protocolVersion: settings.protocolVersion, bridgeMode: settings.bridgeMode === true }
 }
 
 /**

@@ -32,7 +32,11 @@ export class TopicEmitter {
   readonly concurrency: number
   private readonly exact = new Map<string, Listener | Listener[]>()
   private readonly wildcard = new Map<string, WildcardEntry>()
-  private readonly queue: Array<{ message: EmittedMessage; callback: Callback }> = []
+  /** Queued messages from `head` on; the sent ones before it are cut off in bulk (shift() copies the array). */
+  private queue: Array<{ message: EmittedMessage; callback: Callback } | undefined> = []
+  private head = 0
+  /** A released() loop is sending queued messages: a delivery finishing inside it only frees its slot. */
+  private draining = false
 
   constructor(options: { concurrency?: number } = {}) {
     this.concurrency = options.concurrency ?? 0
@@ -40,7 +44,7 @@ export class TopicEmitter {
 
   /** Messages waiting for a delivery slot. */
   get length(): number {
-    return this.queue.length
+    return this.queue.length - this.head
   }
 
   on(topic: string, listener: Listener, done?: () => void): this {
@@ -142,10 +146,31 @@ export class TopicEmitter {
     }
   }
 
+  /**
+   * A delivery slot freed: the queued messages go out in a loop, not by recursion. Listeners that answer at once
+   * (most do) would otherwise nest one delivery inside the previous one's completion, one stack frame set per queued
+   * message, and a long queue (100 lock connections at full speed) overflows the stack.
+   */
   private released(): void {
     this.current--
-    const next = this.queue.shift()
-    if (next) this.deliver(next.message, next.callback)
+    if (this.draining) return
+    this.draining = true
+    try {
+      while (this.head < this.queue.length && (this.concurrency === 0 || this.current < this.concurrency)) {
+        const next = this.queue[this.head] as { message: EmittedMessage; callback: Callback }
+        this.queue[this.head++] = undefined
+        this.deliver(next.message, next.callback)
+      }
+    } finally {
+      this.draining = false
+      if (this.head === this.queue.length) {
+        this.queue = []
+        this.head = 0
+      } else if (this.head > 1024 && this.head * 2 > this.queue.length) {
+        this.queue = this.queue.slice(this.head)
+        this.head = 0
+      }
+    }
   }
 }
 

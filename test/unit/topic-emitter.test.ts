@@ -113,6 +113,30 @@ describe('the embedded broker message bus (TopicEmitter)', () => {
     expect(emitter.current).toBe(0)
   })
 
+  it('sends a long queue of messages whose listeners answer at once without nesting one in another', () => {
+    // Scenario: concurrency 100, 50,000 messages queued behind 100 held ones; once the held ones are released,
+    // every queued message is delivered by a listener that answers at once → all delivered, in order, no stack
+    // overflow (a recursive drain nests a frame set per queued message).
+    const emitter = new TopicEmitter({ concurrency: 100 })
+    const held: Array<() => void> = []
+    const seen: number[] = []
+    emitter.on('q', (message, done) => {
+      seen.push((message as EmittedMessage & { n: number }).n)
+      if (seen.length <= 100) held.push(done)
+      else done()
+    })
+    const total = 50_000
+    let callbacks = 0
+    for (let n = 0; n < total; n++) emitter.emit({ topic: 'q', n } as EmittedMessage, () => callbacks++)
+    expect(seen).toHaveLength(100)
+    expect(emitter.length).toBe(total - 100)
+    for (const done of held.splice(0)) done()
+    expect(seen).toHaveLength(total)
+    expect(seen.every((n, i) => n === i)).toBe(true)
+    expect(callbacks).toBe(total)
+    expect(emitter.current).toBe(0)
+  })
+
   it('refuses messages once closed', async () => {
     const emitter = new TopicEmitter()
     const closed = new Promise<void>((resolve) => emitter.close(resolve))

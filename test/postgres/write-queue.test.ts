@@ -199,4 +199,41 @@ describe('the PostgreSQL write queue', () => {
     expect(String((results[1] as PromiseRejectedResult).reason)).toMatch(/no_such_table/)
     expect(await counts(db)).toEqual({ a: 1, b: 1, c: 0 })
   })
+
+  it('starts the next batch while the one before waits for its COMMIT; each learns its outcome from its own', async ({
+    db,
+    roundTrips,
+  }) => {
+    // Scenario: batch A's COMMIT is held by the database (a deferred trigger waits for an advisory lock the test
+    // holds) → batch B, queued meanwhile, is written to the connection before A's COMMIT answers; once the lock is
+    // let go, A resolves before B, and B read what A committed.
+    await db.exec(`CREATE TABLE held (n integer)`)
+    await db.exec(`CREATE FUNCTION wait_for_test() RETURNS trigger LANGUAGE plpgsql AS
+      'BEGIN PERFORM pg_advisory_xact_lock(4242); RETURN NULL; END'`)
+    await db.exec(`CREATE CONSTRAINT TRIGGER held_commit AFTER INSERT ON held DEFERRABLE INITIALLY DEFERRED
+      FOR EACH ROW EXECUTE FUNCTION wait_for_test()`)
+    const holder = await db.pool.connect()
+    try {
+      await holder.query('SELECT pg_advisory_lock(4242)')
+      await db.writes.run(async (tx) => tx.exec('SELECT 1'))
+      const start = roundTrips()
+      const order: string[] = []
+      const a = db.writes
+        .run(async (tx) => {
+          tx.write('INSERT INTO held VALUES (1)')
+          return increment(tx, 'a')
+        })
+        .then((n) => (order.push('a'), n))
+      await vi.waitFor(() => expect(roundTrips()).toBeGreaterThanOrEqual(start + 2), { timeout: 5_000 })
+      const b = db.writes.run((tx) => increment(tx, 'a'), { keys: ['counter:a'] }).then((n) => (order.push('b'), n))
+      await vi.waitFor(() => expect(roundTrips()).toBeGreaterThanOrEqual(start + 3), { timeout: 5_000 })
+      expect(order).toEqual([])
+      await holder.query('SELECT pg_advisory_unlock(4242)')
+      expect(await Promise.all([a, b])).toEqual([1, 2])
+      expect(order).toEqual(['a', 'b'])
+    } finally {
+      await holder.query('SELECT pg_advisory_unlock_all()')
+      holder.release()
+    }
+  })
 })

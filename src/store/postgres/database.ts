@@ -525,6 +525,10 @@ const ADMIT_ROUNDS = 2
  */
 export class PgWriteQueue {
   private jobs: Job[] = []
+  /** Jobs of a batch whose COMMIT failed, to run one by one before the next batch. */
+  private alone: Job[] = []
+  /** Settles after the COMMIT answers of every batch sent so far. */
+  private committing: Promise<void> = Promise.resolve()
   private running: Promise<void> | undefined
   private scheduled = false
   private closed = false
@@ -553,44 +557,83 @@ export class PgWriteQueue {
 
   private kick(): void {
     this.scheduled = false
-    if (this.running || this.jobs.length === 0) return
+    if (this.running || (this.jobs.length === 0 && this.alone.length === 0)) return
     this.running = this.drain().finally(() => {
       this.running = undefined
-      if (this.jobs.length > 0) this.schedule(true)
+      if (this.jobs.length > 0 || this.alone.length > 0) this.schedule(true)
     })
   }
 
   private async drain(): Promise<void> {
+    const alone = this.alone
     const jobs = this.jobs
+    this.alone = []
     this.jobs = []
     let client: pg.PoolClient
     try {
       client = await this.connection()
     } catch (error) {
       this.db.failed(error)
-      for (const job of jobs) job.reject(isConnectionError(error) ? unavailable(error) : error)
+      for (const job of [...alone, ...jobs]) job.reject(isConnectionError(error) ? unavailable(error) : error)
       return
     }
+    // Jobs of a batch whose COMMIT failed: each alone, its commit awaited.
+    if (alone.length > 0 && !(await this.eachAlone(client, alone))) {
+      for (const job of jobs) job.reject(unavailable(new Error('the database connection was lost')))
+      return
+    }
+    if (jobs.length === 0) return
     try {
-      const values = await this.transaction(client, jobs, ADMIT_ROUNDS)
-      jobs.forEach((job, i) => job.resolve(values[i]))
+      const { values, committed } = await this.transaction(client, jobs, ADMIT_ROUNDS)
+      // The COMMIT is on its way. The next batch may start behind it on the same connection, which runs them in
+      // order, so commit order (the seq order the outbox relies on) stays the order of the batches. The jobs
+      // learn their outcome from the COMMIT's answer.
+      const settled = committed.then(
+        () => jobs.forEach((job, i) => job.resolve(values[i])),
+        (error: unknown) => {
+          if (isConnectionError(error)) return this.lost(error, jobs)
+          if (jobs.length === 1) return (jobs[0] as Job).reject(error)
+          // A write queued last failed: each job alone, after the batch now on the connection.
+          this.alone.push(...jobs)
+          this.schedule(true)
+        },
+      )
+      this.committing = this.committing.then(() => settled)
     } catch (error) {
       if (isConnectionError(error)) return this.lost(error, jobs)
       if (jobs.length === 1) return (jobs[0] as Job).reject(error)
       // One job failed: each alone, in its own transaction.
-      for (const job of jobs) {
-        try {
-          job.resolve((await this.transaction(client, [job]))[0])
-        } catch (single) {
-          if (isConnectionError(single)) return this.lost(single, [job, ...jobs.slice(jobs.indexOf(job) + 1)])
-          job.reject(single)
-        }
-      }
+      await this.eachAlone(client, jobs)
     }
   }
 
-  /** Runs the jobs in one transaction; with `admitRounds`, jobs queued meanwhile join `jobs` (WriterTx.admit). */
-  private async transaction(client: pg.PoolClient, jobs: Job[], admitRounds = 0): Promise<unknown[]> {
+  /** Each job in a transaction of its own, in order; false when the connection was lost on the way. */
+  private async eachAlone(client: pg.PoolClient, jobs: Job[]): Promise<boolean> {
+    for (const [i, job] of jobs.entries()) {
+      try {
+        const { values, committed } = await this.transaction(client, [job])
+        await committed
+        job.resolve(values[0])
+      } catch (single) {
+        if (isConnectionError(single)) {
+          this.lost(single, jobs.slice(i))
+          return false
+        }
+        job.reject(single)
+      }
+    }
+    return true
+  }
+
+  /**
+   * Runs the jobs in one transaction up to its COMMIT, which it sends: \`committed\` settles with the COMMIT's
+   * answer. With \`admitRounds\`, jobs queued meanwhile join \`jobs\` (WriterTx.admit).
+   */
+  private async transaction(
+    client: pg.PoolClient,
+    jobs: Job[],
+    admitRounds = 0,
+  ): Promise<{ values: unknown[]; committed: Promise<void> }> {
     const tx = new WriterTx(client, jobs, admitRounds)
     if (admitRounds > 0) this.open = tx
     try {
@@ -601,16 +644,14 @@ export class PgWriteQueue {
         if (!outcome?.ok) throw outcome?.error
         values.push(outcome.value)
       }
-      await tx.commit()
-      return values
+      // Sent here, synchronously; from now on nothing may send ROLLBACK: the next batch may follow on the connection.
+      return { values, committed: tx.commit() }
     } catch (error) {
       this.open = undefined
       await client.query('ROLLBACK').catch(() => {})
       throw error
     }
-  }
-
-  /**
+  } /**
    * The connection died with the batch. Its COMMIT may or may not have reached the database: the callers get
    * StoreUnavailableError, and what they asked for is either committed whole or not at all.
    */
@@ -637,9 +678,10 @@ export class PgWriteQueue {
 
   async close(): Promise<void> {
     this.closed = true
-    while (this.running || this.jobs.length > 0) {
+    while (this.running || this.jobs.length > 0 || this.alone.length > 0) {
       if (!this.running) this.kick()
       await this.running
+      await this.committing
     }
     this.client?.release()
     this.client = undefined

@@ -101,6 +101,21 @@ export async function queryTestDatabase<R = Record<string, unknown>>(dataDir: st
   }
 }
 
+/** Runs one statement on the PostgreSQL database at `url`, on a connection of its own, closed after it. */
+export async function queryPostgres(
+  url: string,
+  text: string,
+  params: unknown[] = [],
+): Promise<Array<Record<string, unknown>>> {
+  const client = new pg.Client({ connectionString: url })
+  await client.connect()
+  try {
+    return (await client.query(text, params)).rows
+  } finally {
+    await client.end()
+  }
+}
+
 /**
  * The delivery log of the store under test over the rows of a SQLite database: that database itself, or a copy of
  * it (npm run db:copy) in a fresh PostgreSQL database.

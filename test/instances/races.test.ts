@@ -1,5 +1,4 @@
 import { randomUUID } from 'node:crypto'
-import pg from 'pg'
 import { describe, expect, vi } from 'vitest'
 import type { DeliveryClaims, RecordedAttempt } from '../../src/app/store.js'
 import { applyAck, expire } from '../../src/domain/attempt.js'
@@ -14,6 +13,7 @@ import { createPostgresStore, type PostgresStore } from '../../src/store/postgre
 import { createDevice } from '../helpers/devices.js'
 import { it as base } from '../helpers/cluster.js'
 import { request } from '../helpers/latchkey.js'
+import { queryPostgres as query } from '../helpers/store.js'
 
 /**
  * Instances racing on one PostgreSQL (docs/scale-out.md#concurrency): the outcome rests on constraints and row
@@ -220,16 +220,6 @@ async function seedPendingAttempts(url: string, n: number): Promise<string[]> {
 }
 
 const failed500: SendFailure = { stage: 'http_status', code: 500 }
-
-async function query(url: string, text: string, params: unknown[] = []): Promise<Array<Record<string, unknown>>> {
-  const client = new pg.Client({ connectionString: url })
-  await client.connect()
-  try {
-    return (await client.query(text, params)).rows
-  } finally {
-    await client.end()
-  }
-}
 
 /** One workspace, one webhook and `n` events each owing it one delivery; returns the webhook's id. */
 async function seedDeliveries(url: string, n: number): Promise<string> {

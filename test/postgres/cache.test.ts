@@ -1,12 +1,11 @@
 import { randomUUID } from 'node:crypto'
-import pg from 'pg'
 import { describe, expect, it as base, vi } from 'vitest'
 import { expire } from '../../src/domain/attempt.js'
 import { iso } from '../../src/domain/clock.js'
 import { ReadCache } from '../../src/store/postgres/cache.js'
 import { createPostgresStore, type PostgresStore } from '../../src/store/postgres/index.js'
 import { tempDataDir } from '../helpers/latchkey.js'
-import { dropTestDatabase, testDatabaseEnv } from '../helpers/store.js'
+import { dropTestDatabase, queryPostgres as query, testDatabaseEnv } from '../helpers/store.js'
 
 /**
  * What each instance caches of the shared database (docs/scale-out.md#caches): two stores on one empty database,
@@ -33,16 +32,6 @@ const it = base.extend<{ url: string; stores: [PostgresStore, PostgresStore]; sq
     await use((text, params) => query(url, text, params))
   },
 })
-
-async function query(url: string, text: string, params: unknown[] = []): Promise<Array<Record<string, unknown>>> {
-  const client = new pg.Client({ connectionString: url })
-  await client.connect()
-  try {
-    return (await client.query(text, params)).rows
-  } finally {
-    await client.end()
-  }
-}
 
 const WAIT = { timeout: 5000, interval: 10 }
 

@@ -138,6 +138,8 @@ export interface LatchkeyFixtures {
     key?: string,
   ) => Promise<{ lock: VirtualLock; device: CreatedDevice }>
   defer: (close: () => unknown) => void
+  /** A fresh data directory on each call, removed after the test. */
+  dir: () => string
 }
 
 export const it = test.extend<LatchkeyFixtures>({
@@ -155,6 +157,13 @@ export const it = test.extend<LatchkeyFixtures>({
       }
     }
     if (errors.length > 0) throw errors[0]
+  },
+  dir: async ({ defer }, use) => {
+    await use(() => {
+      const dir = tempDataDir()
+      defer(() => rmSync(dir, { recursive: true, force: true }))
+      return dir
+    })
   },
   start: async ({ defer }, use) => {
     await use(async (options = {}) => {

@@ -1,22 +1,11 @@
-import { existsSync, readFileSync, rmSync, statSync } from 'node:fs'
+import { existsSync, readFileSync, statSync } from 'node:fs'
 import { join } from 'node:path'
 import { describe, expect } from 'vitest'
 import { startLatchkey } from '../../src/latchkey.js'
 import { openDatabase, schemaVersion } from '../../src/store/sqlite/database.js'
 import { MIGRATIONS } from '../../src/store/sqlite/migrations.js'
-import { it as base, request, tempDataDir, testConfig } from '../helpers/latchkey.js'
+import { it, request, testConfig } from '../helpers/latchkey.js'
 import { queryTestDatabase } from '../helpers/store.js'
-
-/** `dir()`: a fresh data dir, removed after the test. */
-const it = base.extend<{ dir: () => string }>({
-  dir: async ({ defer }, use) => {
-    await use(() => {
-      const dir = tempDataDir()
-      defer(() => rmSync(dir, { recursive: true, force: true }))
-      return dir
-    })
-  },
-})
 
 describe('start-up', () => {
   it('bootstraps a workspace, an API key and an admin key once, in a 0600 file', async ({ dir, defer }) => {

@@ -1,4 +1,3 @@
-import { rmSync } from 'node:fs'
 import { join } from 'node:path'
 import { describe, expect } from 'vitest'
 import { newId } from '../../src/app/ids.js'
@@ -7,18 +6,7 @@ import { iso } from '../../src/domain/clock.js'
 import { openDatabase, schemaVersion, type Db } from '../../src/store/sqlite/database.js'
 import { createSqliteStore } from '../../src/store/sqlite/index.js'
 import { MIGRATIONS } from '../../src/store/sqlite/migrations.js'
-import { ADMIN_KEY, it as base, tempDataDir } from '../helpers/latchkey.js'
-
-/** `dir()`: a fresh data dir, removed after the test. */
-const it = base.extend<{ dir: () => string }>({
-  dir: async ({ defer }, use) => {
-    await use(() => {
-      const dir = tempDataDir()
-      defer(() => rmSync(dir, { recursive: true, force: true }))
-      return dir
-    })
-  },
-})
+import { ADMIN_KEY, it } from '../helpers/latchkey.js'
 
 const WS = '01900000-0000-7000-8000-0000000000aa'
 const DEVICE = '01900000-0000-7000-8000-0000000000bb'

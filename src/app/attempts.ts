@@ -231,14 +231,14 @@ export function createAttemptService(deps: AttemptServiceDeps) {
       idempotencyKey?: string,
     ): Promise<AttemptRecord> {
       // Only a keyed request is ever compared with another: the digest is skipped without a key.
-      const requestHash =
+      const keyed =
         idempotencyKey === undefined
-          ? null
-          : sha256(JSON.stringify([action, input.device_id, input.sync ?? null, input.timeout_ms ?? null]))
-      const replayIfKeyed = () =>
-        idempotencyKey === undefined || requestHash === null
           ? undefined
-          : replay(workspaceId, idempotencyKey, requestHash, input.sync)
+          : {
+              key: idempotencyKey,
+              hash: sha256(JSON.stringify([action, input.device_id, input.sync ?? null, input.timeout_ms ?? null])),
+            }
+      const replayIfKeyed = () => keyed && replay(workspaceId, keyed.key, keyed.hash, input.sync)
       const replayed = await replayIfKeyed()
       if (replayed) return replayed
       const device = await actionDevice(workspaceId, input.device_id)
@@ -260,8 +260,8 @@ export function createAttemptService(deps: AttemptServiceDeps) {
           workspace_id: workspaceId,
           now: iso(createdMs),
           deadline_at: iso(deadlineMs),
-          idempotency_key: idempotencyKey ?? null,
-          request_hash: requestHash,
+          idempotency_key: keyed?.key ?? null,
+          request_hash: keyed?.hash ?? null,
         },
         device.online,
       )

@@ -527,7 +527,10 @@ export class PgWriteQueue {
   private jobs: Job[] = []
   /** Jobs of a batch whose COMMIT failed, to run one by one before the next batch. */
   private alone: Job[] = []
-  /** Settles after the COMMIT answers of every batch sent so far. */
+  /**
+   * The outcome of the last batch sent: the connection answers COMMITs in order, so it settles after those of every
+   * batch sent before it.
+   */
   private committing: Promise<void> = Promise.resolve()
   private running: Promise<void> | undefined
   private scheduled = false
@@ -598,7 +601,7 @@ export class PgWriteQueue {
           this.schedule(true)
         },
       )
-      this.committing = this.committing.then(() => settled)
+      this.committing = settled
     } catch (error) {
       if (isConnectionError(error)) return this.lost(error, jobs)
       if (jobs.length === 1) return (jobs[0] as Job).reject(error)

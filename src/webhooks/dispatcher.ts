@@ -87,9 +87,8 @@ function messageOf(error: unknown): string {
 export function createDispatcher(deps: DispatcherDeps): Dispatcher {
   const { deliveries, clock } = deps
   const queue = new WorkQueue(deps.limits)
-  /** Manual attempts in flight; the queue's are counted in `attempting`, `allDone` called when it falls to 0. */
+  /** Manual attempts in flight; the queue's are its `inFlight`, and `allDone` is called when that falls to 0. */
   const running = new Set<Promise<void>>()
-  let attempting = 0
   let allDone: (() => void) | undefined
   let tailSeq = 0
   let tailing = false
@@ -167,7 +166,6 @@ export function createDispatcher(deps: DispatcherDeps): Dispatcher {
     if (closed) return
     queue.promote(clock.now())
     for (let task = queue.take(); task; task = queue.take()) {
-      attempting++
       void attempt(task)
     }
     arm()
@@ -290,7 +288,7 @@ export function createDispatcher(deps: DispatcherDeps): Dispatcher {
     } finally {
       queue.done(task)
       if (dueAt !== undefined && !closed) queue.add({ ...task, dueAt }, clock.now())
-      if (--attempting === 0) allDone?.()
+      if (queue.inFlight === 0) allDone?.()
       pump()
     }
   }
@@ -363,7 +361,7 @@ export function createDispatcher(deps: DispatcherDeps): Dispatcher {
       if (poll !== undefined) clock.clearTimeout(poll)
       poll = undefined
       await deps.sender.close()
-      const attempts = attempting > 0 ? new Promise<void>((resolve) => (allDone = resolve)) : undefined
+      const attempts = queue.inFlight > 0 ? new Promise<void>((resolve) => (allDone = resolve)) : undefined
       await Promise.allSettled([...running, attempts])
     },
 

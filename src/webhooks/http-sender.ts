@@ -114,13 +114,6 @@ function text(part: Buffer | string | undefined): string {
   return typeof part === 'string' ? part : (part?.toString('latin1') ?? '')
 }
 
-/** What every request of one sender shares: its timeout, and the requests in flight in the order they started. */
-interface Flights {
-  readonly timeoutMs: number
-  /** Insertion order is deadline order: every request gets the same timeout. */
-  readonly active: Set<Exchange>
-}
-
 /**
  * One POST through undici's dispatch API, as its handler: the response arrives in callbacks, with no body stream,
  * async iterator or AbortSignal per request, and no closure per callback (together they cost about a tenth of
@@ -138,18 +131,19 @@ class Exchange implements Dispatcher.DispatchHandler {
   private done = false
 
   constructor(
-    private readonly flights: Flights,
+    /** The sender's requests in flight, in the order they started: deadline order, as all share one timeout. */
+    private readonly active: Set<Exchange>,
     /** When the request times out, on the sender's clock. */
     readonly deadline: number,
     private readonly resolve: (outcome: SendOutcome) => void,
   ) {
-    flights.active.add(this)
+    active.add(this)
   }
 
   private finish(outcome: SendOutcome): void {
     if (this.done) return
     this.done = true
-    this.flights.active.delete(this)
+    this.active.delete(this)
     this.resolve(outcome)
   }
 
@@ -179,7 +173,7 @@ class Exchange implements Dispatcher.DispatchHandler {
     if (this.done || this.stopped) return
     this.stopped = { reason, timedOut }
     // Nothing more to time out or to stop on close: only undici's report of the abort is still to come.
-    this.flights.active.delete(this)
+    this.active.delete(this)
     if (this.abortRequest) this.abortRequest(reason)
     else this.failed(reason)
   }
@@ -225,7 +219,7 @@ export function createHttpSender(options: { timeoutMs: number; clock: Clock; gua
     headersTimeout: options.timeoutMs + 1000,
     bodyTimeout: options.timeoutMs + 1000,
   })
-  const flights: Flights = { timeoutMs: options.timeoutMs, active: new Set() }
+  const active = new Set<Exchange>()
   /**
    * One timer for every request in flight, set for the oldest one's deadline: all share one timeout, so the oldest
    * times out first. When it fires, whatever is past its deadline stops, and the timer is set for the next.
@@ -233,7 +227,7 @@ export function createHttpSender(options: { timeoutMs: number; clock: Clock; gua
   let timer: { handle: TimerHandle; at: number } | undefined
 
   function arm(): void {
-    const oldest = flights.active.values().next().value
+    const oldest = active.values().next().value
     if (timer && oldest && timer.at <= oldest.deadline) return
     if (timer) options.clock.clearTimeout(timer.handle)
     timer = undefined
@@ -245,7 +239,7 @@ export function createHttpSender(options: { timeoutMs: number; clock: Clock; gua
   function expire(): void {
     timer = undefined
     const now = options.clock.now()
-    for (const exchange of flights.active) {
+    for (const exchange of active) {
       if (exchange.deadline > now) break
       exchange.stop(new Error(`timed out after ${options.timeoutMs} ms`), true)
     }
@@ -265,7 +259,7 @@ export function createHttpSender(options: { timeoutMs: number; clock: Clock; gua
 
   function exchange(to: Target, request: OutboundRequest): Promise<SendOutcome> {
     return new Promise<SendOutcome>((resolve) => {
-      const handler = new Exchange(flights, options.clock.now() + options.timeoutMs, resolve)
+      const handler = new Exchange(active, options.clock.now() + options.timeoutMs, resolve)
       if (!timer) arm()
       const headers = to.authorization ? { ...request.headers, authorization: to.authorization } : request.headers
       try {
@@ -293,7 +287,7 @@ export function createHttpSender(options: { timeoutMs: number; clock: Clock; gua
     },
 
     async close() {
-      for (const exchange of [...flights.active]) exchange.stop(new Error('latchkey is shutting down'))
+      for (const exchange of [...active]) exchange.stop(new Error('latchkey is shutting down'))
       if (timer) options.clock.clearTimeout(timer.handle)
       timer = undefined
       await agent.destroy()

@@ -227,17 +227,19 @@ export class PgAttempts implements AttemptStore {
         params: [transition.locked, a.device_id],
       })
     // Delivered on commit: wakes the instance whose request waits for this attempt (docs/scale-out.md#attempts).
-    const notify = transition.settled
-      ? { text: `SELECT pg_notify('${ATTEMPT_SETTLED_CHANNEL}', ?)`, params: [`${a.action_attempt_id} ${this.origin}`] }
-      : undefined
-    write(tx, parts, notify)
+    if (transition.settled)
+      parts.push({
+        text: `SELECT pg_notify('${ATTEMPT_SETTLED_CHANNEL}', ?)`,
+        params: [`${a.action_attempt_id} ${this.origin}`],
+      })
+    write(tx, parts)
     return this.events.record(tx, transition.events)
   }
 }
 
 /** The statements as one (combined), written to the transaction. */
-function write(tx: Tx, parts: readonly SqlStatement[], last?: SqlStatement): void {
-  const statement = combined(parts, last)
+function write(tx: Tx, parts: readonly SqlStatement[]): void {
+  const statement = combined(parts)
   if (statement) tx.write(statement.text, statement.params)
 }
 

@@ -58,15 +58,14 @@ export interface SqlStatement {
 
 /**
  * Data-modifying statements (INSERT, UPDATE, DELETE, without a WITH of their own) as one statement: each a CTE of
- * it, `last` (a SELECT) the outer query when given. Each part runs once, all on one snapshot, so no two of them may
- * touch one row. One statement instead of several is one Bind/Execute for both ends to handle, not several.
+ * the last, which may also be a SELECT. Each part runs once, all on one snapshot, so no two of them may touch one
+ * row. One statement instead of several is one Bind/Execute for both ends to handle, not several.
  */
-export function combined(parts: readonly SqlStatement[], last?: SqlStatement): SqlStatement | undefined {
-  const all = last ? [...parts, last] : parts
-  if (all.length <= 1) return all[0]
-  const outer = all[all.length - 1] as SqlStatement
-  const ctes = all.slice(0, -1).map((part, i) => `w${i} AS (${part.text})`)
-  return { text: `WITH ${ctes.join(', ')} ${outer.text}`, params: all.flatMap((part) => part.params) }
+export function combined(parts: readonly SqlStatement[]): SqlStatement | undefined {
+  if (parts.length <= 1) return parts[0]
+  const outer = parts[parts.length - 1] as SqlStatement
+  const ctes = parts.slice(0, -1).map((part, i) => `w${i} AS (${part.text})`)
+  return { text: `WITH ${ctes.join(', ')} ${outer.text}`, params: parts.flatMap((part) => part.params) }
 }
 
 /** `?` → `$1, $2, …`, once per statement text; each text is a named (prepared once per connection) statement. */

@@ -34,15 +34,20 @@ export class PgListener {
     }
     this.listeners.set(channel, [listener])
     // Connected: LISTEN now. Connecting, or waiting to reconnect: LISTENs when connected. Neither: connect.
-    if (this.client && this.connected) {
-      const client = this.client
-      client.query(`LISTEN ${channel}`).then(
-        () => {
-          if (this.client === client) this.active.add(channel)
-        },
-        (error: unknown) => this.lose(error),
-      )
-    } else if (!this.client && !this.retry) void this.connect()
+    if (this.client && this.connected) this.listenOn(this.client, channel)
+    else if (!this.client && !this.retry) void this.connect()
+  }
+
+  /** LISTEN on a connected client: the channel is listened to once that is done, if the client is still current. */
+  private listenOn(client: pg.Client, channel: string): void {
+    client.query(`LISTEN ${channel}`).then(
+      () => {
+        if (this.client === client) this.active.add(channel)
+      },
+      (error: unknown) => {
+        if (this.client === client) this.lose(error)
+      },
+    )
   }
 
   /** Whether every notification on `channel` reaches this listener now: its LISTEN is done on a live connection. */
@@ -97,14 +102,7 @@ export class PgListener {
         for (const channel of channels) this.active.add(channel)
         this.reset()
         // Asked for while the LISTENs above ran.
-        for (const channel of this.listeners.keys())
-          if (!this.active.has(channel))
-            client.query(`LISTEN ${channel}`).then(
-              () => {
-                if (this.client === client) this.active.add(channel)
-              },
-              (error: unknown) => lost(error),
-            )
+        for (const channel of this.listeners.keys()) if (!this.active.has(channel)) this.listenOn(client, channel)
       }
     } catch (error) {
       lost(error)

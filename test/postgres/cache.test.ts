@@ -1,37 +1,10 @@
 import { randomUUID } from 'node:crypto'
-import { describe, expect, it as base, vi } from 'vitest'
+import { describe, expect, vi } from 'vitest'
 import { expire } from '../../src/domain/attempt.js'
 import { iso } from '../../src/domain/clock.js'
 import { ReadCache } from '../../src/store/postgres/cache.js'
-import { createPostgresStore, type PostgresStore } from '../../src/store/postgres/index.js'
-import { tempDataDir } from '../helpers/latchkey.js'
-import { dropTestDatabase, queryPostgres as query, testDatabaseEnv } from '../helpers/store.js'
-
-/**
- * What each instance caches of the shared database (docs/scale-out.md#caches): two stores on one empty database,
- * as two instances would be; `sql` runs a statement on a connection of the test's own.
- */
-type Sql = (text: string, params?: unknown[]) => Promise<Array<Record<string, unknown>>>
-
-const it = base.extend<{ url: string; stores: [PostgresStore, PostgresStore]; sql: Sql }>({
-  // eslint-disable-next-line no-empty-pattern
-  url: async ({}, use) => {
-    const dir = tempDataDir()
-    await use(testDatabaseEnv(dir).DATABASE_URL as string)
-    dropTestDatabase(dir)
-  },
-  stores: async ({ url }, use) => {
-    const open = () => createPostgresStore({ url, newId: randomUUID, now: () => iso(Date.now()) })
-    const a = await open()
-    const b = await open()
-    await use([a, b])
-    await a.close()
-    await b.close()
-  },
-  sql: async ({ url }, use) => {
-    await use((text, params) => query(url, text, params))
-  },
-})
+import type { PostgresStore } from '../../src/store/postgres/index.js'
+import { it, seedDevices } from '../helpers/pg-instances.js'
 
 const WAIT = { timeout: 5000, interval: 10 }
 
@@ -58,18 +31,7 @@ async function seedKey(store: PostgresStore): Promise<{ hash: string; apiKeyId: 
   return { hash, apiKeyId }
 }
 
-/** A workspace `ws` with online devices that may lock and unlock. */
-async function seedDevices(sql: Sql, deviceIds: string[]): Promise<void> {
-  const at = iso(Date.now())
-  await sql(`INSERT INTO workspaces (workspace_id, name, created_at) VALUES ('ws', 'cache', $1)`, [at])
-  await sql(
-    `INSERT INTO devices (device_id, workspace_id, display_name, custom_metadata, secret_hash, can_remotely_lock,
-       can_remotely_unlock, created_at, online) SELECT id, 'ws', 'door', '{}', 'x', true, true, $2, true
-     FROM unnest($1::text[]) AS id`,
-    [deviceIds, at],
-  )
-}
-
+// What each instance caches of the shared database (docs/scale-out.md#caches): two stores on one database.
 describe('the PostgreSQL caches of API keys and devices', () => {
   it('an API key revoked through instance B stops authenticating on instance A, which had it cached', async ({
     stores: [a, b],

@@ -8,7 +8,8 @@ import { decodeSeqCursor } from '../../domain/cursor.js'
 import { toPage } from '../../domain/page.js'
 import { ATTEMPT_COLUMNS, attemptFromRow, type AttemptRow } from '../rows.js'
 import type { PgContext } from './context.js'
-import { combined, type SqlStatement, type Tx, type WriteJobOptions } from './database.js'
+import { combined, withCtes, type Cte, type SqlStatement, type Tx, type WriteJobOptions } from './database.js'
+import { OUTBOX_CHANNEL } from './notify.js'
 import type { PgEvents } from './events.js'
 
 /**
@@ -23,6 +24,15 @@ export function settledNotification(payload: string, origin: string): string | u
 
 const json = (value: unknown) => (value === null ? null : JSON.stringify(value))
 
+/** A pending attempt as this store last wrote it, and the row version that write left (migration 3). */
+interface Known {
+  attempt: AttemptRecord
+  version: number
+}
+
+/** Pending attempts remembered at most; the oldest is forgotten first. */
+const KNOWN_MAX = 10_000
+
 export class PgAttempts implements AttemptStore {
   constructor(
     private readonly ctx: PgContext,
@@ -30,6 +40,21 @@ export class PgAttempts implements AttemptStore {
     /** This store's tag in its settle notifications, by which it skips its own (settledNotification). */
     private readonly origin: string,
   ) {}
+
+  /**
+   * The pending attempts this store created or moved last, as it wrote them (docs/scale-out.md#attempts). The next
+   * transition of one is decided on the remembered row and written only if the row is still at the version this
+   * store left: no read, no row lock, one statement. Any other write raises the version, and the transition is then
+   * decided again on the row as it is.
+   */
+  private readonly known = new Map<string, Known>()
+
+  private remember(attempt: AttemptRecord, version: number): void {
+    this.known.delete(attempt.action_attempt_id)
+    if (attempt.status !== 'pending') return
+    this.known.set(attempt.action_attempt_id, { attempt, version })
+    if (this.known.size > KNOWN_MAX) this.known.delete(this.known.keys().next().value as string)
+  }
 
   async create(attempt: AttemptRecord, history: HistoryEntry[], events: EventDraft[]): Promise<void> {
     const job = { keys: [`attempt:${attempt.action_attempt_id}`] }
@@ -58,6 +83,7 @@ export class PgAttempts implements AttemptStore {
         ],
       }
       write(tx, [insert, ...historyStatement(a.action_attempt_id, history)])
+      this.remember(a, 0)
       return this.events.record(tx, events)
     }, job)
     this.ctx.onEvents(recorded)
@@ -124,10 +150,10 @@ export class PgAttempts implements AttemptStore {
 
   async releaseIdempotencyKey(workspaceId: string, key: string): Promise<void> {
     await this.ctx.db.writes.run((tx) =>
-      tx.exec('UPDATE action_attempts SET idempotency_key = NULL WHERE workspace_id = ? AND idempotency_key = ?', [
-        workspaceId,
-        key,
-      ]),
+      tx.exec(
+        'UPDATE action_attempts SET idempotency_key = NULL, version = version + 1 WHERE workspace_id = ? AND idempotency_key = ?',
+        [workspaceId, key],
+      ),
     )
   }
 
@@ -142,15 +168,23 @@ export class PgAttempts implements AttemptStore {
     if (deviceId !== undefined)
       Object.assign(job, { keys: [`attempt:${attemptId}`], writesAfter: [`device:${deviceId}`] })
     const outcome = await this.ctx.db.writes.run(async (tx) => {
-      const rows = await tx.query<AttemptRow>(
+      const known = this.known.get(attemptId)
+      if (known && (deviceId === undefined || known.attempt.device_id === deviceId)) {
+        const transition = decide(known.attempt)
+        const events = await this.applyIfUnchanged(tx, transition, known)
+        if (events) return { transition, events }
+      }
+      const rows = await tx.query<AttemptRow & { version: number }>(
         // Locked: another instance's settle of this attempt waits for this one and then decides on what it left.
-        `SELECT ${ATTEMPT_COLUMNS} FROM action_attempts WHERE action_attempt_id = ? FOR UPDATE`,
+        `SELECT ${ATTEMPT_COLUMNS}, version FROM action_attempts WHERE action_attempt_id = ? FOR UPDATE`,
         [attemptId],
       )
       const row = rows[0]
       if (!row || (deviceId !== undefined && row.device_id !== deviceId)) return undefined
       const transition = decide(attemptFromRow(row))
-      return { transition, events: await this.applyInTransaction(tx, transition) }
+      const events = await this.applyInTransaction(tx, transition)
+      this.remember(transition.attempt, transition.changed ? row.version + 1 : row.version)
+      return { transition, events }
     }, job)
     if (!outcome) return undefined
     this.ctx.onEvents(outcome.events)
@@ -199,9 +233,66 @@ export class PgAttempts implements AttemptStore {
     return rows.map(attemptFromRow)
   }
 
+  /**
+   * Writes a transition decided on the remembered row, as one statement that writes nothing unless the
+   * row is still at that version: the attempt's row, its history, the device's `locked`, its event with its
+   * deliveries, and the notifications. Undefined when it wrote nothing (the row moved on, or the transition changes
+   * nothing and would only add history): the caller decides again on the row as it is.
+   */
+  private async applyIfUnchanged(
+    tx: Tx,
+    transition: Transition,
+    { attempt: before, version }: Known,
+  ): Promise<LatchkeyEvent[] | undefined> {
+    if (!transition.changed) return undefined
+    const a = transition.attempt
+    const ctes: Cte[] = [
+      {
+        name: 'u',
+        text: `UPDATE action_attempts SET status = ?, result = ?, error = ?, updated_at = ?, sent_at = ?,
+           accepted_at = ?, completed_at = ?, version = version + 1
+         WHERE action_attempt_id = ? AND version = ? AND updated_at = ? RETURNING 1`,
+        params: [
+          a.status,
+          json(a.result),
+          json(a.error),
+          a.updated_at,
+          a.sent_at,
+          a.accepted_at,
+          a.completed_at,
+          a.action_attempt_id,
+          version,
+          // An instance older than the version column changes the row without raising it, but not its updated_at.
+          before.updated_at,
+        ],
+      },
+      ...historyStatement(a.action_attempt_id, transition.history, 'u').map((part) => ({ name: 'hist', ...part })),
+    ]
+    if (transition.locked !== undefined)
+      ctes.push({
+        name: 'd',
+        text: 'UPDATE devices SET locked = ? WHERE device_id = ? AND EXISTS (SELECT 1 FROM u)',
+        params: [transition.locked, a.device_id],
+      })
+    const part = await this.events.insertion(tx, transition.events, undefined, 'u')
+    if (part) ctes.push(...part.ctes, { name: 'q', ...part.outer })
+    const notices = transition.settled ? [`pg_notify('${ATTEMPT_SETTLED_CHANNEL}', ?)`] : []
+    if (part?.wakes) notices.push(`pg_notify('${OUTBOX_CHANNEL}', '')`)
+    const statement = withCtes(ctes, {
+      text: `SELECT ${['1 AS applied', ...notices].join(', ')} FROM u`,
+      params: transition.settled ? [`${a.action_attempt_id} ${this.origin}`] : [],
+    })
+    const rows = await tx.query(statement.text, statement.params)
+    if (rows.length === 0) return undefined
+    this.remember(a, version + 1)
+    return part?.events ?? []
+  }
+
   /** Writes a transition's effects, in one statement besides its events; runs inside a write transaction. */
   async applyInTransaction(tx: Tx, transition: Transition): Promise<LatchkeyEvent[]> {
     const a = transition.attempt
+    // Whoever calls this holds the row as it is: what was remembered of it may be behind.
+    this.known.delete(a.action_attempt_id)
     const parts = historyStatement(a.action_attempt_id, transition.history)
     if (!transition.changed) {
       write(tx, parts)
@@ -209,7 +300,7 @@ export class PgAttempts implements AttemptStore {
     }
     parts.push({
       text: `UPDATE action_attempts SET status = ?, result = ?, error = ?, updated_at = ?, sent_at = ?, accepted_at = ?,
-         completed_at = ? WHERE action_attempt_id = ?`,
+         completed_at = ?, version = version + 1 WHERE action_attempt_id = ?`,
       params: [
         a.status,
         json(a.result),
@@ -243,12 +334,13 @@ function write(tx: Tx, parts: readonly SqlStatement[]): void {
   if (statement) tx.write(statement.text, statement.params)
 }
 
-function historyStatement(attemptId: string, entries: HistoryEntry[]): SqlStatement[] {
+/** The history entries' insert; with `gate` (a CTE of the same statement), only if the gate yields a row. */
+function historyStatement(attemptId: string, entries: HistoryEntry[], gate?: string): SqlStatement[] {
   if (entries.length === 0) return []
   return [
     {
       text: `INSERT INTO attempt_history (action_attempt_id, at, kind, detail)
-       SELECT ?, h.at, h.kind, h.detail FROM unnest(?::text[], ?::text[], ?::text[]) WITH ORDINALITY AS h(at, kind, detail, n)
+       SELECT ?, h.at, h.kind, h.detail FROM ${gate === undefined ? '' : `${gate}, `}unnest(?::text[], ?::text[], ?::text[]) WITH ORDINALITY AS h(at, kind, detail, n)
        ORDER BY h.n`,
       params: [
         attemptId,

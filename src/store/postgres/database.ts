@@ -63,9 +63,24 @@ export interface SqlStatement {
  */
 export function combined(parts: readonly SqlStatement[]): SqlStatement | undefined {
   if (parts.length <= 1) return parts[0]
-  const outer = parts[parts.length - 1] as SqlStatement
-  const ctes = parts.slice(0, -1).map((part, i) => `w${i} AS (${part.text})`)
-  return { text: `WITH ${ctes.join(', ')} ${outer.text}`, params: parts.flatMap((part) => part.params) }
+  return withCtes(
+    parts.slice(0, -1).map((part, i) => ({ name: `w${i}`, ...part })),
+    parts[parts.length - 1] as SqlStatement,
+  )
+}
+
+/** A named part of a statement, `name AS (text)`, which the parts after it may read by its name. */
+export interface Cte extends SqlStatement {
+  name: string
+}
+
+/** `WITH a AS (…), b AS (…) outer`, the parameters in the order of the text; without CTEs, `outer` itself. */
+export function withCtes(ctes: readonly Cte[], outer: SqlStatement): SqlStatement {
+  if (ctes.length === 0) return outer
+  return {
+    text: `WITH ${ctes.map((cte) => `${cte.name} AS (${cte.text})`).join(', ')} ${outer.text}`,
+    params: [...ctes.flatMap((cte) => cte.params), ...outer.params],
+  }
 }
 
 /** `?` → `$1, $2, …`, once per statement text; each text is a named (prepared once per connection) statement. */
@@ -653,7 +668,9 @@ export class PgWriteQueue {
       await client.query('ROLLBACK').catch(() => {})
       throw error
     }
-  } /**
+  }
+
+  /**
    * The connection died with the batch. Its COMMIT may or may not have reached the database: the callers get
    * StoreUnavailableError, and what they asked for is either committed whole or not at all.
    */

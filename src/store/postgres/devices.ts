@@ -10,8 +10,8 @@ import { DEVICE_COLUMNS, deviceFromRow, type DeviceRow } from '../rows.js'
 import type { PgAttempts } from './attempts.js'
 import { CACHE_CHANNEL, type PgCaches } from './cache.js'
 import type { PgContext } from './context.js'
-import type { PgEvents } from './events.js'
-import type { Tx } from './database.js'
+import { eventStatement, type PgEvents } from './events.js'
+import type { Cte, Tx } from './database.js'
 
 const UPDATABLE = new Set(['display_name', 'nickname', 'custom_metadata', 'can_remotely_lock', 'can_remotely_unlock'])
 
@@ -192,26 +192,31 @@ export class PgDevices implements DeviceStore {
       const { patch, events } = decide(device)
       const props = { ...device.props, ...patch }
       if (props.online !== device.props.online) this.forgetOnCommit(tx, deviceId)
-      if (changesSomething(device.props, props))
-        tx.write(
-          `UPDATE devices SET online = ?, locked = ?, door_open = ?, jammed = ?, battery_level = ?, firmware_version = ?,
-             last_seen_at = ? WHERE device_id = ?`,
-          [
-            props.online,
-            props.locked,
-            props.door_open,
-            props.jammed,
-            props.battery_level,
-            props.firmware_version,
-            props.last_seen_at,
-            deviceId,
-          ],
-        )
-      return {
-        device: { ...device, props },
-        recorded: await this.events.record(tx, events, dedupeKey),
-        forget: props.online !== device.props.online,
-      }
+      const update: Cte[] = changesSomething(device.props, props)
+        ? [
+            {
+              name: 'dv',
+              text: `UPDATE devices SET online = ?, locked = ?, door_open = ?, jammed = ?, battery_level = ?,
+                 firmware_version = ?, last_seen_at = ? WHERE device_id = ?`,
+              params: [
+                props.online,
+                props.locked,
+                props.door_open,
+                props.jammed,
+                props.battery_level,
+                props.firmware_version,
+                props.last_seen_at,
+                deviceId,
+              ],
+            },
+          ]
+        : []
+      // The change and its events as one statement.
+      const part = await this.events.insertion(tx, events, dedupeKey)
+      const statement = part ? eventStatement(update, part) : update[0]
+      if (statement) tx.write(statement.text, statement.params)
+      const recorded = part?.events ?? []
+      return { device: { ...device, props }, recorded, forget: props.online !== device.props.online }
     }, job)
     if (!outcome) return undefined
     if (outcome.forget) this.caches.devices.forget(deviceId)

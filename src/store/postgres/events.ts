@@ -5,9 +5,32 @@ import { finaliseEvent, type EventDraft, type LatchkeyEvent } from '../../domain
 import { decodeSeqCursor } from '../../domain/cursor.js'
 import { toPage } from '../../domain/page.js'
 import type { PgContext } from './context.js'
-import type { Tx } from './database.js'
+import { withCtes, type Cte, type SqlStatement, type Tx } from './database.js'
 import type { PgWebhooks } from './webhooks.js'
 import { OUTBOX_CHANNEL } from './notify.js'
+
+/** Events' insert and their deliveries' as parts of a statement (PgEvents.insertion). */
+export interface EventInsertion {
+  ctes: Cte[]
+  outer: SqlStatement
+  events: LatchkeyEvent[]
+  /** A delivery is due at once: the transaction wakes the dispatchers. */
+  wakes: boolean
+}
+
+/**
+ * One statement: the `leading` parts, then the events and their deliveries, then, if a delivery is due at once,
+ * the notification that wakes every instance's dispatcher on commit (docs/scale-out.md#waking; PostgreSQL folds
+ * notifications alike in one transaction into one).
+ */
+export function eventStatement(leading: readonly Cte[], part: EventInsertion): SqlStatement {
+  const ctes = [...leading, ...part.ctes]
+  if (!part.wakes) return withCtes(ctes, part.outer)
+  return withCtes([...ctes, { name: 'q', ...part.outer }], {
+    text: `SELECT pg_notify('${OUTBOX_CHANNEL}', '')`,
+    params: [],
+  })
+}
 
 interface EventRow {
   seq: number
@@ -17,7 +40,7 @@ interface EventRow {
 /**
  * The event log, and the outbox writer every other repository calls inside its own transaction: an event is
  * committed with the change that caused it or not at all, and so is one delivery per webhook it goes to (held while
- * the webhook is disabled). One statement per event: the event and its deliveries.
+ * the webhook is disabled). One statement for a change's events and their deliveries.
  */
 export class PgEvents implements EventStore {
   constructor(
@@ -27,41 +50,69 @@ export class PgEvents implements EventStore {
 
   /** Must run inside a write transaction. Returns the committed envelopes, for the post-commit notification. */
   async record(tx: Tx, drafts: EventDraft[], dedupeKey?: string): Promise<LatchkeyEvent[]> {
-    if (drafts.length === 0) return []
+    const part = await this.insertion(tx, drafts, dedupeKey)
+    if (!part) return []
+    const statement = eventStatement([], part)
+    tx.write(statement.text, statement.params)
+    return part.events
+  }
+
+  /**
+   * Events and their deliveries as parts of a larger statement: the CTE `e` inserts the events in order and the
+   * outer statement their deliveries, or, without a webhook to deliver to, the outer statement inserts the events.
+   * With `gate` (the name of a CTE of that statement), nothing is inserted unless the gate yields a row. The i-th
+   * event's dedupe key is `dedupeKey#i`.
+   */
+  async insertion(
+    tx: Tx,
+    drafts: readonly EventDraft[],
+    dedupeKey?: string,
+    gate?: string,
+  ): Promise<EventInsertion | undefined> {
+    if (drafts.length === 0) return undefined
     const createdAt = this.ctx.now()
-    const recorded: LatchkeyEvent[] = []
-    for (const [i, draft] of drafts.entries()) {
-      const event = finaliseEvent(draft, this.ctx.newId(), createdAt)
-      const key = dedupeKey === undefined ? null : `${dedupeKey}#${i}`
-      const hooks = await this.webhooks.matching(tx, event.workspace_id, event.event_type)
-      tx.write(
-        `WITH e AS (
-           INSERT INTO events (event_id, workspace_id, event_type, device_id, action_attempt_id, created_at, dedupe_key, body)
-           VALUES (?, ?, ?, ?, ?, ?, ?, ?) RETURNING seq, event_id, workspace_id, event_type, created_at)
-         INSERT INTO deliveries (event_seq, event_id, webhook_id, workspace_id, event_type, status, held, next_attempt_at,
-           created_at, updated_at)
+    const events = drafts.map((draft) => finaliseEvent(draft, this.ctx.newId(), createdAt))
+    const deliveries: Array<{ event_id: string; webhook_id: string; enabled: boolean }> = []
+    for (const event of events)
+      for (const hook of await this.webhooks.matching(tx, event.workspace_id, event.event_type))
+        deliveries.push({ event_id: event.event_id, webhook_id: hook.webhook_id, enabled: hook.enabled })
+    const insert = `INSERT INTO events (event_id, workspace_id, event_type, device_id, action_attempt_id, created_at,
+         dedupe_key, body)
+       SELECT x.event_id, x.workspace_id, x.event_type, x.device_id, x.action_attempt_id, ?, x.dedupe_key, x.body
+       FROM ${gate === undefined ? '' : `${gate}, `}unnest(?::text[], ?::text[], ?::text[], ?::text[], ?::text[],
+         ?::text[], ?::text[]) WITH ORDINALITY AS x(event_id, workspace_id, event_type, device_id, action_attempt_id,
+         dedupe_key, body, n)
+       ORDER BY x.n`
+    const params = [
+      createdAt,
+      events.map((event) => event.event_id),
+      events.map((event) => event.workspace_id),
+      events.map((event) => event.event_type),
+      events.map((event) => event.device_id ?? null),
+      events.map((event) => event.action_attempt_id ?? null),
+      events.map((_, i) => (dedupeKey === undefined ? null : `${dedupeKey}#${i}`)),
+      events.map((event) => JSON.stringify(event)),
+    ]
+    if (deliveries.length === 0) return { ctes: [], outer: { text: insert, params }, events, wakes: false }
+    return {
+      ctes: [{ name: 'e', text: `${insert} RETURNING seq, event_id, workspace_id, event_type, created_at`, params }],
+      outer: {
+        text: `INSERT INTO deliveries (event_seq, event_id, webhook_id, workspace_id, event_type, status, held,
+           next_attempt_at, created_at, updated_at)
          SELECT e.seq, e.event_id, w.webhook_id, e.workspace_id, e.event_type, 'pending', NOT w.enabled,
            CASE WHEN w.enabled THEN e.created_at END, e.created_at, e.created_at
-         FROM e, unnest(?::text[], ?::boolean[]) WITH ORDINALITY AS w(webhook_id, enabled, n) ORDER BY w.n`,
-        [
-          event.event_id,
-          event.workspace_id,
-          event.event_type,
-          event.device_id ?? null,
-          event.action_attempt_id ?? null,
-          createdAt,
-          key,
-          JSON.stringify(event),
-          hooks.map((hook) => hook.webhook_id),
-          hooks.map((hook) => hook.enabled),
+         FROM unnest(?::text[], ?::text[], ?::boolean[]) WITH ORDINALITY AS w(event_id, webhook_id, enabled, n)
+           JOIN e ON e.event_id = w.event_id
+         ORDER BY w.n`,
+        params: [
+          deliveries.map((d) => d.event_id),
+          deliveries.map((d) => d.webhook_id),
+          deliveries.map((d) => d.enabled),
         ],
-      )
-      recorded.push(event)
-      // Delivered on commit: wakes every instance's dispatcher (docs/scale-out.md#waking). Notifications alike in
-      // one transaction are folded into one.
-      if (hooks.some((hook) => hook.enabled)) tx.write(`SELECT pg_notify('${OUTBOX_CHANNEL}', '')`)
+      },
+      events,
+      wakes: deliveries.some((d) => d.enabled),
     }
-    return recorded
   }
 
   async get(workspaceId: string, eventId: string): Promise<LatchkeyEvent | undefined> {

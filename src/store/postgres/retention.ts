@@ -57,7 +57,7 @@ export class PgRetention implements RetentionStore {
       const events = await this.pruneEvents(tx, cutoffs.before, limit)
       // Keyed attempts are few (a day's worth once retention runs): the partial index holds just them.
       const idempotencyKeys = await tx.exec(
-        `UPDATE action_attempts SET idempotency_key = NULL WHERE seq IN (SELECT seq FROM action_attempts
+        `UPDATE action_attempts SET idempotency_key = NULL, version = version + 1 WHERE seq IN (SELECT seq FROM action_attempts
            WHERE idempotency_key IS NOT NULL AND created_at < ? ORDER BY seq LIMIT ?)`,
         [cutoffs.keysBefore, limit],
       )

@@ -86,10 +86,10 @@ describe('the PostgreSQL caches of API keys and devices', () => {
     // key is served from its cache), A refuses the first key: it forgot everything when the connection was lost.
     const { hash } = await seedKey(a)
     await cached(a, () => a.workspaces.findByKeyHash(hash))
-    const [{ n }] = (await sql(
-      "SELECT count(pg_terminate_backend(pid))::int AS n FROM pg_stat_activity WHERE query LIKE 'LISTEN %' AND datname = current_database()",
-    )) as [{ n: number }]
-    expect(n).toBe(2)
+    // Both stores' listening connections: B's may still be on its way up.
+    const listening = "FROM pg_stat_activity WHERE query LIKE 'LISTEN %' AND datname = current_database()"
+    await vi.waitFor(async () => expect(await sql(`SELECT count(*)::int AS n ${listening}`)).toEqual([{ n: 2 }]), WAIT)
+    expect(await sql(`SELECT count(pg_terminate_backend(pid))::int AS n ${listening}`)).toEqual([{ n: 2 }])
     await sql('DELETE FROM api_keys WHERE key_hash = $1', [hash])
     const other = `hash-${randomUUID()}`
     await a.workspaces.createApiKey(

@@ -236,4 +236,35 @@ describe('the PostgreSQL write queue', () => {
       holder.release()
     }
   })
+  it('commits jobs whose writes are gated on what they decided on in one round trip, and runs a job again whose gate finds the row moved on', async ({
+    db,
+    roundTrips,
+  }) => {
+    // Scenario: three jobs, each "set this counter to 7 if it is still 0"; counter c is at 1 → the batch is one
+    // round trip (BEGIN, the three writes, COMMIT); a and b are 7; c's job wrote nothing, learnt it, and ran again,
+    // told so, on what it read: its second outcome is the one its caller gets.
+    await db.exec("UPDATE counters SET n = 1 WHERE name = 'c'")
+    await db.writes.run(async (tx) => tx.exec('SELECT 1'))
+    const before = roundTrips()
+    const missed: string[] = []
+    const setIfZero = (name: string) =>
+      db.writes.run(
+        async (tx) => {
+          if (tx.rerun) return `${name} again: ${await increment(tx, name)}`
+          tx.writeIfCurrent(
+            'WITH w AS (UPDATE counters SET n = 7 WHERE name = ? AND n = 0 RETURNING 1) SELECT 1 FROM w',
+            [name],
+            () => missed.push(name),
+          )
+          return `${name} set`
+        },
+        { keys: [`counter:${name}`] },
+      )
+    const results = await Promise.all(['a', 'b', 'c'].map(setIfZero))
+    expect(results).toEqual(['a set', 'b set', 'c again: 2'])
+    expect(missed).toEqual(['c'])
+    expect(await counts(db)).toEqual({ a: 7, b: 7, c: 2 })
+    // One round trip for the batch, one for c's second run (its read), one for its write and COMMIT.
+    expect(roundTrips() - before).toBe(3)
+  })
 })

@@ -11,6 +11,8 @@ import type { PgContext } from './context.js'
 import { combined, withCtes, type Cte, type SqlStatement, type Tx, type WriteJobOptions } from './database.js'
 import { OUTBOX_CHANNEL } from './notify.js'
 import type { PgEvents } from './events.js'
+import type { Remembered } from './remembered.js'
+import type { DeviceRecord } from '../../domain/device.js'
 
 /**
  * A settle notification's attempt id, or undefined when `origin` (this store) sent it: the store that settles an
@@ -24,14 +26,11 @@ export function settledNotification(payload: string, origin: string): string | u
 
 const json = (value: unknown) => (value === null ? null : JSON.stringify(value))
 
-/** A pending attempt as this store last wrote it, and the row version that write left (migration 3). */
-interface Known {
-  attempt: AttemptRecord
+/** A row as this store last wrote it, and the version that write left (migration 3). */
+interface Known<T> {
+  row: T
   version: number
 }
-
-/** Pending attempts remembered at most; the oldest is forgotten first. */
-const KNOWN_MAX = 10_000
 
 export class PgAttempts implements AttemptStore {
   constructor(
@@ -39,21 +38,16 @@ export class PgAttempts implements AttemptStore {
     private readonly events: PgEvents,
     /** This store's tag in its settle notifications, by which it skips its own (settledNotification). */
     private readonly origin: string,
+    /**
+     * The pending attempts this store created or moved last, and the devices whose row it changed last. The next
+     * transition of a remembered attempt is decided on that row: no read, no row lock, one statement.
+     */
+    private readonly remembered: { attempts: Remembered<AttemptRecord>; devices: Remembered<DeviceRecord> },
   ) {}
 
-  /**
-   * The pending attempts this store created or moved last, as it wrote them (docs/scale-out.md#attempts). The next
-   * transition of one is decided on the remembered row and written only if the row is still at the version this
-   * store left: no read, no row lock, one statement. Any other write raises the version, and the transition is then
-   * decided again on the row as it is.
-   */
-  private readonly known = new Map<string, Known>()
-
   private remember(attempt: AttemptRecord, version: number): void {
-    this.known.delete(attempt.action_attempt_id)
-    if (attempt.status !== 'pending') return
-    this.known.set(attempt.action_attempt_id, { attempt, version })
-    if (this.known.size > KNOWN_MAX) this.known.delete(this.known.keys().next().value as string)
+    if (attempt.status === 'pending') this.remembered.attempts.set(attempt.action_attempt_id, attempt, version)
+    else this.remembered.attempts.forget(attempt.action_attempt_id)
   }
 
   async create(attempt: AttemptRecord, history: HistoryEntry[], events: EventDraft[]): Promise<void> {
@@ -168,11 +162,10 @@ export class PgAttempts implements AttemptStore {
     if (deviceId !== undefined)
       Object.assign(job, { keys: [`attempt:${attemptId}`], writesAfter: [`device:${deviceId}`] })
     const outcome = await this.ctx.db.writes.run(async (tx) => {
-      const known = this.known.get(attemptId)
-      if (known && (deviceId === undefined || known.attempt.device_id === deviceId)) {
-        const transition = decide(known.attempt)
-        const events = await this.applyIfUnchanged(tx, transition, known)
-        if (events) return { transition, events }
+      const known = tx.rerun ? undefined : this.remembered.attempts.get(attemptId)
+      if (known && (deviceId === undefined || known.row.device_id === deviceId)) {
+        const transition = decide(known.row)
+        if (transition.changed) return { transition, events: await this.writeIfUnchanged(tx, transition, known) }
       }
       const rows = await tx.query<AttemptRow & { version: number }>(
         // Locked: another instance's settle of this attempt waits for this one and then decides on what it left.
@@ -234,17 +227,15 @@ export class PgAttempts implements AttemptStore {
   }
 
   /**
-   * Writes a transition decided on the remembered row, as one statement that writes nothing unless the
-   * row is still at that version: the attempt's row, its history, the device's `locked`, its event with its
-   * deliveries, and the notifications. Undefined when it wrote nothing (the row moved on, or the transition changes
-   * nothing and would only add history): the caller decides again on the row as it is.
+   * Writes a transition decided on the remembered row, as one statement that writes nothing unless the row is still
+   * at that version and `updated_at`: the attempt's row, its history, the device's `locked`, its events with their
+   * deliveries, and the notifications. If the row moved on, the job runs again and decides on the row as it is.
    */
-  private async applyIfUnchanged(
+  private async writeIfUnchanged(
     tx: Tx,
     transition: Transition,
-    { attempt: before, version }: Known,
-  ): Promise<LatchkeyEvent[] | undefined> {
-    if (!transition.changed) return undefined
+    { row: before, version }: Known<AttemptRecord>,
+  ): Promise<LatchkeyEvent[]> {
     const a = transition.attempt
     const ctes: Cte[] = [
       {
@@ -271,7 +262,7 @@ export class PgAttempts implements AttemptStore {
     if (transition.locked !== undefined)
       ctes.push({
         name: 'd',
-        text: 'UPDATE devices SET locked = ? WHERE device_id = ? AND EXISTS (SELECT 1 FROM u)',
+        text: `UPDATE devices SET locked = ?, version = version + 1 WHERE device_id = ? AND EXISTS (SELECT 1 FROM u)`,
         params: [transition.locked, a.device_id],
       })
     const part = await this.events.insertion(tx, transition.events, undefined, 'u')
@@ -282,17 +273,31 @@ export class PgAttempts implements AttemptStore {
       text: `SELECT ${['1 AS applied', ...notices].join(', ')} FROM u`,
       params: transition.settled ? [`${a.action_attempt_id} ${this.origin}`] : [],
     })
-    const rows = await tx.query(statement.text, statement.params)
-    if (rows.length === 0) return undefined
+    tx.writeIfCurrent(statement.text, statement.params, () => {
+      this.remembered.attempts.forget(a.action_attempt_id)
+      this.remembered.devices.forget(a.device_id)
+    })
     this.remember(a, version + 1)
+    if (transition.locked !== undefined) this.lockedRemembered(a.device_id, transition.locked)
     return part?.events ?? []
+  }
+
+  /**
+   * The device's `locked` as this store writes it, on the device's remembered row: one version up. If another change
+   * of the device came between, the remembered version is not the row's, and the device's next change decided on it
+   * runs again on the row as it is.
+   */
+  private lockedRemembered(deviceId: string, locked: boolean): void {
+    const known = this.remembered.devices.get(deviceId)
+    if (known)
+      this.remembered.devices.set(deviceId, { ...known.row, props: { ...known.row.props, locked } }, known.version + 1)
   }
 
   /** Writes a transition's effects, in one statement besides its events; runs inside a write transaction. */
   async applyInTransaction(tx: Tx, transition: Transition): Promise<LatchkeyEvent[]> {
     const a = transition.attempt
     // Whoever calls this holds the row as it is: what was remembered of it may be behind.
-    this.known.delete(a.action_attempt_id)
+    this.remembered.attempts.forget(a.action_attempt_id)
     const parts = historyStatement(a.action_attempt_id, transition.history)
     if (!transition.changed) {
       write(tx, parts)
@@ -312,11 +317,13 @@ export class PgAttempts implements AttemptStore {
         a.action_attempt_id,
       ],
     })
-    if (transition.locked !== undefined)
+    if (transition.locked !== undefined) {
       parts.push({
-        text: 'UPDATE devices SET locked = ? WHERE device_id = ?',
+        text: 'UPDATE devices SET locked = ?, version = version + 1 WHERE device_id = ?',
         params: [transition.locked, a.device_id],
       })
+      this.remembered.devices.forget(a.device_id)
+    }
     // Delivered on commit: wakes the instance whose request waits for this attempt (docs/scale-out.md#attempts).
     if (transition.settled)
       parts.push({

@@ -12,6 +12,15 @@ export interface Sql {
 /** A write transaction: also takes writes whose outcome nobody reads, sent with the next statement that is read. */
 export interface Tx extends Sql {
   write(text: string, params?: unknown[]): void
+  /**
+   * A write that takes effect only if the statement yields a row (its parts are gated on a condition, such as a
+   * row still at the version the job decided on), sent like any write, without waiting for it. If it yields none,
+   * it wrote nothing: `missed` is called, the job's outcome is dropped, and the job runs again (`rerun`) in a later
+   * transaction, after the jobs already on the connection. All of the job's writes must be behind the same gate.
+   */
+  writeIfCurrent(text: string, params: unknown[], missed: () => void): void
+  /** The job runs again after a write of its own missed (writeIfCurrent): it must decide on what it reads. */
+  readonly rerun: boolean
 }
 
 /** Advisory lock key of the migrations ("latchkey" in ASCII). */
@@ -266,8 +275,9 @@ export interface WriteJobOptions {
   /** What the job reads and writes: it starts once the jobs before it that hold one of these have finished. */
   keys?: readonly string[] | undefined
   /**
-   * What the job only writes, without reading it first (`tx.write`): it runs beside the jobs before it that hold
-   * one of these, but its writes enter the transaction after theirs. Jobs after it that hold the key wait for it.
+   * What the job only writes, without reading it first (`tx.write`, `tx.writeIfCurrent`): it runs beside the jobs
+   * before it that hold one of these, but its writes enter the transaction after theirs. Jobs after it that hold
+   * the key wait for it.
    */
   writesAfter?: readonly string[] | undefined
 }
@@ -277,6 +287,8 @@ interface Job {
   options: WriteJobOptions
   resolve: (value: unknown) => void
   reject: (error: unknown) => void
+  /** A write of its own missed in an earlier run (Tx.writeIfCurrent). */
+  rerun?: boolean
 }
 
 /** A job of a batch as the batch runs it: what it waits for, what waits for it, its reads in flight. */
@@ -294,6 +306,8 @@ interface Slot {
   outcome?: { ok: true; value: unknown } | { ok: false; error: unknown }
   /** Finished, and its writes are in the transaction. */
   done: boolean
+  /** A write of its own yielded no row (Tx.writeIfCurrent): it wrote nothing, and runs again. */
+  missed: boolean
 }
 
 interface Statement {
@@ -302,6 +316,8 @@ interface Statement {
   params?: unknown[] | undefined
   /** A read: whoever waits for its rows. */
   read?: { slot: Slot; resolve: (result: pg.QueryResult) => void; reject: (error: unknown) => void }
+  /** A write that took effect only if it yielded a row (Tx.writeIfCurrent). */
+  gate?: { slot: Slot; missed: () => void }
 }
 
 /**
@@ -380,7 +396,7 @@ class WriterTx {
       if (writes) slot.holders++
       else slot.blockers++
     }
-    const slot: Slot = { job, blockers: 0, holders: 0, held: [], next: [], reads: 0, done: false }
+    const slot: Slot = { job, blockers: 0, holders: 0, held: [], next: [], reads: 0, done: false, missed: false }
     const { keys, writesAfter } = job.options
     if (keys) {
       this.keyedLeft++
@@ -411,13 +427,16 @@ class WriterTx {
 
   private start(slot: Slot): void {
     this.running++
+    const queue = (statement: Statement) => {
+      if (slot.holders > 0) slot.held.push(statement)
+      else this.pending.push(statement)
+    }
     const tx: Tx = {
-      write: (text, params) => {
-        if (slot.holders > 0) slot.held.push({ text, params })
-        else this.pending.push({ text, params })
-      },
+      write: (text, params) => queue({ text, params }),
+      writeIfCurrent: (text, params, missed) => queue({ text, params, gate: { slot, missed } }),
       query: async (text, params) => (await this.read(slot, { text, params })).rows as never[],
       exec: async (text, params) => (await this.read(slot, { text, params })).rowCount ?? 0,
+      rerun: slot.job.rerun ?? false,
     }
     let result: Promise<unknown>
     try {
@@ -482,7 +501,10 @@ class WriterTx {
       batch.forEach((statement, i) => statement.read && each(statement.read, i))
     }
     this.send(batch).then(
-      (results) => settle((read, i) => read.resolve(results[i] as pg.QueryResult)),
+      (results) => {
+        this.checkGates(batch, results)
+        settle((read, i) => read.resolve(results[i] as pg.QueryResult))
+      },
       (error: unknown) => settle((read) => read.reject(error)),
     )
   }
@@ -513,14 +535,25 @@ class WriterTx {
     return settled.map((answer) => (answer as PromiseFulfilledResult<pg.QueryResult>).value)
   }
 
-  /** After every job has finished: the writes still queued, and COMMIT. */
-  async commit(): Promise<void> {
+  /** Gated writes that yielded no row: their jobs wrote nothing and run again. */
+  private checkGates(statements: readonly Statement[], results: readonly pg.QueryResult[]): void {
+    statements.forEach(({ gate }, i) => {
+      if (!gate || (results[i]?.rows.length ?? 0) > 0 || gate.slot.missed) return
+      gate.slot.missed = true
+      gate.missed()
+    })
+  }
+
+  /** After every job has finished: the writes still queued, and COMMIT. Answers the jobs to run again. */
+  async commit(): Promise<Set<Job>> {
     const statements: Statement[] = [...this.pending, { text: 'COMMIT' }]
     this.pending = []
     const results = await this.send(statements)
     // COMMIT of a transaction that a failed statement aborted answers ROLLBACK instead of failing: a job that
     // caught its statement's error must not make the others believe they were committed.
     if (results[results.length - 1]?.command === 'ROLLBACK') throw new Error('the write transaction was rolled back')
+    this.checkGates(statements, results)
+    return new Set(this.slots.filter((slot) => slot.missed).map((slot) => slot.job))
   }
 }
 
@@ -541,6 +574,8 @@ export class PgWriteQueue {
   private jobs: Job[] = []
   /** Jobs of a batch whose COMMIT failed, to run one by one before the next batch. */
   private alone: Job[] = []
+  /** Jobs whose gated write missed (Tx.writeIfCurrent), to run again first in the next batch, in order. */
+  private again: Job[] = []
   /**
    * The outcome of the last batch sent: the connection answers COMMITs in order, so it settles after those of every
    * batch sent before it.
@@ -574,17 +609,29 @@ export class PgWriteQueue {
 
   private kick(): void {
     this.scheduled = false
-    if (this.running || (this.jobs.length === 0 && this.alone.length === 0)) return
+    if (this.running || !this.queued()) return
     this.running = this.drain().finally(() => {
       this.running = undefined
-      if (this.jobs.length > 0 || this.alone.length > 0) this.schedule(true)
+      if (this.queued()) this.schedule(true)
     })
+  }
+
+  private queued(): boolean {
+    return this.jobs.length > 0 || this.alone.length > 0 || this.again.length > 0
+  }
+
+  /** Jobs whose gated write missed: each runs again, deciding on what it reads. */
+  private runAgain(jobs: readonly Job[]): void {
+    for (const job of jobs) job.rerun = true
+    this.again.push(...jobs)
+    this.schedule(true)
   }
 
   private async drain(): Promise<void> {
     const alone = this.alone
-    const jobs = this.jobs
+    const jobs = [...this.again, ...this.jobs]
     this.alone = []
+    this.again = []
     this.jobs = []
     let client: pg.PoolClient
     try {
@@ -606,7 +653,10 @@ export class PgWriteQueue {
       // order, so commit order (the seq order the outbox relies on) stays the order of the batches. The jobs
       // learn their outcome from the COMMIT's answer.
       const settled = committed.then(
-        () => jobs.forEach((job, i) => job.resolve(values[i])),
+        (missed) => {
+          jobs.forEach((job, i) => missed.has(job) || job.resolve(values[i]))
+          if (missed.size > 0) this.runAgain([...missed])
+        },
         (error: unknown) => {
           if (isConnectionError(error)) return this.lost(error, jobs)
           if (jobs.length === 1) return (jobs[0] as Job).reject(error)
@@ -629,8 +679,8 @@ export class PgWriteQueue {
     for (const [i, job] of jobs.entries()) {
       try {
         const { values, committed } = await this.transaction(client, [job])
-        await committed
-        job.resolve(values[0])
+        if ((await committed).size > 0) this.runAgain([job])
+        else job.resolve(values[0])
       } catch (single) {
         if (isConnectionError(single)) {
           this.lost(single, jobs.slice(i))
@@ -644,13 +694,13 @@ export class PgWriteQueue {
 
   /**
    * Runs the jobs in one transaction up to its COMMIT, which it sends: \`committed\` settles with the COMMIT's
-   * answer. With \`admitRounds\`, jobs queued meanwhile join \`jobs\` (WriterTx.admit).
+   * answer, the jobs whose gated write missed (Tx.writeIfCurrent). With \`admitRounds\`, jobs queued meanwhile join \`jobs\` (WriterTx.admit).
    */
   private async transaction(
     client: pg.PoolClient,
     jobs: Job[],
     admitRounds = 0,
-  ): Promise<{ values: unknown[]; committed: Promise<void> }> {
+  ): Promise<{ values: unknown[]; committed: Promise<Set<Job>> }> {
     const tx = new WriterTx(client, jobs, admitRounds)
     if (admitRounds > 0) this.open = tx
     try {
@@ -697,7 +747,7 @@ export class PgWriteQueue {
 
   async close(): Promise<void> {
     this.closed = true
-    while (this.running || this.jobs.length > 0 || this.alone.length > 0) {
+    while (this.running || this.queued()) {
       if (!this.running) this.kick()
       await this.running
       await this.committing

@@ -2,7 +2,7 @@ import type { ActionDevice, DeviceStore, DeviceUpdate, NewDevice, WriteOptions }
 import type { DeviceListQuery } from '../../domain/queries.js'
 import type { Page } from '../../domain/page.js'
 import type { AttemptRecord, Transition } from '../../domain/attempt.js'
-import { changesSomething, type DeviceChange, type DeviceRecord } from '../../domain/device.js'
+import { changesSomething, type DeviceChange, type DeviceProps, type DeviceRecord } from '../../domain/device.js'
 import type { EventDraft, LatchkeyEvent } from '../../domain/events.js'
 import { decodeSeqCursor } from '../../domain/cursor.js'
 import { toPage } from '../../domain/page.js'
@@ -11,7 +11,26 @@ import type { PgAttempts } from './attempts.js'
 import { CACHE_CHANNEL, type PgCaches } from './cache.js'
 import type { PgContext } from './context.js'
 import { eventStatement, type PgEvents } from './events.js'
-import type { Cte, Tx } from './database.js'
+import { withCtes, type Cte, type SqlStatement, type Tx } from './database.js'
+import { OUTBOX_CHANNEL } from './notify.js'
+import type { Remembered } from './remembered.js'
+
+/** A device's properties written whole, without its WHERE; every change of a device's row raises its version. */
+function propsUpdate(props: DeviceProps): SqlStatement {
+  return {
+    text: `UPDATE devices SET online = ?, locked = ?, door_open = ?, jammed = ?, battery_level = ?,
+       firmware_version = ?, last_seen_at = ?, version = version + 1`,
+    params: [
+      props.online,
+      props.locked,
+      props.door_open,
+      props.jammed,
+      props.battery_level,
+      props.firmware_version,
+      props.last_seen_at,
+    ],
+  }
+}
 
 const UPDATABLE = new Set(['display_name', 'nickname', 'custom_metadata', 'can_remotely_lock', 'can_remotely_unlock'])
 
@@ -21,6 +40,8 @@ export class PgDevices implements DeviceStore {
     private readonly events: PgEvents,
     private readonly attempts: PgAttempts,
     private readonly caches: PgCaches,
+    /** The devices whose row this store changed last, as it wrote them (PgAttempts keeps their `locked` current). */
+    private readonly remembered: Remembered<DeviceRecord>,
   ) {}
 
   /** Sends, with the transaction's commit, every instance's cue to forget the device (docs/scale-out.md#caches). */
@@ -111,11 +132,11 @@ export class PgDevices implements DeviceStore {
     }
     if (sets.length === 0) return (await this.get(workspaceId, deviceId)) !== undefined
     const changes = await this.ctx.db.writes.run(async (tx) => {
-      const changed = await tx.exec(`UPDATE devices SET ${sets.join(', ')} WHERE device_id = ? AND workspace_id = ?`, [
-        ...params,
-        deviceId,
-        workspaceId,
-      ])
+      const changed = await tx.exec(
+        `UPDATE devices SET ${sets.join(', ')}, version = version + 1 WHERE device_id = ? AND workspace_id = ?`,
+        [...params, deviceId, workspaceId],
+      )
+      this.remembered.forget(deviceId)
       if (changed > 0) this.forgetOnCommit(tx, deviceId)
       return changed
     })
@@ -143,6 +164,7 @@ export class PgDevices implements DeviceStore {
         if (transition.settled) settled.push(transition.attempt)
       }
       tx.write('DELETE FROM devices WHERE device_id = ?', [deviceId])
+      this.remembered.forget(deviceId)
       this.forgetOnCommit(tx, deviceId)
       recorded.push(...(await this.events.record(tx, [event])))
       return { settled, recorded }
@@ -180,8 +202,12 @@ export class PgDevices implements DeviceStore {
     const { dedupeKey } = options
     const job = { urgent: options.urgent, keys: [`device:${deviceId}`] }
     const outcome = await this.ctx.db.writes.run(async (tx) => {
-      const rows = await tx.query<DeviceRow & { seen: boolean }>(
-        `SELECT ${DEVICE_COLUMNS}, EXISTS (SELECT 1 FROM events WHERE dedupe_key = ?) AS seen FROM devices WHERE device_id = ?`,
+      // A device event with an id is checked against the events recorded: it reads the row.
+      const known = dedupeKey === undefined && !tx.rerun ? this.remembered.get(deviceId) : undefined
+      if (known) return this.changeIfUnchanged(tx, known, decide)
+      const rows = await tx.query<DeviceRow & { version: number; seen: boolean }>(
+        `SELECT ${DEVICE_COLUMNS}, version, EXISTS (SELECT 1 FROM events WHERE dedupe_key = ?) AS seen FROM devices
+         WHERE device_id = ?`,
         [dedupeKey === undefined ? null : `${dedupeKey}#0`, deviceId],
       )
       const row = rows[0]
@@ -192,36 +218,66 @@ export class PgDevices implements DeviceStore {
       const { patch, events } = decide(device)
       const props = { ...device.props, ...patch }
       if (props.online !== device.props.online) this.forgetOnCommit(tx, deviceId)
-      const update: Cte[] = changesSomething(device.props, props)
-        ? [
-            {
-              name: 'dv',
-              text: `UPDATE devices SET online = ?, locked = ?, door_open = ?, jammed = ?, battery_level = ?,
-                 firmware_version = ?, last_seen_at = ? WHERE device_id = ?`,
-              params: [
-                props.online,
-                props.locked,
-                props.door_open,
-                props.jammed,
-                props.battery_level,
-                props.firmware_version,
-                props.last_seen_at,
-                deviceId,
-              ],
-            },
-          ]
+      const writes = changesSomething(device.props, props)
+      const { text, params } = propsUpdate(props)
+      const update: Cte[] = writes
+        ? [{ name: 'dv', text: `${text} WHERE device_id = ?`, params: [...params, deviceId] }]
         : []
       // The change and its events as one statement.
       const part = await this.events.insertion(tx, events, dedupeKey)
       const statement = part ? eventStatement(update, part) : update[0]
       if (statement) tx.write(statement.text, statement.params)
-      const recorded = part?.events ?? []
-      return { device: { ...device, props }, recorded, forget: props.online !== device.props.online }
+      this.remembered.set(deviceId, writes ? { ...device, props } : device, writes ? row.version + 1 : row.version)
+      return {
+        device: { ...device, props },
+        recorded: part?.events ?? [],
+        forget: props.online !== device.props.online,
+      }
     }, job)
     if (!outcome) return undefined
     if (outcome.forget) this.caches.devices.forget(deviceId)
     this.ctx.onEvents(outcome.recorded)
     return outcome.device
+  }
+
+  /**
+   * A change decided on the device's row as this store last wrote it, written only if the row still carries the
+   * version and `last_seen_at` that write left (docs/scale-out.md#attempts): the properties, the events with their
+   * deliveries and the notifications in one statement; a change that writes nothing only checks the row. If the row
+   * moved on, the job runs again and decides on the row as it is.
+   */
+  private async changeIfUnchanged(
+    tx: Tx,
+    { row: device, version }: { row: DeviceRecord; version: number },
+    decide: (device: DeviceRecord) => DeviceChange,
+  ): Promise<{ device: DeviceRecord; recorded: LatchkeyEvent[]; forget: boolean }> {
+    const { patch, events } = decide(device)
+    const props = { ...device.props, ...patch }
+    const changed = { ...device, props }
+    const missed = () => this.remembered.forget(device.device_id)
+    // An instance older than the version column changes the row without raising it, but not its last_seen_at.
+    const current = 'device_id = ? AND version = ? AND last_seen_at IS NOT DISTINCT FROM ?'
+    const key = [device.device_id, version, device.props.last_seen_at]
+    if (!changesSomething(device.props, props) && events.length === 0) {
+      tx.writeIfCurrent(`SELECT 1 FROM devices WHERE ${current}`, key, missed)
+      return { device: changed, recorded: [], forget: false }
+    }
+    const update = propsUpdate(props)
+    const ctes: Cte[] = [
+      { name: 'dv', text: `${update.text} WHERE ${current} RETURNING 1`, params: [...update.params, ...key] },
+    ]
+    const part = await this.events.insertion(tx, events, undefined, 'dv')
+    if (part) ctes.push(...part.ctes, { name: 'q', ...part.outer })
+    const forget = props.online !== device.props.online
+    const notices = forget ? [`pg_notify('${CACHE_CHANNEL}', ?)`] : []
+    if (part?.wakes) notices.push(`pg_notify('${OUTBOX_CHANNEL}', '')`)
+    const statement = withCtes(ctes, {
+      text: `SELECT ${['1 AS applied', ...notices].join(', ')} FROM dv`,
+      params: forget ? [`device:${device.device_id}`] : [],
+    })
+    tx.writeIfCurrent(statement.text, statement.params, missed)
+    this.remembered.set(device.device_id, changed, version + 1)
+    return { device: changed, recorded: part?.events ?? [], forget }
   }
 
   async countOnline(): Promise<number> {
@@ -231,7 +287,8 @@ export class PgDevices implements DeviceStore {
 
   async markAllOffline(): Promise<void> {
     await this.ctx.db.writes.run(async (tx) => {
-      await tx.exec('UPDATE devices SET online = false WHERE online')
+      await tx.exec('UPDATE devices SET online = false, version = version + 1 WHERE online')
+      this.remembered.clear()
       tx.write(`SELECT pg_notify('${CACHE_CHANNEL}', 'devices')`)
     })
     this.caches.devices.clear()

@@ -1,4 +1,6 @@
 import type { Store } from '../../app/store.js'
+import type { AttemptRecord } from '../../domain/attempt.js'
+import type { DeviceRecord } from '../../domain/device.js'
 import type { LatchkeyEvent } from '../../domain/events.js'
 import { DatabaseUnreachableError } from '../errors.js'
 import { randomUUID } from 'node:crypto'
@@ -11,6 +13,7 @@ import { PgDeliveries } from './deliveries.js'
 import { PostgresDeliveryLog } from './delivery-log.js'
 import { PgDevices } from './devices.js'
 import { PgEvents } from './events.js'
+import { Remembered } from './remembered.js'
 import { PgRetention } from './retention.js'
 import { PgWebhooks } from './webhooks.js'
 import { PgSettings, PgWorkspaces } from './workspaces.js'
@@ -64,13 +67,14 @@ export async function createPostgresStore(options: PostgresStoreOptions): Promis
   const deliveries = new PgDeliveries(ctx, webhooks)
   const events = new PgEvents(ctx, webhooks)
   const origin = randomUUID()
-  const attempts = new PgAttempts(ctx, events, origin)
+  const remembered = { attempts: new Remembered<AttemptRecord>(), devices: new Remembered<DeviceRecord>() }
+  const attempts = new PgAttempts(ctx, events, origin, remembered)
   return {
     db,
     deliveryLog: new PostgresDeliveryLog(db),
     settings: new PgSettings(ctx),
     workspaces: new PgWorkspaces(ctx, caches),
-    devices: new PgDevices(ctx, events, attempts, caches),
+    devices: new PgDevices(ctx, events, attempts, caches, remembered.devices),
     attempts,
     events,
     webhooks,

@@ -172,11 +172,12 @@ export const MIGRATIONS: readonly string[] = [
   ALTER TABLE deliveries ADD COLUMN lease_owner ${T}, ADD COLUMN lease_until ${T};
   CREATE INDEX deliveries_due ON deliveries(next_attempt_at, seq) WHERE status = 'pending' AND NOT held;
   `,
-  // 3: an attempt's row version, raised by every change of the row: an instance that wrote an attempt last decides
-  // its next transition on the row it remembers and writes it only if the version is still the one it wrote
-  // (docs/scale-out.md#attempts). A constant default: no table rewrite.
+  // 3: a row version of attempts and devices, raised by every change of the row: an instance that changed a row
+  // last decides the next change on the row as it wrote it, and writes it only if the version is still the one it
+  // left (docs/scale-out.md#attempts). A constant default: no table rewrite.
   `
   ALTER TABLE action_attempts ADD COLUMN version integer NOT NULL DEFAULT 0;
+  ALTER TABLE devices ADD COLUMN version integer NOT NULL DEFAULT 0;
   `,
 ]
 

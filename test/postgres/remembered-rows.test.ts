@@ -2,13 +2,14 @@ import { randomUUID } from 'node:crypto'
 import pg from 'pg'
 import { afterEach, describe, expect, vi } from 'vitest'
 import { applyAck, createAttempt, expire, markSent } from '../../src/domain/attempt.js'
+import { applyState } from '../../src/domain/device.js'
 import { iso } from '../../src/domain/clock.js'
 import type { PostgresStore } from '../../src/store/postgres/index.js'
 import { it, seedDevices, type Sql } from '../helpers/pg-instances.js'
 
 /**
- * A store remembers the pending attempts it wrote last and decides their next transition on that row, written only
- * if the row is still at the version it left (docs/scale-out.md#attempts).
+ * A store remembers the pending attempts and the devices it wrote last and decides their next change on that row,
+ * written only if the row is still at the version it left (docs/scale-out.md#attempts).
  */
 
 const DEVICE = 'dev1'
@@ -137,5 +138,63 @@ describe('transitions of the attempts a PostgreSQL store wrote last', () => {
       history: ['created', 'duplicate_ack'],
       events: [],
     })
+  })
+  it("applies an ack's `locked` after a state change of its device queued before it, in one transaction", async ({
+    stores: [a],
+    sql,
+  }) => {
+    // Scenario: A has written the attempt last, not the device; in one loop turn the lock reports `locked: false`,
+    // then acks the lock_door as a success → both commit in one batch, in the order they were queued: the
+    // transition's `locked: true` is the device's last word, although the state change waits for its device's row
+    // and the transition, decided on the remembered attempt, waits for nothing.
+    await seedDevices(sql, [DEVICE, 'dev2'])
+    // An event of the workspace first, so that the transition's events find its webhooks known, not read.
+    await a.devices.change('dev2', (x) => applyState(x, { locked: true, battery_level: 0.1 }, iso(Date.now())))
+    const id = await created(a)
+    const ack = { command_id: id, status: 'success' as const }
+    const [device, settled] = await Promise.all([
+      a.devices.change(DEVICE, (x) => applyState(x, { locked: false }, iso(Date.now()))),
+      a.attempts.transition(id, (x) => applyAck(x, ack, iso(Date.now())), { deviceId: DEVICE }),
+    ])
+    expect(device?.props.locked).toBe(false)
+    expect(settled?.locked).toBe(true)
+    const [row] = await sql('SELECT locked FROM devices WHERE device_id = $1', [DEVICE])
+    expect(row?.locked).toBe(true)
+  })
+})
+
+describe('changes of the devices a PostgreSQL store changed last', () => {
+  it('changes a device it changed last without reading its row back', async ({ stores: [a], sql }) => {
+    // Scenario: A records a lock's state twice, then its battery running low → each change as on any store (the
+    // low-battery event once), and after the first A never loaded the device's row.
+    await seedDevices(sql, [DEVICE])
+    const at = Date.now()
+    await a.devices.change(DEVICE, (x) => applyState(x, { locked: true, battery_level: 0.9 }, iso(at)))
+    const sent = statements()
+    await a.devices.change(DEVICE, (x) => applyState(x, { locked: false, battery_level: 0.9 }, iso(at + 1)))
+    const low = await a.devices.change(DEVICE, (x) => applyState(x, { locked: false, battery_level: 0.1 }, iso(at + 2)))
+    expect(low?.props).toMatchObject({ locked: false, battery_level: 0.1 })
+    expect(sent.texts().filter((text) => /SELECT seq, device_id/.test(text))).toEqual([])
+    const [row] = await sql('SELECT locked, battery_level, version FROM devices WHERE device_id = $1', [DEVICE])
+    expect(row).toEqual({ locked: false, battery_level: 0.1, version: 3 })
+    const events = await sql('SELECT event_type FROM events WHERE device_id = $1', [DEVICE])
+    expect(events.map((e) => e.event_type)).toEqual(['device.low_battery'])
+  })
+
+  it("decides again on the device's row as it is when another instance changed it meanwhile", async ({
+    stores: [a, b],
+    sql,
+  }) => {
+    // Scenario: A records a full battery; B then records it low (B's low-battery event); the same low reading
+    // reaches A, which remembers the battery full → A's write finds the row moved on, A decides on the row as
+    // stored: nothing new, no second low-battery event.
+    await seedDevices(sql, [DEVICE])
+    const at = Date.now()
+    await a.devices.change(DEVICE, (x) => applyState(x, { locked: true, battery_level: 0.9 }, iso(at)))
+    await b.devices.change(DEVICE, (x) => applyState(x, { locked: true, battery_level: 0.1 }, iso(at + 1)))
+    const seen = await a.devices.change(DEVICE, (x) => applyState(x, { locked: true, battery_level: 0.1 }, iso(at + 2)))
+    expect(seen?.props.battery_level).toBe(0.1)
+    const events = await sql('SELECT event_type FROM events WHERE device_id = $1', [DEVICE])
+    expect(events.map((e) => e.event_type)).toEqual(['device.low_battery'])
   })
 })

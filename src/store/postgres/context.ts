@@ -9,4 +9,6 @@ export interface PgContext {
   now: () => string
   /** Called after commit with the events a transaction recorded. */
   onEvents: (events: LatchkeyEvent[]) => void
+  /** Counts deliveries written, for the next `onEvents` (the dispatcher skips the outbox read on zero). */
+  deliveriesQueued: (count: number) => void
 }

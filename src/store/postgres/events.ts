@@ -94,6 +94,7 @@ export class PgEvents implements EventStore {
       events.map((event) => JSON.stringify(event)),
     ]
     if (deliveries.length === 0) return { ctes: [], outer: { text: insert, params }, events, wakes: false }
+    this.ctx.deliveriesQueued(deliveries.length)
     return {
       ctes: [{ name: 'e', text: `${insert} RETURNING seq, event_id, workspace_id, event_type, created_at`, params }],
       outer: {

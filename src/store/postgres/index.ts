@@ -13,6 +13,7 @@ import { PgDeliveries } from './deliveries.js'
 import { PostgresDeliveryLog } from './delivery-log.js'
 import { PgDevices } from './devices.js'
 import { PgEvents } from './events.js'
+import { eventNotices } from '../event-notices.js'
 import { Remembered } from './remembered.js'
 import { PgRetention } from './retention.js'
 import { PgWebhooks } from './webhooks.js'
@@ -27,7 +28,8 @@ export interface PostgresStoreOptions {
   poolMax?: number
   newId: () => string
   now: () => string
-  onEvents?: (events: LatchkeyEvent[]) => void
+  /** After a commit: the events it recorded, and the deliveries queued since the last call (eventNotices). */
+  onEvents?: (events: LatchkeyEvent[], deliveriesQueued?: number) => void
   /** Losing and regaining the database, and other background failures. */
   onError?: (error: unknown, context: string) => void
 }
@@ -62,7 +64,8 @@ export async function createPostgresStore(options: PostgresStoreOptions): Promis
   // One LISTEN connection per instance, for every channel (docs/scale-out.md#waking).
   const listener = new PgListener(options.url, options.onError ?? (() => {}))
   const caches = new PgCaches(listener, () => Date.parse(options.now()))
-  const ctx = { db, newId: options.newId, now: options.now, onEvents: options.onEvents ?? (() => {}) }
+  const notices = eventNotices(options.onEvents ?? (() => {}))
+  const ctx = { db, newId: options.newId, now: options.now, ...notices }
   const webhooks = new PgWebhooks(ctx)
   const deliveries = new PgDeliveries(ctx, webhooks)
   const events = new PgEvents(ctx, webhooks)

@@ -1,6 +1,5 @@
 import { join } from 'node:path'
 import type { Store } from '../../app/store.js'
-import type { LatchkeyEvent } from '../../domain/events.js'
 import type { StoreDeps } from '../index.js'
 import { SqliteAttempts } from './attempts.js'
 import { openDatabase, startCheckpoints, WriteQueue } from './database.js'
@@ -11,6 +10,7 @@ import { SqliteEvents } from './events.js'
 import { SqliteRetention } from './retention.js'
 import { SqliteWebhooks } from './webhooks.js'
 import { SqliteSettings, SqliteWorkspaces } from './workspaces.js'
+import { eventNotices } from '../event-notices.js'
 
 export interface SqliteStoreDeps extends StoreDeps {
   /** A file path, or `:memory:`. */
@@ -25,23 +25,14 @@ export function createSqliteStore(deps: SqliteStoreDeps): Store {
   const db = openDatabase(deps.filename)
   const writes = new WriteQueue(db)
   const closeDatabase = startCheckpoints(db)
-  const notify = deps.onEvents ?? (() => {})
-  // Deliveries inserted since the last notice. Counted during a (synchronous) transaction and read only after it
-  // ended, so a zero means every committed delivery was already announced.
-  let queued = 0
+  const notices = eventNotices(deps.onEvents ?? (() => {}))
   const ctx = {
     db,
     writes,
     newId: deps.newId,
     now: deps.now,
-    onEvents: (events: LatchkeyEvent[]) => {
-      // A write without events leaves the count to the next write that has some.
-      if (events.length === 0) return notify(events, 0)
-      const count = queued
-      queued = 0
-      notify(events, count)
-    },
-    deliveryQueued: () => void queued++,
+    onEvents: notices.onEvents,
+    deliveryQueued: () => notices.deliveriesQueued(1),
   }
   const webhooks = new SqliteWebhooks(ctx)
   const deliveries = new SqliteDeliveries(ctx, webhooks)

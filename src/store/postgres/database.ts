@@ -546,7 +546,9 @@ class WriterTx {
 
   /** After every job has finished: the writes still queued, and COMMIT. Answers the jobs to run again. */
   async commit(): Promise<Set<Job>> {
-    const statements: Statement[] = [...this.pending, { text: 'COMMIT' }]
+    // A batch of one statement, nothing sent yet: the statement alone, a transaction by itself.
+    const single = this.rounds === 0 && this.pending.length === 2
+    const statements: Statement[] = single ? this.pending.slice(1) : [...this.pending, { text: 'COMMIT' }]
     this.pending = []
     const results = await this.send(statements)
     // COMMIT of a transaction that a failed statement aborted answers ROLLBACK instead of failing: a job that

@@ -10,7 +10,7 @@
  * process per delivery. The seeding is not measured.
  */
 import Database from 'better-sqlite3'
-import { mkdtempSync, rmSync } from 'node:fs'
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { parseArgs } from 'node:util'
@@ -21,10 +21,20 @@ import { attemptRecord, decideAfterAttempt, responseResult } from '../src/domain
 import { createSqliteStore } from '../src/store/sqlite/index.js'
 
 const WEBHOOKS = 10
-const TYPES = ['action_attempt.lock_door.succeeded', 'action_attempt.unlock_door.succeeded', 'lock.locked']
+/** What the end-to-end bench's lock commands emit, in turn. */
+const TYPES = [
+  'action_attempt.lock_door.succeeded',
+  'lock.locked',
+  'action_attempt.unlock_door.succeeded',
+  'lock.unlocked',
+]
 
 const { values } = parseArgs({
-  options: { events: { type: 'string', default: '4000' }, 'per-turn': { type: 'string', default: '100' } },
+  options: {
+    events: { type: 'string', default: '4000' },
+    'per-turn': { type: 'string', default: '100' },
+    pages: { type: 'boolean', default: false },
+  },
 })
 const events = Number(values.events)
 const perTurn = Number(values['per-turn'])
@@ -34,31 +44,77 @@ function seed(filename: string): void {
   const at = iso(Date.now())
   const addWebhook = db.prepare(
     `INSERT INTO webhooks (webhook_id, workspace_id, url, event_types, secret, created_at, updated_at)
-     VALUES (?, 'ws_bench', ?, '["*"]', ?, ?, ?)`,
+     VALUES (?, ?, ?, '["*"]', ?, ?, ?)`,
   )
   const addEvent = db.prepare(
     'INSERT INTO events (event_id, workspace_id, event_type, created_at, body) VALUES (?, ?, ?, ?, ?)',
   )
   const addDelivery = db.prepare(
     `INSERT INTO deliveries (event_seq, event_id, webhook_id, workspace_id, event_type, status, held, next_attempt_at,
-       created_at, updated_at) VALUES (?, ?, ?, 'ws_bench', ?, 'pending', 0, ?, ?, ?)`,
+       created_at, updated_at) VALUES (?, ?, ?, ?, ?, 'pending', 0, ?, ?, ?)`,
   )
   db.transaction(() => {
-    db.prepare('INSERT INTO workspaces (workspace_id, name, created_at) VALUES (?, ?, ?)').run('ws_bench', 'bench', at)
-    const webhooks = Array.from({ length: WEBHOOKS }, (_, k) => `wh_bench_${k}`)
+    // Ids as latchkey mints them (UUIDs): their length decides how many index entries fit a page.
+    const workspaceId = newId()
+    db.prepare('INSERT INTO workspaces (workspace_id, name, created_at) VALUES (?, ?, ?)').run(workspaceId, 'bench', at)
+    const webhooks = Array.from({ length: WEBHOOKS }, () => newId())
     for (const [k, id] of webhooks.entries()) {
       const secret = `whsec_${Buffer.alloc(32, k).toString('base64')}`
-      addWebhook.run(id, `http://127.0.0.1:9/hook-${k}`, secret, at, at)
+      addWebhook.run(id, workspaceId, `http://127.0.0.1:9/hook-${k}`, secret, at, at)
     }
     for (let i = 0; i < events; i++) {
       const eventId = newId()
       const type = TYPES[i % TYPES.length] as string
-      const body = JSON.stringify({ event_id: eventId, event_type: type, workspace_id: 'ws_bench', created_at: at })
-      const seq = Number(addEvent.run(eventId, 'ws_bench', type, at, body).lastInsertRowid)
-      for (const webhook of webhooks) addDelivery.run(seq, eventId, webhook, type, at, at, at)
+      const body = JSON.stringify({ event_id: eventId, event_type: type, workspace_id: workspaceId, created_at: at })
+      const seq = Number(addEvent.run(eventId, workspaceId, type, at, body).lastInsertRowid)
+      for (const webhook of webhooks) addDelivery.run(seq, eventId, webhook, workspaceId, type, at, at, at)
     }
   })()
   db.close()
+}
+
+/**
+ * WAL pages written per delivery, by b-tree, as bench/wal-pages.ts counts them: the WAL emptied, then a reader's
+ * snapshot held so that no checkpoint copies or restarts it while `work` runs; every frame's page is then mapped to
+ * its table or index through SQLite's `dbstat`.
+ */
+async function pagesPerDelivery(filename: string, work: () => Promise<void>, deliveries: number): Promise<void> {
+  const reader = new Database(filename)
+  reader.pragma('wal_checkpoint(TRUNCATE)')
+  reader.exec('BEGIN')
+  reader.prepare('SELECT count(*) FROM deliveries').get()
+  await work()
+  const wal = readFileSync(`${filename}-wal`)
+  reader.exec('COMMIT')
+  reader.close()
+  const pageSize = wal.readUInt32BE(8)
+  const salt = [wal.readUInt32BE(16), wal.readUInt32BE(20)]
+  const frames: number[] = []
+  let commits = 0
+  for (let offset = 32; offset + 24 + pageSize <= wal.length; offset += 24 + pageSize) {
+    if (wal.readUInt32BE(offset + 8) !== salt[0] || wal.readUInt32BE(offset + 12) !== salt[1]) break
+    frames.push(wal.readUInt32BE(offset))
+    if (wal.readUInt32BE(offset + 4) !== 0) commits++
+  }
+  const names = new Map<number, string>()
+  const probe = new Database(filename, { readonly: true })
+  for (const row of probe.prepare('SELECT name, pageno FROM dbstat').all() as Array<{ name: string; pageno: number }>)
+    names.set(row.pageno, row.name)
+  probe.close()
+  const byTree = new Map<string, number>()
+  for (const page of frames) {
+    const name = page === 1 ? 'sqlite_schema (page 1)' : (names.get(page) ?? 'freelist')
+    byTree.set(name, (byTree.get(name) ?? 0) + 1)
+  }
+  const rows = [...byTree].sort((a, b) => b[1] - a[1])
+  const width = Math.max(...rows.map(([name]) => name.length))
+  console.log(`WAL pages per delivery over the last ${deliveries} (${pageSize} B pages):`)
+  for (const [name, count] of rows)
+    console.log(`  ${name.padEnd(width)}  ${(count / deliveries).toFixed(2).padStart(6)}`)
+  console.log(
+    `  ${'total'.padEnd(width)}  ${(frames.length / deliveries).toFixed(2).padStart(6)}, ${commits} commits, ` +
+      `${((frames.length * (pageSize + 24)) / deliveries / 1024).toFixed(2)} KiB of WAL per delivery`,
+  )
 }
 
 async function main(): Promise<void> {
@@ -68,7 +124,14 @@ async function main(): Promise<void> {
     const store = createSqliteStore({ filename, newId, now: () => iso(Date.now()) })
     seed(filename)
     const policy = { scheduleSeconds: [1, 5], disableAfter: 100, random: Math.random }
-    const headers = { 'content-type': 'application/json', 'content-length': '11', connection: 'keep-alive' }
+    // What the bench's receiver (node:http) answers.
+    const headers = {
+      'content-type': 'application/json',
+      date: new Date().toUTCString(),
+      connection: 'keep-alive',
+      'keep-alive': 'timeout=5',
+      'content-length': '11',
+    }
     const total = events * WEBHOOKS
     const deliver = async (seq: number) => {
       const plan = await store.deliveries.loadForAttempt(seq)
@@ -90,19 +153,25 @@ async function main(): Promise<void> {
       )
       if (!recorded) throw new Error(`delivery ${seq} not recorded`)
     }
+    const run = async (from: number, to: number) => {
+      for (let first = from; first <= to; first += perTurn) {
+        const turn: Promise<void>[] = []
+        for (let seq = first; seq < Math.min(to + 1, first + perTurn); seq++) turn.push(deliver(seq))
+        await Promise.all(turn)
+      }
+    }
     const cpu = process.cpuUsage()
     const started = performance.now()
-    for (let first = 1; first <= total; first += perTurn) {
-      const turn: Promise<void>[] = []
-      for (let seq = first; seq < Math.min(total + 1, first + perTurn); seq++) turn.push(deliver(seq))
-      await Promise.all(turn)
-    }
+    // With --pages, the last fifth runs with the WAL held (below), and is not timed.
+    const timed = values.pages ? total - Math.floor(total / 5 / perTurn) * perTurn : total
+    await run(1, timed)
     const used = process.cpuUsage(cpu)
     const seconds = (performance.now() - started) / 1000
-    const perDeliveryUs = (used.user + used.system) / total
+    const perDeliveryUs = (used.user + used.system) / timed
     console.log(
-      `${total} deliveries, ${perTurn} per turn: ${perDeliveryUs.toFixed(1)} µs CPU each, ${Math.round(total / seconds)}/s`,
+      `${timed} deliveries, ${perTurn} per turn: ${perDeliveryUs.toFixed(1)} µs CPU each, ${Math.round(timed / seconds)}/s`,
     )
+    if (values.pages) await pagesPerDelivery(filename, () => run(timed + 1, total), total - timed)
     await store.close()
   } finally {
     rmSync(dir, { recursive: true, force: true })

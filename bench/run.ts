@@ -24,6 +24,7 @@ import { startTestPostgres } from '../scripts/pg-test-server.js'
  * With `--store postgres` (or `both`, SQLite first) cases 2, 4 and 5 also run on a private PostgreSQL 15 started for
  * the run (fsync on; synchronous_commit off, the SQLite store's durability, unless `--pg-synchronous-commit on`) and
  * stopped at its end.
+ * `--webhook-pipelining N` runs the main latchkey with WEBHOOK_PIPELINING=N (docs/webhooks.md#pipelining).
  * `cluster` (case 6) runs end to end through two instances on a private PostgreSQL and mosquitto (docs/scale-out.md),
  * beside case 2a at the same levels.
  * Everything on loopback, in separate processes: this one generates load, latchkey runs as `npm start` does, the
@@ -31,7 +32,7 @@ import { startTestPostgres } from '../scripts/pg-test-server.js'
  */
 
 const USAGE =
-  'usage: npm run bench -- [--quick] [--out DIR] [--scale-locks N] [--cpu-prof] [--only raw,e2e,peer,webhooks,scale,cluster] [--store sqlite|postgres|both]'
+  'usage: npm run bench -- [--quick] [--out DIR] [--scale-locks N] [--cpu-prof] [--only raw,e2e,peer,webhooks,scale,cluster] [--store sqlite|postgres|both] [--webhook-pipelining N]'
 const CASES = ['raw', 'e2e', 'peer', 'webhooks', 'scale', 'cluster'] as const
 
 const { values } = parseArgs({
@@ -43,6 +44,7 @@ const { values } = parseArgs({
     only: { type: 'string' },
     store: { type: 'string', default: 'sqlite' },
     'pg-synchronous-commit': { type: 'string', default: 'off' },
+    'webhook-pipelining': { type: 'string' },
     help: { type: 'boolean', short: 'h' },
   },
 })
@@ -81,7 +83,11 @@ async function step<T>(results: Results, name: string, run: () => Promise<T>): P
 /** Cases 2, 4 and 5 share one latchkey and one lock process of `e2eLocks` instantly acking locks. */
 async function withMainLatchkey(results: Results, opts: BenchOptions, env: Record<string, string> = {}): Promise<void> {
   const lk = await startLatchkeyChild({
-    env: { WEBHOOK_ALLOWED_CIDRS: '127.0.0.0/8', ...env },
+    env: {
+      WEBHOOK_ALLOWED_CIDRS: '127.0.0.0/8',
+      ...(values['webhook-pipelining'] ? { WEBHOOK_PIPELINING: values['webhook-pipelining'] } : {}),
+      ...env,
+    },
     ...(opts.cpuProfDir ? { cpuProfDir: opts.cpuProfDir } : {}),
   })
   try {

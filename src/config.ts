@@ -173,6 +173,12 @@ export const ConfigSchema = z.object({
     .describe('Comma-separated CIDRs exempt from the SSRF guard, e.g. 127.0.0.0/8 for local receivers.'),
   WEBHOOK_CONCURRENCY: positiveMs.default(256).describe('Concurrent webhook requests in all.'),
   WEBHOOK_CONCURRENCY_PER_WEBHOOK: positiveMs.default(16).describe('Concurrent requests to one webhook.'),
+  WEBHOOK_PIPELINING: positiveMs
+    .default(1)
+    .describe(
+      'Requests one connection to a webhook carries at once (HTTP/1.1 pipelining); 1: one at a time. ' +
+        'More costs less CPU per delivery, for receivers that answer pipelined requests concurrently.',
+    ),
   DELIVERY_LEASE_MS: positiveMs
     .default(30_000)
     .describe(

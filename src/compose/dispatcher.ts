@@ -20,6 +20,7 @@ export async function startDispatcher(
     | 'WEBHOOK_DISABLE_AFTER'
     | 'WEBHOOK_CONCURRENCY'
     | 'WEBHOOK_CONCURRENCY_PER_WEBHOOK'
+    | 'WEBHOOK_PIPELINING'
     | 'DELIVERY_LEASE_MS'
     | 'INSTANCE_ID'
   >,
@@ -31,7 +32,12 @@ export async function startDispatcher(
     deliveries: deps.store.deliveries,
     bus: rt.bus,
     clock: rt.clock,
-    sender: createHttpSender({ timeoutMs: config.WEBHOOK_TIMEOUT_MS, clock: rt.clock, guard: deps.guard }),
+    sender: createHttpSender({
+      timeoutMs: config.WEBHOOK_TIMEOUT_MS,
+      clock: rt.clock,
+      guard: deps.guard,
+      pipelining: config.WEBHOOK_PIPELINING,
+    }),
     metrics: rt.metrics,
     policy: {
       scheduleSeconds: config.WEBHOOK_RETRY_SCHEDULE,

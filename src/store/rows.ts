@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto'
+import { hash } from 'node:crypto'
 import type { AttemptRecord } from '../domain/attempt.js'
 import type { AttemptInput, DeliveryAttempt, DeliveryPlan, DeliveryRecord, DeliveryRef } from '../domain/delivery.js'
 import type { CustomMetadata, DeviceRecord } from '../domain/device.js'
@@ -248,9 +248,8 @@ export function evidenceId(
   code: number | null,
   attemptedAt: string,
 ): string {
-  return createHash('sha256')
-    .update(`${previous ?? ''}\n${attemptId}\n${signature}\n${code ?? ''}\n${attemptedAt}`)
-    .digest('hex')
+  // One-shot: no Hash object per attempt (a fan-out makes thousands a second).
+  return hash('sha256', `${previous ?? ''}\n${attemptId}\n${signature}\n${code ?? ''}\n${attemptedAt}`, 'hex')
 }
 
 /** Attempt ids `dlv_` + time + counter + randomness: they sort by insertion, whichever instance made them. */

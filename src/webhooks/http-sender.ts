@@ -211,9 +211,28 @@ class Exchange implements Dispatcher.DispatchHandler {
   }
 }
 
-export function createHttpSender(options: { timeoutMs: number; clock: Clock; guard: UrlGuard }): HttpSender {
+export interface HttpSenderOptions {
+  timeoutMs: number
+  clock: Clock
+  guard: UrlGuard
+  /**
+   * Requests one connection carries at once (HTTP/1.1 pipelining, docs/webhooks.md#pipelining); 1, the default: one
+   * at a time, a connection per request in flight.
+   */
+  pipelining?: number
+}
+
+export function createHttpSender(options: HttpSenderOptions): HttpSender {
+  const pipelining = options.pipelining ?? 1
+  /**
+   * With pipelining, undici holds a request that is not `idempotent` until its connection is idle, and a `blocking`
+   * one holds those behind it until its response headers arrive: neither would share a connection. Marked idempotent,
+   * the requests behind one whose connection fails are sent again on a new connection (docs/webhooks.md#pipelining).
+   */
+  const shared = pipelining > 1 ? { idempotent: true, blocking: false } : {}
   const agent = new Agent({
     connect: { lookup: options.guard.lookup },
+    pipelining,
     keepAliveTimeout: 30_000,
     // The dispatcher bounds concurrency per webhook and overall; undici's own backstops use real time.
     headersTimeout: options.timeoutMs + 1000,
@@ -263,7 +282,10 @@ export function createHttpSender(options: { timeoutMs: number; clock: Clock; gua
       if (!timer) arm()
       const headers = to.authorization ? { ...request.headers, authorization: to.authorization } : request.headers
       try {
-        agent.dispatch({ origin: to.origin, path: to.path, method: 'POST', headers, body: request.body }, handler)
+        agent.dispatch(
+          { origin: to.origin, path: to.path, method: 'POST', headers, body: request.body, ...shared },
+          handler,
+        )
       } catch (error) {
         handler.failed(error)
       }

@@ -1,3 +1,5 @@
+import Database from 'better-sqlite3'
+import { createHash } from 'node:crypto'
 import { rmSync } from 'node:fs'
 import { join } from 'node:path'
 import { describe, expect } from 'vitest'
@@ -18,14 +20,15 @@ import { it as base, tempDataDir } from '../helpers/latchkey.js'
 const WS = '01900000-0000-7000-8000-0000000000aa'
 const DEVICE = '01900000-0000-7000-8000-0000000000bb'
 
-const it = base.extend<{ db: { store: Store; clock: FakeClock } }>({
+const it = base.extend<{ db: { store: Store; clock: FakeClock; filename: string } }>({
   db: async ({ defer }, use) => {
     const dir = tempDataDir()
     defer(() => rmSync(dir, { recursive: true, force: true }))
     const clock = new FakeClock()
-    const store = createSqliteStore({ filename: join(dir, 'latchkey.db'), newId, now: () => iso(clock.now()) })
+    const filename = join(dir, 'latchkey.db')
+    const store = createSqliteStore({ filename, newId, now: () => iso(clock.now()) })
     defer(() => store.close())
-    await use({ store, clock })
+    await use({ store, clock, filename })
   },
 })
 
@@ -134,6 +137,53 @@ describe('SQLite delivery batches', () => {
           [seq, `v1,sig-${seq}`, `ok ${seq}`],
         ])
       }
+    }
+  })
+
+  it("chains each attempt's evidence to the attempt before it, read from that attempt's row, not from a copy in the delivery's", async ({
+    db: { store, clock, filename },
+  }) => {
+    const [seq, older] = (await seed(store, clock)) as [number, number]
+    const raw = new Database(filename)
+    try {
+      const copy = (s: number) =>
+        (
+          raw.prepare('SELECT last_evidence_id FROM deliveries WHERE seq = ?').get(s) as {
+            last_evidence_id: string | null
+          }
+        ).last_evidence_id
+      const attempt = async (s: number, n: number) => {
+        clock.advance(1000)
+        const input = { ...success(s, clock), signature: `v1,sig-${s}-${n}`, manual: n > 1 }
+        const recorded = await store.deliveries.recordAttempt(input, (ctx) => attemptRecord({ kind: 'delivered' }, ctx))
+        return recorded?.attempt
+      }
+      const evidence = (previous: string, a: { attempt_id: string; signature: string; attempted_at: string }) =>
+        createHash('sha256')
+          .update(`${previous}\n${a.attempt_id}\n${a.signature}\n200\n${a.attempted_at}`)
+          .digest('hex')
+
+      // Three attempts of one delivery (the later two manual): each covers the one before; the row keeps no copy.
+      let previous = ''
+      for (let n = 1; n <= 3; n++) {
+        const made = await attempt(seq, n)
+        expect(made?.attempt_number).toBe(n)
+        expect(made?.evidence_id).toBe(evidence(previous, made as NonNullable<typeof made>))
+        expect(copy(seq)).toBeNull()
+        previous = made?.evidence_id as string
+      }
+      const plan = await store.deliveries.loadForAttempt(seq)
+      const rows = await store.deliveries.attempts(plan?.event_id as string, plan?.webhook_id as string)
+      expect(rows.at(-1)?.evidence_id).toBe(previous)
+
+      // A delivery attempted by an earlier version still carries the copy: the next attempt chains to it, then clears it.
+      await attempt(older, 1)
+      raw.prepare('UPDATE deliveries SET last_evidence_id = ? WHERE seq = ?').run('e'.repeat(64), older)
+      const next = await attempt(older, 2)
+      expect(next?.evidence_id).toBe(evidence('e'.repeat(64), next as NonNullable<typeof next>))
+      expect(copy(older)).toBeNull()
+    } finally {
+      raw.close()
     }
   })
 })

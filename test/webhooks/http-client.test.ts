@@ -1,7 +1,12 @@
 import { createServer as createTcpServer, type Server as TcpServer, type Socket } from 'node:net'
 import type { AddressInfo } from 'node:net'
 import { afterEach, describe, expect, it, vi } from 'vitest'
-import { createHttpSender, MAX_RESPONSE_BODY_BYTES, type HttpSender } from '../../src/webhooks/http-sender.js'
+import {
+  createHttpSender,
+  MAX_RESPONSE_BODY_BYTES,
+  type HttpSender,
+  type SendOutcome,
+} from '../../src/webhooks/http-sender.js'
 import { createUrlGuard } from '../../src/webhooks/ssrf.js'
 import { systemClock } from '../../src/app/system-clock.js'
 import type { Clock } from '../../src/domain/clock.js'
@@ -33,14 +38,19 @@ async function rawServer(
   return state
 }
 
+function bodyOf(outcome: SendOutcome): string {
+  return outcome.kind === 'response' ? outcome.response.body : outcome.kind
+}
+
 describe('webhook HTTP client', () => {
   const closers: Array<() => unknown> = []
   afterEach(async () => {
     for (const close of closers.splice(0).reverse()) await close()
   })
 
-  function sender(timeoutMs = 5000, clock: Clock = new FakeClock()): HttpSender {
-    const s = createHttpSender({ timeoutMs, clock, guard: createUrlGuard({ allowedCidrs: ['127.0.0.0/8'] }) })
+  function sender(timeoutMs = 5000, clock: Clock = new FakeClock(), pipelining?: number): HttpSender {
+    const guard = createUrlGuard({ allowedCidrs: ['127.0.0.0/8'] })
+    const s = createHttpSender({ timeoutMs, clock, guard, ...(pipelining ? { pipelining } : {}) })
     closers.push(() => s.close())
     return s
   }
@@ -140,6 +150,56 @@ describe('webhook HTTP client', () => {
     clock.advance(18_000)
     await sent[2]
     expect(outcomes).toEqual(['A:timeout', 'B:timeout', 'C:timeout'])
+  })
+
+  it('with pipelining, sends the requests in flight to one webhook on one connection', async () => {
+    // Scenario: pipelining 4; one request, then three more while it waits; the server answers once all four are in →
+    // all four on one connection, answered in order, each to its own request. Without pipelining: four connections.
+    const answerAll = async (pipelining: number | undefined) => {
+      const held: Array<{ socket: Socket; n: number }> = []
+      const s = await server((_r, socket, n) => {
+        held.push({ socket, n })
+        if (held.length < 4) return
+        for (const { socket: to, n: i } of held) to.write(`HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\n${i}`)
+      })
+      const client = sender(5000, new FakeClock(), pipelining)
+      const send = (i: number) => client.send({ url: s.url, headers: { 'webhook-id': `evt_${i}` }, body: `{"n":${i}}` })
+      const first = send(1)
+      await vi.waitFor(() => expect(s.requests).toHaveLength(1))
+      const outcomes = await Promise.all([first, send(2), send(3), send(4)])
+      return { connections: s.connections, requests: s.requests, bodies: outcomes.map(bodyOf) }
+    }
+    const pipelined = await answerAll(4)
+    expect(pipelined.connections).toBe(1)
+    expect(pipelined.requests.map((r) => /webhook-id: (\S+)/.exec(r)?.[1])).toEqual([
+      'evt_1',
+      'evt_2',
+      'evt_3',
+      'evt_4',
+    ])
+    expect(pipelined.bodies).toEqual(['1', '2', '3', '4'])
+    expect((await answerAll(undefined)).connections).toBe(4)
+  })
+
+  it('with pipelining, sends the requests behind the oldest unanswered one again when their connection is lost', async () => {
+    // Scenario: pipelining 3; one request, then two more behind it on its connection; the server answers the first and
+    // hangs up → the first succeeds; the second, the oldest still waiting, fails as it would alone; the third goes out
+    // again on a new connection and succeeds there.
+    const held: Socket[] = []
+    const s = await server((request, socket, n) => {
+      const i = /"n":(\d)/.exec(request)?.[1] ?? ''
+      if (n > 3) return void socket.write(`HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\n${i}`)
+      held.push(socket)
+      if (n === 3) (held[0] as Socket).end('HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\n1')
+    })
+    const client = sender(5000, new FakeClock(), 3)
+    const send = (i: number) => client.send({ url: s.url, headers: {}, body: `{"n":${i}}` })
+    const first = send(1)
+    await vi.waitFor(() => expect(s.requests).toHaveLength(1))
+    const outcomes = await Promise.all([first, send(2), send(3)])
+    expect(outcomes.map(bodyOf)).toEqual(['1', 'no_response', '3'])
+    expect(s.connections).toBe(2)
+    expect(s.requests.map((r) => /"n":(\d)/.exec(r)?.[1])).toEqual(['1', '2', '3', '3'])
   })
 
   it('keeps a response header named __proto__ as a header', async () => {

@@ -36,6 +36,21 @@ if (SELECT_DELIVERY_PLANS === SELECT_DELIVERY_PLAN) throw new Error('SELECT_DELI
 const PLANS_PER_QUERY = 500
 
 /**
+ * The state read of an attempt, with the previous attempt's evidence (the chain of docs/deliveries.md) read from that
+ * attempt's own row instead of a copy in the delivery's. The copy, 64 characters written by every attempt, made the
+ * delivery's row outgrow its page: at 512-byte pages two deliveries share a page until their first attempt, and with
+ * the copy each then moved to a page of its own, a page split per delivery
+ * (docs/performance.md#third-pass-pages-per-delivery). Deliveries attempted before keep their copy until their next
+ * attempt, which clears it.
+ */
+const SELECT_STATE = SELECT_DELIVERY_STATE.replace(
+  'd.last_evidence_id,',
+  `coalesce(d.last_evidence_id, (SELECT a.evidence_id FROM delivery_attempts a WHERE a.delivery_seq = d.seq
+      ORDER BY a.attempt_number DESC LIMIT 1)) AS last_evidence_id,`,
+)
+if (SELECT_STATE === SELECT_DELIVERY_STATE) throw new Error('SELECT_DELIVERY_STATE no longer reads d.last_evidence_id')
+
+/**
  * The two reads of every attempt (its plan before sending, its state when recorded) come back as arrays: better-sqlite3
  * builds a row object column by column, interning every column name of every row, which an array and one object
  * literal here avoid (docs/performance.md#webhook-fan-out). The column order is checked against these lists when the
@@ -207,7 +222,7 @@ export class SqliteDeliveries implements DeliveryStore {
       ),
       plan: rawColumns(db.prepare<[number], PlanTuple>(SELECT_DELIVERY_PLAN), PLAN_COLUMNS),
       plans: rawColumns(db.prepare<[string], PlanTuple>(SELECT_DELIVERY_PLANS), PLAN_COLUMNS),
-      state: rawColumns(db.prepare<[number], StateTuple>(SELECT_DELIVERY_STATE), STATE_COLUMNS),
+      state: rawColumns(db.prepare<[number], StateTuple>(SELECT_STATE), STATE_COLUMNS),
       byKey: db.prepare<[string, string], DeliveryRow>(
         `SELECT ${DELIVERY} FROM deliveries WHERE event_seq = (SELECT seq FROM events WHERE event_id = ?) AND webhook_id = ?`,
       ),
@@ -217,9 +232,10 @@ export class SqliteDeliveries implements DeliveryStore {
            will_retry, evidence_id)
          VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
       ),
+      // last_evidence_id: read from the attempt's row from now on (SELECT_STATE).
       updateDelivery: db.prepare(
         `UPDATE deliveries SET status = ?, held = ?, next_attempt_at = ?, attempt_count = ?, retries_scheduled = ?,
-           last_attempt_at = ?, last_evidence_id = ?, updated_at = ? WHERE seq = ?`,
+           last_attempt_at = ?, last_evidence_id = NULL, updated_at = ? WHERE seq = ?`,
       ),
       // Both through deliveries_pending: one index range per disabled webhook, one seek per enabled one.
       held: db.prepare<[], { n: number }>(
@@ -346,7 +362,6 @@ export class SqliteDeliveries implements DeliveryStore {
       attempt.attempt_number,
       decision.retriesScheduled,
       attempt.attempted_at,
-      attempt.evidence_id,
       at,
       row.seq,
     )

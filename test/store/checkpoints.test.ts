@@ -163,6 +163,25 @@ describe('SQLite checkpoints off the event loop', () => {
     expect(nextCheckpointDelay(1_000_000, 1000, limits)).toBe(50)
   })
 
+  it('an idle database is checkpointed once per interval, its WAL finished', async ({ dir }) => {
+    // Scenario: ~1 MiB in the WAL, then no commit at all → after the first checkpoint finishes the WAL, each next one
+    // is due a whole interval later (not the 50 ms of a WAL left unfinished).
+    const file = join(dir, 'latchkey.db')
+    const db = withWal(file)
+    const gate = new CommitGate()
+    const seen: Array<{ complete: boolean; nextMs: number }> = []
+    const close = startCheckpoints(db, { gate, intervalMs: 200, onCheckpoint: (frames) => seen.push(frames) })
+    try {
+      await vi.waitFor(() => expect(seen.length).toBeGreaterThanOrEqual(3), { timeout: 10_000 })
+      expect(seen.slice(1, 3)).toEqual([
+        expect.objectContaining({ complete: true, nextMs: 200 }),
+        expect.objectContaining({ complete: true, nextMs: 200 }),
+      ])
+    } finally {
+      await close()
+    }
+  })
+
   it('opens the commit gate for good if the checkpointer ends while holding it', async ({ dir }) => {
     // Scenario: a worker that takes the gate and then throws → once it is gone the gate is open: a commit enters.
     const file = join(dir, 'latchkey.db')

@@ -184,7 +184,13 @@ function run() {
     }
     // An empty WAL has nothing to finish.
     let complete = row.log === 0
-    if (gate && !complete && found <= workerData.lastPassFrames && holdGate()) {
+    // Little left to copy, or a WAL three quarters of the way to the backstop: the last pass, holding commits off.
+    if (
+      gate &&
+      !complete &&
+      (found <= workerData.lastPassFrames || row.log >= workerData.targetFrames * 1.5) &&
+      holdGate()
+    ) {
       try {
         ;[row] = checkpoint.all()
         complete = row.checkpointed === row.log

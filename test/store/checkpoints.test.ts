@@ -3,7 +3,14 @@ import { join } from 'node:path'
 import { describe, expect, vi } from 'vitest'
 import { newId } from '../../src/app/ids.js'
 import { iso } from '../../src/domain/clock.js'
-import { openDatabase, startCheckpoints, type Db } from '../../src/store/sqlite/database.js'
+import {
+  CommitGate,
+  nextCheckpointDelay,
+  openDatabase,
+  startCheckpoints,
+  WriteQueue,
+  type Db,
+} from '../../src/store/sqlite/database.js'
 import { createSqliteStore } from '../../src/store/sqlite/index.js'
 import { it as base, tempDataDir } from '../helpers/latchkey.js'
 
@@ -112,6 +119,88 @@ describe('SQLite checkpoints off the event loop', () => {
     await vi.waitFor(() => expect(openFilesUnder(dir).filter((f) => f.endsWith('-wal'))).toHaveLength(2))
     await store.close()
     expect(openFilesUnder(dir)).toEqual([])
+  })
+
+  it('starts the WAL over under commits that never pause, without the main connection checkpointing', async ({
+    dir,
+  }) => {
+    // Scenario: the main thread commits back to back through the write queue (each commit ~100 pages), the main
+    // connection's own checkpoints switched off → the WAL still starts over (a checkpoint finds it shorter than the
+    // previous one did), because the checkpointer's last pass holds the commits off and leaves the whole WAL in the
+    // database. Without the gate no pass ever finds the WAL whole, and it only grows.
+    const file = join(dir, 'latchkey.db')
+    const db = openDatabase(file, ['CREATE TABLE notes (text TEXT NOT NULL)'])
+    const gate = new CommitGate()
+    const writes = new WriteQueue(db, gate)
+    const seen: Array<{ log: number; complete: boolean }> = []
+    const close = startCheckpoints(db, { gate, intervalMs: 20, onCheckpoint: (frames) => seen.push(frames) })
+    db.pragma('wal_autocheckpoint = 0')
+    const insert = db.prepare('INSERT INTO notes (text) VALUES (?)')
+    const restarted = () => seen.some((frames, i) => i > 0 && frames.log < (seen[i - 1] as { log: number }).log)
+    try {
+      const end = Date.now() + 20_000
+      for (let i = 0; !restarted() && Date.now() < end; i++) {
+        await writes.run(() => {
+          for (let row = 0; row < 40; row++) insert.run(`${i}.${row}`.padEnd(500, '.'))
+        })
+      }
+      expect(restarted()).toBe(true)
+      expect(seen.some((frames) => frames.complete)).toBe(true)
+    } finally {
+      writes.close()
+      await close()
+    }
+  })
+
+  it('checkpoints sooner the faster the WAL grows, and once per interval when idle', () => {
+    const limits = { intervalMs: 1000, minIntervalMs: 50, targetFrames: 8192 }
+    // Nothing committed since the last checkpoint: the whole interval.
+    expect(nextCheckpointDelay(0, 1000, limits)).toBe(1000)
+    // 16,384 frames in the last second: half a second to the next 8,192.
+    expect(nextCheckpointDelay(16_384, 1000, limits)).toBe(500)
+    // Slower than the target per interval: the interval; far faster: the floor.
+    expect(nextCheckpointDelay(100, 1000, limits)).toBe(1000)
+    expect(nextCheckpointDelay(1_000_000, 1000, limits)).toBe(50)
+  })
+
+  it('an idle database is checkpointed once per interval, its WAL finished', async ({ dir }) => {
+    // Scenario: ~1 MiB in the WAL, then no commit at all → after the first checkpoint finishes the WAL, each next one
+    // is due a whole interval later (not the 50 ms of a WAL left unfinished).
+    const file = join(dir, 'latchkey.db')
+    const db = withWal(file)
+    const gate = new CommitGate()
+    const seen: Array<{ complete: boolean; nextMs: number }> = []
+    const close = startCheckpoints(db, { gate, intervalMs: 200, onCheckpoint: (frames) => seen.push(frames) })
+    try {
+      await vi.waitFor(() => expect(seen.length).toBeGreaterThanOrEqual(3), { timeout: 10_000 })
+      expect(seen.slice(1, 3)).toEqual([
+        expect.objectContaining({ complete: true, nextMs: 200 }),
+        expect.objectContaining({ complete: true, nextMs: 200 }),
+      ])
+    } finally {
+      await close()
+    }
+  })
+
+  it('opens the commit gate for good if the checkpointer ends while holding it', async ({ dir }) => {
+    // Scenario: a worker that takes the gate and then throws → once it is gone the gate is open: a commit enters.
+    const file = join(dir, 'latchkey.db')
+    const db = withWal(file)
+    const gate = new CommitGate()
+    const close = startCheckpoints(db, {
+      gate,
+      intervalMs: 10,
+      workerSource: `
+        const cells = new Int32Array(require('node:worker_threads').workerData.gate)
+        Atomics.store(cells, 0, 2)
+        throw new Error('the checkpointer failed holding the gate')`,
+    })
+    try {
+      await vi.waitFor(() => expect(gate.enter()).toBe(true), { timeout: 10_000 })
+      gate.leave()
+    } finally {
+      await close()
+    }
   })
 
   it('an in-memory database has no checkpointer', async () => {

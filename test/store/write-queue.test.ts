@@ -1,5 +1,11 @@
 import { describe, expect, it as base } from 'vitest'
-import { openDatabase, WriteQueue, type Db } from '../../src/store/sqlite/database.js'
+import {
+  COMMIT_GATE_MAX_WAIT_MS,
+  CommitGate,
+  openDatabase,
+  WriteQueue,
+  type Db,
+} from '../../src/store/sqlite/database.js'
 
 /** An in-memory database with a `notes` table whose `text` is unique, and its write queue. */
 const it = base.extend<{ db: Db; writes: WriteQueue }>({
@@ -97,5 +103,80 @@ describe('the SQLite write queue (group commit)', () => {
     await urgent
     expect(notes(db)).toEqual(['normal', 'urgent'])
     await normal
+  })
+})
+
+/** The checkpointer's side of a commit gate, as its worker thread takes and lets go of it. */
+function checkpointer(gate: CommitGate): { hold(): void; release(): void } {
+  const cells = new Int32Array(gate.buffer)
+  return {
+    hold: () => expect(Atomics.compareExchange(cells, 0, 0, 2)).toBe(0),
+    release: () => {
+      Atomics.store(cells, 0, 0)
+      if (Atomics.exchange(cells, 1, 0) === 1) gate.opened()
+    },
+  }
+}
+
+const turn = () => new Promise<void>((resolve) => setImmediate(resolve))
+
+describe('the write queue and the checkpointer’s commit gate', () => {
+  it('holds its commits while the checkpointer holds the gate, and commits as it lets go', async ({ db }) => {
+    // Scenario: the checkpointer holds the gate, a write is queued → several loop turns later it is still not
+    // committed (nor running); the checkpointer lets go → it commits at once.
+    const gate = new CommitGate()
+    const writes = new WriteQueue(db, gate)
+    const worker = checkpointer(gate)
+    worker.hold()
+    let committed = false
+    const write = writes.run(insert(db, 'a')).then(() => (committed = true))
+    for (let i = 0; i < 3; i++) await turn()
+    expect(committed).toBe(false)
+    expect(notes(db)).toEqual([])
+    worker.release()
+    await write
+    expect(notes(db)).toEqual(['a'])
+    // The gate is open again: the next write commits in its own turn.
+    await writes.run(insert(db, 'b'))
+    expect(notes(db)).toEqual(['a', 'b'])
+  })
+
+  it('commits anyway once the checkpointer held the gate too long', async ({ db }) => {
+    // Scenario: the checkpointer takes the gate and never lets go → the write commits after
+    // COMMIT_GATE_MAX_WAIT_MS all the same.
+    const gate = new CommitGate()
+    const writes = new WriteQueue(db, gate)
+    checkpointer(gate).hold()
+    const started = performance.now()
+    await writes.run(insert(db, 'a'))
+    expect(performance.now() - started).toBeGreaterThanOrEqual(COMMIT_GATE_MAX_WAIT_MS - 1)
+    expect(notes(db)).toEqual(['a'])
+  })
+
+  it('close() commits what the gate held back', async ({ db }) => {
+    const gate = new CommitGate()
+    const writes = new WriteQueue(db, gate)
+    checkpointer(gate).hold()
+    const write = writes.run(insert(db, 'a'))
+    await turn()
+    expect(notes(db)).toEqual([])
+    writes.close()
+    expect(notes(db)).toEqual(['a'])
+    await write
+  })
+
+  it('a commit keeps the checkpointer out until it ends', async ({ db }) => {
+    // Scenario: the checkpointer tries to take the gate from inside a job (that is, during a commit) → it cannot;
+    // after the commit it can.
+    const gate = new CommitGate()
+    const writes = new WriteQueue(db, gate)
+    const cells = new Int32Array(gate.buffer)
+    let during = -1
+    await writes.run(() => {
+      during = Atomics.compareExchange(cells, 0, 0, 2)
+      return insert(db, 'a')()
+    })
+    expect(during).toBe(1)
+    expect(Atomics.compareExchange(cells, 0, 0, 2)).toBe(0)
   })
 })

@@ -2,7 +2,7 @@ import { join } from 'node:path'
 import type { Store } from '../../app/store.js'
 import type { StoreDeps } from '../index.js'
 import { SqliteAttempts } from './attempts.js'
-import { openDatabase, startCheckpoints, WriteQueue } from './database.js'
+import { CommitGate, openDatabase, startCheckpoints, WriteQueue } from './database.js'
 import { SqliteDeliveries } from './deliveries.js'
 import { SqliteDeliveryLog } from './delivery-log.js'
 import { SqliteDevices } from './devices.js'
@@ -23,8 +23,9 @@ export function databasePath(dataDir: string): string {
 
 export function createSqliteStore(deps: SqliteStoreDeps): Store {
   const db = openDatabase(deps.filename)
-  const writes = new WriteQueue(db)
-  const closeDatabase = startCheckpoints(db)
+  const gate = new CommitGate()
+  const writes = new WriteQueue(db, gate)
+  const closeDatabase = startCheckpoints(db, { gate })
   const notices = eventNotices(deps.onEvents ?? (() => {}))
   const ctx = {
     db,

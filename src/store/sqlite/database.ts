@@ -93,6 +93,10 @@ const GATE_CHECKPOINTING = 2
  */
 export class CommitGate {
   readonly buffer = new SharedArrayBuffer(2 * Int32Array.BYTES_PER_ELEMENT)
+
+  /** @param maxWaitMs How long a commit waits for the gate at most; then it goes ahead. */
+  constructor(readonly maxWaitMs = COMMIT_GATE_MAX_WAIT_MS) {}
+
   private readonly cells = new Int32Array(this.buffer)
   private readonly waiters: Array<() => void> = []
 
@@ -411,7 +415,7 @@ export class WriteQueue {
 
   /**
    * Runs whatever is queued now; used by the timers and by close(). While the checkpointer's last pass holds the gate
-   * the jobs wait, unless `force`d, and run when it opens, or after {@link COMMIT_GATE_MAX_WAIT_MS} at the latest.
+   * the jobs wait, unless `force`d, and run when it opens, or after the gate's `maxWaitMs` at the latest.
    */
   flush(force = false): void {
     this.scheduled = false
@@ -437,7 +441,7 @@ export class WriteQueue {
       this.held = undefined
       this.flush(force)
     }
-    this.held = setTimeout(() => resume(true), COMMIT_GATE_MAX_WAIT_MS)
+    this.held = setTimeout(() => resume(true), gate.maxWaitMs)
     gate.onOpen(() => resume(false))
   }
 

@@ -8,10 +8,9 @@ import { decodeSeqCursor } from '../../domain/cursor.js'
 import { toPage } from '../../domain/page.js'
 import { ATTEMPT_COLUMNS, attemptFromRow, type AttemptRow } from '../rows.js'
 import type { PgContext } from './context.js'
-import { combined, withCtes, type Cte, type SqlStatement, type Tx, type WriteJobOptions } from './database.js'
-import { OUTBOX_CHANNEL } from './notify.js'
-import type { PgEvents } from './events.js'
-import type { Remembered } from './remembered.js'
+import { combined, type Cte, type SqlStatement, type Tx, type WriteJobOptions } from './database.js'
+import { gatedStatement, type PgEvents } from './events.js'
+import type { Remembered, RememberedRow } from './remembered.js'
 import type { DeviceRecord } from '../../domain/device.js'
 
 /**
@@ -25,12 +24,6 @@ export function settledNotification(payload: string, origin: string): string | u
 }
 
 const json = (value: unknown) => (value === null ? null : JSON.stringify(value))
-
-/** A row as this store last wrote it, and the version that write left (migration 3). */
-interface Known<T> {
-  row: T
-  version: number
-}
 
 export class PgAttempts implements AttemptStore {
   constructor(
@@ -228,50 +221,18 @@ export class PgAttempts implements AttemptStore {
 
   /**
    * Writes a transition decided on the remembered row, as one statement that writes nothing unless the row is still
-   * at that version and `updated_at`: the attempt's row, its history, the device's `locked`, its events with their
-   * deliveries, and the notifications. If the row moved on, the job runs again and decides on the row as it is.
+   * at that version and `updated_at`. If the row moved on, the job runs again and decides on the row as it is.
    */
   private async writeIfUnchanged(
     tx: Tx,
     transition: Transition,
-    { row: before, version }: Known<AttemptRecord>,
+    { row: before, version }: RememberedRow<AttemptRecord>,
   ): Promise<LatchkeyEvent[]> {
     const a = transition.attempt
-    const ctes: Cte[] = [
-      {
-        name: 'u',
-        text: `UPDATE action_attempts SET status = ?, result = ?, error = ?, updated_at = ?, sent_at = ?,
-           accepted_at = ?, completed_at = ?, version = version + 1
-         WHERE action_attempt_id = ? AND version = ? AND updated_at = ? RETURNING 1`,
-        params: [
-          a.status,
-          json(a.result),
-          json(a.error),
-          a.updated_at,
-          a.sent_at,
-          a.accepted_at,
-          a.completed_at,
-          a.action_attempt_id,
-          version,
-          // An instance older than the version column changes the row without raising it, but not its updated_at.
-          before.updated_at,
-        ],
-      },
-      ...historyStatement(a.action_attempt_id, transition.history, 'u').map((part) => ({ name: 'hist', ...part })),
-    ]
-    if (transition.locked !== undefined)
-      ctes.push({
-        name: 'd',
-        text: `UPDATE devices SET locked = ?, version = version + 1 WHERE device_id = ? AND EXISTS (SELECT 1 FROM u)`,
-        params: [transition.locked, a.device_id],
-      })
-    const part = await this.events.insertion(tx, transition.events, undefined, 'u')
-    if (part) ctes.push(...part.ctes, { name: 'q', ...part.outer })
-    const notices = transition.settled ? [`pg_notify('${ATTEMPT_SETTLED_CHANNEL}', ?)`] : []
-    if (part?.wakes) notices.push(`pg_notify('${OUTBOX_CHANNEL}', '')`)
-    const statement = withCtes(ctes, {
-      text: `SELECT ${['1 AS applied', ...notices].join(', ')} FROM u`,
-      params: transition.settled ? [`${a.action_attempt_id} ${this.origin}`] : [],
+    // An instance older than the version column changes the row without raising it, but not its updated_at.
+    const { statement, events } = await this.transitionStatement(tx, transition, {
+      text: 'AND version = ? AND updated_at = ?',
+      params: [version, before.updated_at],
     })
     tx.writeIfCurrent(statement.text, statement.params, () => {
       this.remembered.attempts.forget(a.action_attempt_id)
@@ -279,7 +240,7 @@ export class PgAttempts implements AttemptStore {
     })
     this.remember(a, version + 1)
     if (transition.locked !== undefined) this.lockedRemembered(a.device_id, transition.locked)
-    return part?.events ?? []
+    return events
   }
 
   /**
@@ -293,45 +254,63 @@ export class PgAttempts implements AttemptStore {
       this.remembered.devices.set(deviceId, { ...known.row, props: { ...known.row.props, locked } }, known.version + 1)
   }
 
-  /** Writes a transition's effects, in one statement besides its events; runs inside a write transaction. */
+  /** Writes a transition's effects on the row the caller holds locked; runs inside a write transaction. */
   async applyInTransaction(tx: Tx, transition: Transition): Promise<LatchkeyEvent[]> {
     const a = transition.attempt
     // Whoever calls this holds the row as it is: what was remembered of it may be behind.
     this.remembered.attempts.forget(a.action_attempt_id)
-    const parts = historyStatement(a.action_attempt_id, transition.history)
     if (!transition.changed) {
-      write(tx, parts)
+      write(tx, historyStatement(a.action_attempt_id, transition.history))
       return []
     }
-    parts.push({
-      text: `UPDATE action_attempts SET status = ?, result = ?, error = ?, updated_at = ?, sent_at = ?, accepted_at = ?,
-         completed_at = ?, version = version + 1 WHERE action_attempt_id = ?`,
-      params: [
-        a.status,
-        json(a.result),
-        json(a.error),
-        a.updated_at,
-        a.sent_at,
-        a.accepted_at,
-        a.completed_at,
-        a.action_attempt_id,
-      ],
-    })
-    if (transition.locked !== undefined) {
-      parts.push({
-        text: 'UPDATE devices SET locked = ?, version = version + 1 WHERE device_id = ?',
+    if (transition.locked !== undefined) this.remembered.devices.forget(a.device_id)
+    const { statement, events } = await this.transitionStatement(tx, transition)
+    tx.write(statement.text, statement.params)
+    return events
+  }
+
+  /**
+   * A transition that changes the attempt as one statement, every part gated on the attempt's UPDATE (with `guard`,
+   * more conditions on the row): the row, its history, the device's `locked`, its events with their deliveries, and
+   * the notification that wakes the instance whose request waits for the attempt (docs/scale-out.md#attempts).
+   */
+  private async transitionStatement(
+    tx: Tx,
+    transition: Transition,
+    guard: SqlStatement = { text: '', params: [] },
+  ): Promise<{ statement: SqlStatement; events: LatchkeyEvent[] }> {
+    const a = transition.attempt
+    const ctes: Cte[] = [
+      {
+        name: 'u',
+        text: `UPDATE action_attempts SET status = ?, result = ?, error = ?, updated_at = ?, sent_at = ?,
+           accepted_at = ?, completed_at = ?, version = version + 1
+         WHERE action_attempt_id = ? ${guard.text} RETURNING 1`,
+        params: [
+          a.status,
+          json(a.result),
+          json(a.error),
+          a.updated_at,
+          a.sent_at,
+          a.accepted_at,
+          a.completed_at,
+          a.action_attempt_id,
+          ...guard.params,
+        ],
+      },
+      ...historyStatement(a.action_attempt_id, transition.history, 'u').map((part) => ({ name: 'hist', ...part })),
+    ]
+    if (transition.locked !== undefined)
+      ctes.push({
+        name: 'd',
+        text: `UPDATE devices SET locked = ?, version = version + 1 WHERE device_id = ? AND EXISTS (SELECT 1 FROM u)`,
         params: [transition.locked, a.device_id],
       })
-      this.remembered.devices.forget(a.device_id)
-    }
-    // Delivered on commit: wakes the instance whose request waits for this attempt (docs/scale-out.md#attempts).
-    if (transition.settled)
-      parts.push({
-        text: `SELECT pg_notify('${ATTEMPT_SETTLED_CHANNEL}', ?)`,
-        params: [`${a.action_attempt_id} ${this.origin}`],
-      })
-    write(tx, parts)
-    return this.events.record(tx, transition.events)
+    const part = await this.events.insertion(tx, transition.events, undefined, 'u')
+    const notices = transition.settled
+      ? [{ text: `pg_notify('${ATTEMPT_SETTLED_CHANNEL}', ?)`, params: [`${a.action_attempt_id} ${this.origin}`] }]
+      : []
+    return { statement: gatedStatement(ctes, part, notices), events: part?.events ?? [] }
   }
 }
 

@@ -10,10 +10,9 @@ import { DEVICE_COLUMNS, deviceFromRow, type DeviceRow } from '../rows.js'
 import type { PgAttempts } from './attempts.js'
 import { CACHE_CHANNEL, type PgCaches } from './cache.js'
 import type { PgContext } from './context.js'
-import { eventStatement, type PgEvents } from './events.js'
-import { withCtes, type Cte, type SqlStatement, type Tx } from './database.js'
-import { OUTBOX_CHANNEL } from './notify.js'
-import type { Remembered } from './remembered.js'
+import { eventStatement, gatedStatement, type PgEvents } from './events.js'
+import type { Cte, SqlStatement, Tx } from './database.js'
+import type { Remembered, RememberedRow } from './remembered.js'
 
 /** A device's properties written whole, without its WHERE; every change of a device's row raises its version. */
 function propsUpdate(props: DeviceProps): SqlStatement {
@@ -248,7 +247,7 @@ export class PgDevices implements DeviceStore {
    */
   private async changeIfUnchanged(
     tx: Tx,
-    { row: device, version }: { row: DeviceRecord; version: number },
+    { row: device, version }: RememberedRow<DeviceRecord>,
     decide: (device: DeviceRecord) => DeviceChange,
   ): Promise<{ device: DeviceRecord; recorded: LatchkeyEvent[]; forget: boolean }> {
     const { patch, events } = decide(device)
@@ -263,18 +262,11 @@ export class PgDevices implements DeviceStore {
       return { device: changed, recorded: [], forget: false }
     }
     const update = propsUpdate(props)
-    const ctes: Cte[] = [
-      { name: 'dv', text: `${update.text} WHERE ${current} RETURNING 1`, params: [...update.params, ...key] },
-    ]
-    const part = await this.events.insertion(tx, events, undefined, 'dv')
-    if (part) ctes.push(...part.ctes, { name: 'q', ...part.outer })
+    const gate = { name: 'dv', text: `${update.text} WHERE ${current} RETURNING 1`, params: [...update.params, ...key] }
+    const part = await this.events.insertion(tx, events, undefined, gate.name)
     const forget = props.online !== device.props.online
-    const notices = forget ? [`pg_notify('${CACHE_CHANNEL}', ?)`] : []
-    if (part?.wakes) notices.push(`pg_notify('${OUTBOX_CHANNEL}', '')`)
-    const statement = withCtes(ctes, {
-      text: `SELECT ${['1 AS applied', ...notices].join(', ')} FROM dv`,
-      params: forget ? [`device:${device.device_id}`] : [],
-    })
+    const notices = forget ? [{ text: `pg_notify('${CACHE_CHANNEL}', ?)`, params: [`device:${device.device_id}`] }] : []
+    const statement = gatedStatement([gate], part, notices)
     tx.writeIfCurrent(statement.text, statement.params, missed)
     this.remembered.set(device.device_id, changed, version + 1)
     return { device: changed, recorded: part?.events ?? [], forget }

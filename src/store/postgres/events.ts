@@ -32,6 +32,25 @@ export function eventStatement(leading: readonly Cte[], part: EventInsertion): S
   })
 }
 
+/**
+ * One statement whose every part is gated on the CTE `gate` (its first part, which yields a row or none): the
+ * `leading` parts, then the events and their deliveries, then a SELECT from the gate that sends `notices` (the
+ * dispatchers' wake-up too, if a delivery is due at once) and yields a row if the gate did.
+ */
+export function gatedStatement(
+  leading: readonly Cte[],
+  part: EventInsertion | undefined,
+  notices: readonly SqlStatement[],
+): SqlStatement {
+  const gate = leading[0]?.name
+  const ctes = part ? [...leading, ...part.ctes, { name: 'q', ...part.outer }] : leading
+  const sent = part?.wakes ? [...notices, { text: `pg_notify('${OUTBOX_CHANNEL}', '')`, params: [] }] : notices
+  return withCtes(ctes, {
+    text: `SELECT ${['1 AS applied', ...sent.map((notice) => notice.text)].join(', ')} FROM ${gate}`,
+    params: sent.flatMap((notice) => notice.params),
+  })
+}
+
 interface EventRow {
   seq: number
   body: string

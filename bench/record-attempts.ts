@@ -10,7 +10,7 @@
  * process per delivery. The seeding is not measured.
  */
 import Database from 'better-sqlite3'
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
+import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { parseArgs } from 'node:util'
@@ -19,6 +19,7 @@ import { iso } from '../src/domain/clock.js'
 import type { AttemptInput } from '../src/domain/delivery.js'
 import { attemptRecord, decideAfterAttempt, responseResult } from '../src/domain/webhook-delivery.js'
 import { createSqliteStore } from '../src/store/sqlite/index.js'
+import { walPages } from './lib/wal.js'
 
 const WEBHOOKS = 10
 /** What the end-to-end bench's lock commands emit, in turn. */
@@ -73,47 +74,16 @@ function seed(filename: string): void {
   db.close()
 }
 
-/**
- * WAL pages written per delivery, by b-tree, as bench/wal-pages.ts counts them: the WAL emptied, then a reader's
- * snapshot held so that no checkpoint copies or restarts it while `work` runs; every frame's page is then mapped to
- * its table or index through SQLite's `dbstat`.
- */
+/** WAL pages written per delivery, by b-tree, while `work` records `deliveries` attempts (bench/lib/wal.ts). */
 async function pagesPerDelivery(filename: string, work: () => Promise<void>, deliveries: number): Promise<void> {
-  const reader = new Database(filename)
-  reader.pragma('wal_checkpoint(TRUNCATE)')
-  reader.exec('BEGIN')
-  reader.prepare('SELECT count(*) FROM deliveries').get()
-  await work()
-  const wal = readFileSync(`${filename}-wal`)
-  reader.exec('COMMIT')
-  reader.close()
-  const pageSize = wal.readUInt32BE(8)
-  const salt = [wal.readUInt32BE(16), wal.readUInt32BE(20)]
-  const frames: number[] = []
-  let commits = 0
-  for (let offset = 32; offset + 24 + pageSize <= wal.length; offset += 24 + pageSize) {
-    if (wal.readUInt32BE(offset + 8) !== salt[0] || wal.readUInt32BE(offset + 12) !== salt[1]) break
-    frames.push(wal.readUInt32BE(offset))
-    if (wal.readUInt32BE(offset + 4) !== 0) commits++
-  }
-  const names = new Map<number, string>()
-  const probe = new Database(filename, { readonly: true })
-  for (const row of probe.prepare('SELECT name, pageno FROM dbstat').all() as Array<{ name: string; pageno: number }>)
-    names.set(row.pageno, row.name)
-  probe.close()
-  const byTree = new Map<string, number>()
-  for (const page of frames) {
-    const name = page === 1 ? 'sqlite_schema (page 1)' : (names.get(page) ?? 'freelist')
-    byTree.set(name, (byTree.get(name) ?? 0) + 1)
-  }
-  const rows = [...byTree].sort((a, b) => b[1] - a[1])
-  const width = Math.max(...rows.map(([name]) => name.length))
+  const { pageSize, frames, commits, byTree } = await walPages(filename, 'deliveries', work)
+  const width = Math.max(...byTree.map(([name]) => name.length))
   console.log(`WAL pages per delivery over the last ${deliveries} (${pageSize} B pages):`)
-  for (const [name, count] of rows)
+  for (const [name, count] of byTree)
     console.log(`  ${name.padEnd(width)}  ${(count / deliveries).toFixed(2).padStart(6)}`)
   console.log(
-    `  ${'total'.padEnd(width)}  ${(frames.length / deliveries).toFixed(2).padStart(6)}, ${commits} commits, ` +
-      `${((frames.length * (pageSize + 24)) / deliveries / 1024).toFixed(2)} KiB of WAL per delivery`,
+    `  ${'total'.padEnd(width)}  ${(frames / deliveries).toFixed(2).padStart(6)}, ${commits} commits, ` +
+      `${((frames * (pageSize + 24)) / deliveries / 1024).toFixed(2)} KiB of WAL per delivery`,
   )
 }
 

@@ -11,8 +11,7 @@
  * SQLite's `dbstat`. Prints pages per attempt per b-tree, commits and WAL bytes per attempt, and the process's CPU
  * time per attempt during the warm-up (the store alone: no HTTP, no MQTT; checkpoints on their timer).
  */
-import Database from 'better-sqlite3'
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
+import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { parseArgs } from 'node:util'
@@ -21,6 +20,7 @@ import { applyAck, createAttempt } from '../src/domain/attempt.js'
 import { iso } from '../src/domain/clock.js'
 import { initialProps } from '../src/domain/device.js'
 import { createSqliteStore } from '../src/store/sqlite/index.js'
+import { walPages } from './lib/wal.js'
 
 const { values } = parseArgs({
   options: {
@@ -85,46 +85,23 @@ try {
   const used = process.cpuUsage(cpu)
   const cpuMsPerAttempt = (used.user + used.system) / 1000 / warmup
 
-  // Empty the WAL, then hold a snapshot: no checkpoint can copy or restart the WAL while it is open.
-  const reader = new Database(filename)
-  reader.pragma('wal_checkpoint(TRUNCATE)')
-  reader.exec('BEGIN')
-  reader.prepare('SELECT count(*) FROM action_attempts').get()
-  for (let i = 0; i < measured; i++) await attempt()
-
-  const wal = readFileSync(`${filename}-wal`)
-  const pageSize = wal.readUInt32BE(8)
-  const salt = [wal.readUInt32BE(16), wal.readUInt32BE(20)]
-  const frames: number[] = []
-  let commits = 0
-  for (let offset = 32; offset + 24 + pageSize <= wal.length; offset += 24 + pageSize) {
-    if (wal.readUInt32BE(offset + 8) !== salt[0] || wal.readUInt32BE(offset + 12) !== salt[1]) break
-    frames.push(wal.readUInt32BE(offset))
-    if (wal.readUInt32BE(offset + 4) !== 0) commits++
-  }
-  reader.exec('COMMIT')
-  reader.close()
-
-  const names = new Map<number, string>()
-  const probe = new Database(filename, { readonly: true })
-  for (const row of probe.prepare('SELECT name, pageno FROM dbstat').all() as Array<{ name: string; pageno: number }>)
-    names.set(row.pageno, row.name)
-  probe.close()
+  const {
+    pageSize,
+    frames,
+    commits,
+    byTree: rows,
+  } = await walPages(filename, 'action_attempts', async () => {
+    for (let i = 0; i < measured; i++) await attempt()
+  })
   await store.close()
 
-  const byTree = new Map<string, number>()
-  for (const page of frames) {
-    const name = page === 1 ? 'sqlite_schema (page 1)' : (names.get(page) ?? 'freelist')
-    byTree.set(name, (byTree.get(name) ?? 0) + 1)
-  }
-  const rows = [...byTree].sort((a, b) => b[1] - a[1])
   const width = Math.max(...rows.map(([name]) => name.length))
   process.stdout.write(`${measured} attempts after ${warmup} of warm-up, ${deviceCount} devices, ${pageSize} B pages\n`)
   for (const [name, count] of rows)
     process.stdout.write(`${name.padEnd(width)}  ${(count / measured).toFixed(2).padStart(6)}\n`)
   process.stdout.write(
-    `${'total'.padEnd(width)}  ${(frames.length / measured).toFixed(2).padStart(6)} pages per attempt, ` +
-      `${(commits / measured).toFixed(2)} commits, ${((frames.length * (pageSize + 24)) / measured / 1024).toFixed(1)} KiB of WAL\n`,
+    `${'total'.padEnd(width)}  ${(frames / measured).toFixed(2).padStart(6)} pages per attempt, ` +
+      `${(commits / measured).toFixed(2)} commits, ${((frames * (pageSize + 24)) / measured / 1024).toFixed(1)} KiB of WAL\n`,
   )
   process.stdout.write(`CPU per attempt during the warm-up: ${cpuMsPerAttempt.toFixed(3)} ms\n`)
 } finally {

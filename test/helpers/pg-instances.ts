@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto'
-import { test } from 'vitest'
+import pg from 'pg'
+import { test, vi } from 'vitest'
 import { iso } from '../../src/domain/clock.js'
 import { createPostgresStore, type PostgresStore } from '../../src/store/postgres/index.js'
 import { tempDataDir } from './latchkey.js'
@@ -42,4 +43,14 @@ export async function seedDevices(sql: Sql, deviceIds: string[]): Promise<void> 
      FROM unnest($1::text[]) AS id`,
     [deviceIds, at],
   )
+}
+
+/** The texts of the statements every pg client sends from now on, until `restore`. */
+export function sentStatements(): { texts: () => string[]; restore: () => void } {
+  const query = vi.spyOn(pg.Client.prototype, 'query')
+  return {
+    texts: () =>
+      query.mock.calls.map(([config]) => (typeof config === 'string' ? config : (config as { text: string }).text)),
+    restore: () => query.mockRestore(),
+  }
 }

@@ -1,11 +1,10 @@
 import { randomUUID } from 'node:crypto'
-import pg from 'pg'
 import { afterEach, describe, expect, vi } from 'vitest'
 import { applyAck, createAttempt, expire, markSent } from '../../src/domain/attempt.js'
 import { applyState } from '../../src/domain/device.js'
 import { iso } from '../../src/domain/clock.js'
 import type { PostgresStore } from '../../src/store/postgres/index.js'
-import { it, seedDevices, type Sql } from '../helpers/pg-instances.js'
+import { it, seedDevices, sentStatements, type Sql } from '../helpers/pg-instances.js'
 
 /**
  * A store remembers the pending attempts and the devices it wrote last and decides their next change on that row,
@@ -41,15 +40,6 @@ async function stored(sql: Sql, id: string) {
   return { row, history: history.map((h) => h.kind), events: events.map((e) => e.event_type) }
 }
 
-/** The texts of the statements every pg client sends meanwhile. */
-function statements(): { texts: () => string[] } {
-  const query = vi.spyOn(pg.Client.prototype, 'query')
-  return {
-    texts: () =>
-      query.mock.calls.map(([config]) => (typeof config === 'string' ? config : (config as { text: string }).text)),
-  }
-}
-
 afterEach(() => {
   vi.restoreAllMocks()
 })
@@ -60,7 +50,7 @@ describe('transitions of the attempts a PostgreSQL store wrote last', () => {
     // (history, both events in order, the device locked, version 2), and A never loaded the row: no `SELECT … FOR UPDATE` of the attempt.
     await seedDevices(sql, [DEVICE])
     const id = await created(a)
-    const sent = statements()
+    const sent = sentStatements()
     const ack = { command_id: id, status: 'success' as const }
     expect((await a.attempts.transition(id, (x) => markSent(x, iso(Date.now())), { deviceId: DEVICE }))?.changed).toBe(
       true,
@@ -170,7 +160,7 @@ describe('changes of the devices a PostgreSQL store changed last', () => {
     await seedDevices(sql, [DEVICE])
     const at = Date.now()
     await a.devices.change(DEVICE, (x) => applyState(x, { locked: true, battery_level: 0.9 }, iso(at)))
-    const sent = statements()
+    const sent = sentStatements()
     await a.devices.change(DEVICE, (x) => applyState(x, { locked: false, battery_level: 0.9 }, iso(at + 1)))
     const low = await a.devices.change(DEVICE, (x) => applyState(x, { locked: false, battery_level: 0.1 }, iso(at + 2)))
     expect(low?.props).toMatchObject({ locked: false, battery_level: 0.1 })

@@ -3,6 +3,7 @@ import { describe, expect, it as base, vi } from 'vitest'
 import { PgDb, type Tx } from '../../src/store/postgres/database.js'
 import { tempDataDir } from '../helpers/latchkey.js'
 import { dropTestDatabase, testDatabaseEnv } from '../helpers/store.js'
+import { sentStatements } from '../helpers/pg-instances.js'
 
 /** A PgDb on an empty database of its own, with a `counters` table, and the writer's round trips counted. */
 const it = base.extend<{ db: PgDb; roundTrips: () => number }>({
@@ -267,22 +268,21 @@ describe('the PostgreSQL write queue', () => {
     // One round trip for the batch, one for c's second run (its read), one for its write and COMMIT.
     expect(roundTrips() - before).toBe(3)
   })
+
   it('sends a batch of one statement alone, without BEGIN and COMMIT; a failing one fails its job alone', async ({
     db,
   }) => {
     // Scenario: a lone job writes one row → the writer sends that statement and nothing else; a lone job whose
     // statement fails is rejected with the database's error, and the next job commits.
     await db.writes.run(async (tx) => tx.exec('SELECT 1'))
-    const queries = vi.spyOn(pg.Client.prototype, 'query')
-    const sent = () =>
-      queries.mock.calls.map(([config]) => (typeof config === 'string' ? config : (config as { text: string }).text))
+    const sent = sentStatements()
     await db.writes.run(async (tx) => tx.write("UPDATE counters SET n = 5 WHERE name = 'a'"))
-    expect(sent()).toEqual(["UPDATE counters SET n = 5 WHERE name = 'a'"])
+    expect(sent.texts()).toEqual(["UPDATE counters SET n = 5 WHERE name = 'a'"])
     await expect(db.writes.run(async (tx) => tx.write('UPDATE no_such_table SET n = 1'))).rejects.toThrow(
       /no_such_table/,
     )
     await db.writes.run(async (tx) => tx.write("UPDATE counters SET n = 6 WHERE name = 'b'"))
-    queries.mockRestore()
+    sent.restore()
     expect(await counts(db)).toEqual({ a: 5, b: 6, c: 0 })
   })
 })

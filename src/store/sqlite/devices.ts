@@ -1,9 +1,10 @@
-import type { DeviceStore, DeviceUpdate, NewDevice, WriteOptions } from '../../app/store.js'
+import type { ActionDevice, DeviceStore, DeviceUpdate, NewDevice, WriteOptions } from '../../app/store.js'
 import type { AttemptRecord, Transition } from '../../domain/attempt.js'
 import { changesSomething, type DeviceChange, type DeviceProps, type DeviceRecord } from '../../domain/device.js'
 import type { EventDraft, LatchkeyEvent } from '../../domain/events.js'
 import type { Page } from '../../domain/page.js'
 import type { DeviceListQuery } from '../../domain/queries.js'
+import { ReadCache } from '../read-cache.js'
 import { DEVICE_COLUMNS, deviceFromRow, type DeviceRow } from '../rows.js'
 import type { SqliteAttempts } from './attempts.js'
 import { toInt, type StoreContext } from './context.js'
@@ -25,6 +26,11 @@ function propsParams(deviceId: string, props: DeviceProps): unknown[] {
 
 export class SqliteDevices implements DeviceStore {
   private readonly stmts
+  /**
+   * Device id → what a lock or unlock request needs of it (docs/scale-out.md#caches). Forgotten by the write job
+   * that changes it, which commits in the same synchronous run, so no request reads between the commit and that.
+   */
+  private readonly forActions = new ReadCache<ActionDevice>(() => true)
 
   constructor(
     private readonly ctx: StoreContext,
@@ -38,6 +44,9 @@ export class SqliteDevices implements DeviceStore {
            can_remotely_unlock, created_at, online) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 0)`,
       ),
       byId: db.prepare<[string], DeviceRow>(`SELECT ${DEVICE_COLUMNS} FROM devices WHERE device_id = ?`),
+      forAction: db.prepare<[string], { [K in keyof ActionDevice]: ActionDevice[K] extends boolean ? number : string }>(
+        `SELECT device_id, workspace_id, can_remotely_lock, can_remotely_unlock, online FROM devices WHERE device_id = ?`,
+      ),
       byWorkspace: db.prepare<[string, string], DeviceRow>(
         `SELECT ${DEVICE_COLUMNS} FROM devices WHERE device_id = ? AND workspace_id = ?`,
       ),
@@ -76,6 +85,22 @@ export class SqliteDevices implements DeviceStore {
     return row && deviceFromRow(row)
   }
 
+  async forAction(workspaceId: string, deviceId: string): Promise<ActionDevice | undefined> {
+    const device = await this.forActions.read(deviceId, async () => {
+      const row = this.stmts.forAction.get(deviceId)
+      return (
+        row && {
+          device_id: row.device_id,
+          workspace_id: row.workspace_id,
+          can_remotely_lock: row.can_remotely_lock === 1,
+          can_remotely_unlock: row.can_remotely_unlock === 1,
+          online: row.online === 1,
+        }
+      )
+    })
+    return device?.workspace_id === workspaceId ? device : undefined
+  }
+
   async getById(deviceId: string): Promise<DeviceRecord | undefined> {
     const row = this.stmts.byId.get(deviceId)
     return row && deviceFromRow(row)
@@ -108,11 +133,13 @@ export class SqliteDevices implements DeviceStore {
       )
     }
     if (sets.length === 0) return (await this.get(workspaceId, deviceId)) !== undefined
-    const result = await this.ctx.writes.run(() =>
-      this.ctx.db
+    const result = await this.ctx.writes.run(() => {
+      const updated = this.ctx.db
         .prepare(`UPDATE devices SET ${sets.join(', ')} WHERE device_id = ? AND workspace_id = ?`)
-        .run(...params, deviceId, workspaceId),
-    )
+        .run(...params, deviceId, workspaceId)
+      if (updated.changes > 0) this.forActions.forget(deviceId)
+      return updated
+    })
     return result.changes > 0
   }
 
@@ -132,6 +159,7 @@ export class SqliteDevices implements DeviceStore {
         if (transition.settled) settled.push(transition.attempt)
       }
       this.stmts.remove.run(deviceId)
+      this.forActions.forget(deviceId)
       recorded.push(...this.events.record([event]))
       return { settled, recorded }
     })
@@ -164,6 +192,7 @@ export class SqliteDevices implements DeviceStore {
       const { patch, events } = decide(device)
       const props = { ...device.props, ...patch }
       if (changesSomething(device.props, props)) this.stmts.setProps.run(...propsParams(deviceId, props))
+      if (props.online !== device.props.online) this.forActions.forget(deviceId)
       return { device: { ...device, props }, recorded: this.events.record(events, dedupeKey) }
     }, options.urgent)
     if (!outcome) return undefined
@@ -172,7 +201,10 @@ export class SqliteDevices implements DeviceStore {
   }
 
   async markAllOffline(): Promise<void> {
-    await this.ctx.writes.run(() => this.ctx.db.prepare('UPDATE devices SET online = 0 WHERE online = 1').run())
+    await this.ctx.writes.run(() => {
+      this.ctx.db.prepare('UPDATE devices SET online = 0 WHERE online = 1').run()
+      this.forActions.clear()
+    })
   }
 
   async countOnline(): Promise<number> {

@@ -1,5 +1,6 @@
 import type { SettingsStore, WorkspaceStore } from '../../app/store.js'
 import type { ApiKeyRecord, Workspace } from '../../domain/workspace.js'
+import { ReadCache } from '../read-cache.js'
 import type { StoreContext } from './context.js'
 
 export class SqliteSettings implements SettingsStore {
@@ -23,6 +24,8 @@ export class SqliteSettings implements SettingsStore {
 
 export class SqliteWorkspaces implements WorkspaceStore {
   private readonly byKeyHash
+  /** API key hash → its workspace: every request reads it (docs/scale-out.md#caches). */
+  private readonly keys = new ReadCache<string>(() => true)
 
   constructor(private readonly ctx: StoreContext) {
     this.byKeyHash = ctx.db.prepare<[string], { workspace_id: string }>(
@@ -62,14 +65,19 @@ export class SqliteWorkspaces implements WorkspaceStore {
     )
   }
 
-  async findByKeyHash(keyHash: string): Promise<string | undefined> {
-    return this.byKeyHash.get(keyHash)?.workspace_id
+  findByKeyHash(keyHash: string): Promise<string | undefined> {
+    return this.keys.read(keyHash, async () => this.byKeyHash.get(keyHash)?.workspace_id)
   }
 
   async deleteApiKey(workspaceId: string, apiKeyId: string): Promise<boolean> {
-    const result = await this.ctx.writes.run(() =>
-      this.ctx.db.prepare('DELETE FROM api_keys WHERE api_key_id = ? AND workspace_id = ?').run(apiKeyId, workspaceId),
-    )
+    const result = await this.ctx.writes.run(() => {
+      const deleted = this.ctx.db
+        .prepare('DELETE FROM api_keys WHERE api_key_id = ? AND workspace_id = ?')
+        .run(apiKeyId, workspaceId)
+      // In the job, which commits in the same synchronous run: no request reads between the commit and this.
+      if (deleted.changes > 0) this.keys.clear()
+      return deleted
+    })
     return result.changes > 0
   }
 }

@@ -25,6 +25,8 @@ import { startTestPostgres } from '../scripts/pg-test-server.js'
  * the run (fsync on; synchronous_commit off, the SQLite store's durability, unless `--pg-synchronous-commit on`) and
  * stopped at its end.
  * `--webhook-pipelining N` runs the main latchkey with WEBHOOK_PIPELINING=N (docs/webhooks.md#pipelining).
+ * `--server-node-flags "…"` runs every latchkey with these node flags instead of the server's own
+ * (src/compose/node-flags.ts); `""` for none.
  * `cluster` (case 6) runs end to end through two instances on a private PostgreSQL and mosquitto (docs/scale-out.md),
  * beside case 2a at the same levels.
  * Everything on loopback, in separate processes: this one generates load, latchkey runs as `npm start` does, the
@@ -32,7 +34,7 @@ import { startTestPostgres } from '../scripts/pg-test-server.js'
  */
 
 const USAGE =
-  'usage: npm run bench -- [--quick] [--out DIR] [--scale-locks N] [--cpu-prof] [--only raw,e2e,peer,webhooks,scale,cluster] [--store sqlite|postgres|both] [--webhook-pipelining N]'
+  'usage: npm run bench -- [--quick] [--out DIR] [--scale-locks N] [--cpu-prof] [--only raw,e2e,peer,webhooks,scale,cluster] [--store sqlite|postgres|both] [--webhook-pipelining N] [--server-node-flags FLAGS]'
 const CASES = ['raw', 'e2e', 'peer', 'webhooks', 'scale', 'cluster'] as const
 
 const { values } = parseArgs({
@@ -45,6 +47,7 @@ const { values } = parseArgs({
     store: { type: 'string', default: 'sqlite' },
     'pg-synchronous-commit': { type: 'string', default: 'off' },
     'webhook-pipelining': { type: 'string' },
+    'server-node-flags': { type: 'string' },
     help: { type: 'boolean', short: 'h' },
   },
 })
@@ -64,6 +67,9 @@ const stores: Array<'sqlite' | 'postgres'> =
 const options = benchOptions(values.quick ?? false, {
   ...(values['scale-locks'] ? { scaleLocks: Number(values['scale-locks']) } : {}),
   ...(values['cpu-prof'] ? { cpuProfDir: join(outDir, 'profiles') } : {}),
+  ...(values['server-node-flags'] !== undefined
+    ? { serverFlags: values['server-node-flags'].split(' ').filter((flag) => flag !== '') }
+    : {}),
 })
 
 const log = (message: string) => console.log(`[bench ${new Date().toISOString().slice(11, 19)}] ${message}`)
@@ -89,6 +95,7 @@ async function withMainLatchkey(results: Results, opts: BenchOptions, env: Recor
       ...env,
     },
     ...(opts.cpuProfDir ? { cpuProfDir: opts.cpuProfDir } : {}),
+    ...(opts.serverFlags ? { serverFlags: opts.serverFlags } : {}),
   })
   try {
     const { credentials } = await provision(lk, opts.e2eLocks, 16)

@@ -176,7 +176,10 @@ async function embeddedSync(
   options: BenchOptions,
   postgres?: { databaseUrl: string; pids: () => number[] },
 ): Promise<Levels> {
-  const lk = await startLatchkeyChild(postgres ? { env: { DATABASE_URL: postgres.databaseUrl } } : {})
+  const lk = await startLatchkeyChild({
+    ...(postgres ? { env: { DATABASE_URL: postgres.databaseUrl } } : {}),
+    ...(options.serverFlags ? { serverFlags: options.serverFlags } : {}),
+  })
   try {
     const { credentials } = await provision(lk, options.e2eLocks, 16)
     const locks = await lockProcesses(credentials, lk.mqttUrl, options.e2eLocks)
@@ -236,11 +239,13 @@ export async function cluster(
       databaseUrl: await createDatabase(services.postgres.url, 'embedded'),
       pids: postgresCpu,
     })
-    const a = await startLatchkeyChild({ env: { ...env, INSTANCE_ID: 'a' } })
+    const serverFlags = options.serverFlags ? { serverFlags: options.serverFlags } : {}
+    const a = await startLatchkeyChild({ env: { ...env, INSTANCE_ID: 'a' }, ...serverFlags })
     instances.push(a)
     // B joins the database A created: same workspace, A's key.
     const b = await startLatchkeyChild({
       env: { ...env, INSTANCE_ID: 'b' },
+      ...serverFlags,
       credentials: { apiKey: a.apiKey, workspaceId: a.workspaceId },
     })
     instances.push(b)

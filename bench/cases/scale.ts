@@ -66,7 +66,10 @@ async function settledRss(pid: number, windowMs: number): Promise<number> {
 }
 
 export async function connectionScale(options: BenchOptions): Promise<ScaleResult> {
-  const lk = await startLatchkeyChild(options.cpuProfDir ? { cpuProfDir: join(options.cpuProfDir, 'scale') } : {})
+  const lk = await startLatchkeyChild({
+    ...(options.cpuProfDir ? { cpuProfDir: join(options.cpuProfDir, 'scale') } : {}),
+    ...(options.serverFlags ? { serverFlags: options.serverFlags } : {}),
+  })
   const locksPerProcess = Math.min(LOCKS_PER_PROCESS, fdLimit() - FD_RESERVE)
   const agent = new Agent({ keepAlive: true, maxSockets: 2 })
   try {

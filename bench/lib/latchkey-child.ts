@@ -5,7 +5,9 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { createInterface } from 'node:readline'
 import { atExit, spawnTracked, stopChild } from './children.js'
+import { SERVER_NODE_FLAGS } from '../../src/compose/node-flags.js'
 import { assertLoopback, post } from './http.js'
+import type { GcTotals } from './loop.js'
 
 /** latchkey as `npm start` runs it, in its own process: `node --import tsx src/main.ts` on a fresh DATA_DIR. */
 
@@ -29,6 +31,8 @@ export interface LatchkeyChildOptions {
   env?: Record<string, string>
   /** Directory for `--cpu-prof` output; no profiling when unset. */
   cpuProfDir?: string
+  /** Node flags in place of the server's own (SERVER_NODE_FLAGS), to compare them with others. */
+  serverFlags?: readonly string[]
   /** Extra node flags, e.g. `--perf-basic-prof` for a `perf record` of the child. */
   nodeArgs?: string[]
   startTimeoutMs?: number
@@ -64,7 +68,15 @@ export async function startLatchkeyChild(options: LatchkeyChildOptions = {}): Pr
   // Not the tsx CLI: it would run latchkey in a grandchild, and the pid we measure must be latchkey's own.
   const child = spawnTracked(
     process.execPath,
-    ['--max-old-space-size=4096', ...profiling, ...(options.nodeArgs ?? []), '--import', 'tsx', 'src/main.ts'],
+    [
+      '--max-old-space-size=4096',
+      ...(options.serverFlags ?? SERVER_NODE_FLAGS),
+      ...(options.nodeArgs ?? []),
+      ...profiling,
+      '--import',
+      'tsx',
+      'src/main.ts',
+    ],
     env,
   )
   const problems: string[] = []
@@ -139,17 +151,32 @@ function parseLog(line: string): { level: number; httpUrl?: string; mqttUrl?: st
   }
 }
 
-/** The value of one line of latchkey's /metrics (Prometheus text), or 0. */
-export async function metric(agent: Agent, lk: LatchkeyChild, name: string): Promise<number> {
-  const reply = await new Promise<string>((resolve, reject) => {
-    get(new URL('/metrics', lk.httpUrl), { agent }, (res) => {
+function metricsText(agent: Agent | undefined, lk: LatchkeyChild): Promise<string> {
+  return new Promise<string>((resolve, reject) => {
+    get(new URL('/metrics', lk.httpUrl), agent ? { agent } : {}, (res) => {
       let text = ''
       res.on('data', (chunk: Buffer) => (text += chunk.toString()))
       res.on('end', () => resolve(text))
     }).on('error', reject)
   })
-  const match = new RegExp(`^${name} (\\d+(?:\\.\\d+)?)$`, 'm').exec(reply)
+}
+
+/** The value of one line of latchkey's /metrics (Prometheus text), or 0. */
+export async function metric(agent: Agent, lk: LatchkeyChild, name: string): Promise<number> {
+  const match = new RegExp(`^${name} (\\d+(?:\\.\\d+)?)$`, 'm').exec(await metricsText(agent, lk))
   return match ? Number(match[1]) : 0
+}
+
+/** latchkey's garbage collections so far, by kind (`minor`, `major`, …): prom-client's `nodejs_gc_duration_seconds`. */
+export async function gcTotals(lk: LatchkeyChild): Promise<GcTotals> {
+  const totals: GcTotals = {}
+  const line = /^nodejs_gc_duration_seconds_(count|sum)\{kind="(\w+)"\} ([\d.e+-]+)$/gm
+  for (const [, field, kind, value] of (await metricsText(undefined, lk)).matchAll(line)) {
+    const entry = (totals[kind as string] ??= { count: 0, ms: 0 })
+    if (field === 'count') entry.count = Number(value)
+    else entry.ms = Number(value) * 1000
+  }
+  return totals
 }
 
 /** Whether a route exists: anything but the catch-all 404 `not_found` counts as present. */

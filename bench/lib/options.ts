@@ -15,9 +15,14 @@ export interface BenchOptions {
   fanoutWebhooks: number
   /** Directory for `--cpu-prof` of the main latchkey child, when asked. */
   cpuProfDir?: string
+  /** Node flags of every latchkey child in place of the server's own (`--server-node-flags`). */
+  serverFlags?: readonly string[]
 }
 
-export function benchOptions(quick: boolean, overrides: { scaleLocks?: number; cpuProfDir?: string }): BenchOptions {
+export function benchOptions(
+  quick: boolean,
+  overrides: { scaleLocks?: number; cpuProfDir?: string; serverFlags?: readonly string[] },
+): BenchOptions {
   return {
     quick,
     durationMs: quick ? 1_000 : 8_000,
@@ -27,5 +32,6 @@ export function benchOptions(quick: boolean, overrides: { scaleLocks?: number; c
     scaleLocks: overrides.scaleLocks ?? (quick ? 500 : 20_000),
     fanoutWebhooks: quick ? 4 : 10,
     ...(overrides.cpuProfDir ? { cpuProfDir: overrides.cpuProfDir } : {}),
+    ...(overrides.serverFlags ? { serverFlags: overrides.serverFlags } : {}),
   }
 }

@@ -2,6 +2,7 @@ import { spawn } from 'node:child_process'
 import { constants } from 'node:os'
 import { fileURLToPath } from 'node:url'
 import { parseArgs } from 'node:util'
+import { SERVER_NODE_FLAGS } from '../compose/node-flags.js'
 import { ApiClient, type Json } from './client.js'
 import { childEnv, loadCliSettings, type CliSettings } from './env.js'
 import { CliError, EXIT } from './errors.js'
@@ -219,8 +220,14 @@ function devicesTable(devices: Json[]): string {
 }
 
 /** Runs a child Node process on a TypeScript entry point, passing signals through; resolves with its exit code. */
-function runTs(entry: string, args: string[], env: NodeJS.ProcessEnv): Promise<number> {
-  const child = spawn(process.execPath, ['--import', 'tsx', fileURLToPath(new URL(entry, import.meta.url)), ...args], {
+function runTs(
+  entry: string,
+  args: string[],
+  env: NodeJS.ProcessEnv,
+  nodeFlags: readonly string[] = [],
+): Promise<number> {
+  const script = fileURLToPath(new URL(entry, import.meta.url))
+  const child = spawn(process.execPath, [...nodeFlags, '--import', 'tsx', script, ...args], {
     stdio: 'inherit',
     env,
   })
@@ -242,7 +249,7 @@ export async function run(argv: string[], io: Io): Promise<number> {
     io.out(USAGE)
     return command === undefined ? EXIT.usage : EXIT.ok
   }
-  if (command === 'serve') return runTs('../main.ts', rest, io.env)
+  if (command === 'serve') return runTs('../main.ts', rest, io.env, SERVER_NODE_FLAGS)
 
   let parsed
   try {

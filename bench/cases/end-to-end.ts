@@ -1,4 +1,4 @@
-import type { LatchkeyChild } from '../lib/latchkey-child.js'
+import { gcTotals, type LatchkeyChild } from '../lib/latchkey-child.js'
 import { closedLoop } from '../lib/http.js'
 import type { LoopResult, LoopSpec } from '../lib/loop.js'
 import type { BenchOptions } from '../lib/options.js'
@@ -39,6 +39,7 @@ export async function endToEndSync(
       }),
       ok: settledSuccess,
       cpuOf,
+      gcOf: () => gcTotals(lk),
     })
   }
   return levels

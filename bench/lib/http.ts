@@ -85,6 +85,8 @@ export interface LoadSpec {
   ok?: (text: string) => boolean
   /** Processes whose CPU use is reported, by label (see LoopSpec.cpuOf). */
   cpuOf?: LoopSpec['cpuOf']
+  /** latchkey's garbage-collection totals (see LoopSpec.gcOf). */
+  gcOf?: LoopSpec['gcOf']
 }
 
 /** The closed-loop HTTP load generator: keep-alive sockets, one per worker. */
@@ -96,6 +98,7 @@ export async function closedLoop(spec: LoadSpec): Promise<LoopResult> {
       durationMs: spec.durationMs,
       warmupMs: spec.warmupMs,
       ...(spec.cpuOf ? { cpuOf: spec.cpuOf } : {}),
+      ...(spec.gcOf ? { gcOf: spec.gcOf } : {}),
       op: async (slot, i) => {
         const { path, body, baseUrl } = spec.request(slot, i)
         const reply = await post(agent, baseUrl ?? spec.baseUrl, path, body, spec.headers)

@@ -21,7 +21,12 @@ export interface LoopSpec {
    * or a function listing a group's pids (e.g. a PostgreSQL server's processes), summed, read at each end.
    */
   cpuOf?: Record<string, number | (() => number[])>
+  /** Reads latchkey's garbage-collection totals; what the measured window adds is reported per operation. */
+  gcOf?: () => Promise<GcTotals>
 }
+
+/** Garbage collections by kind (`minor`, `major`, …): how many, and the time they took in all. */
+export type GcTotals = Record<string, { count: number; ms: number }>
 
 export interface LoopResult {
   concurrency: number
@@ -39,6 +44,8 @@ export interface LoopResult {
   cpu_ms_per_op: Record<string, number>
   /** KiB written to storage (SQLite WAL and checkpoints) per successful operation, by process label. */
   disk_kb_per_op: Record<string, number>
+  /** latchkey's garbage collections in the measured window, by kind: per 1,000 operations, and µs per operation. */
+  gc?: Record<string, { per_1000_ops: number; us_per_op: number }>
 }
 
 export async function runClosedLoop(spec: LoopSpec): Promise<LoopResult> {
@@ -56,8 +63,16 @@ export async function runClosedLoop(spec: LoopSpec): Promise<LoopResult> {
     )
   let cpuStart: Record<string, Usage> = {}
   let cpuEnd: Record<string, Usage> = {}
-  const startTimer = setTimeout(() => (cpuStart = readCpu()), spec.warmupMs)
-  const endTimer = setTimeout(() => (cpuEnd = readCpu()), spec.warmupMs + spec.durationMs)
+  let gcStart: Promise<GcTotals> | undefined
+  let gcEnd: Promise<GcTotals> | undefined
+  const startTimer = setTimeout(() => {
+    cpuStart = readCpu()
+    gcStart = spec.gcOf?.()
+  }, spec.warmupMs)
+  const endTimer = setTimeout(() => {
+    cpuEnd = readCpu()
+    gcEnd = spec.gcOf?.()
+  }, spec.warmupMs + spec.durationMs)
 
   const worker = async (slot: number): Promise<void> => {
     for (let i = 0; performance.now() < end; i++) {
@@ -84,7 +99,11 @@ export async function runClosedLoop(spec: LoopSpec): Promise<LoopResult> {
   clearTimeout(startTimer)
   clearTimeout(endTimer)
   // The last worker may finish a hair before the end timer fires.
-  if (Object.keys(cpuEnd).length === 0) cpuEnd = readCpu()
+  if (Object.keys(cpuEnd).length === 0) {
+    cpuEnd = readCpu()
+    gcEnd = spec.gcOf?.()
+  }
+  const gc = gcStart && gcEnd ? gcPerOp(await gcStart, await gcEnd, completedInWindow) : undefined
   const cpuPct: Record<string, number> = {}
   const cpuSysPct: Record<string, number> = {}
   const cpuPerOp: Record<string, number> = {}
@@ -109,7 +128,24 @@ export async function runClosedLoop(spec: LoopSpec): Promise<LoopResult> {
     cpu_sys_pct: cpuSysPct,
     cpu_ms_per_op: cpuPerOp,
     disk_kb_per_op: diskPerOp,
+    ...(gc ? { gc } : {}),
   }
+}
+
+function gcPerOp(start: GcTotals, end: GcTotals, ops: number): NonNullable<LoopResult['gc']> {
+  const n = Math.max(1, ops)
+  return Object.fromEntries(
+    Object.entries(end).map(([kind, { count, ms }]) => {
+      const before = start[kind] ?? { count: 0, ms: 0 }
+      return [
+        kind,
+        {
+          per_1000_ops: round(((count - before.count) * 1000) / n, 2),
+          us_per_op: round(((ms - before.ms) * 1000) / n, 2),
+        },
+      ]
+    }),
+  )
 }
 
 interface Usage {

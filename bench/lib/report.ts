@@ -208,6 +208,11 @@ const cpu = (l: LoopResult, label: string) =>
   l.cpu_pct[label] === undefined
     ? ''
     : ` · ${label} CPU ${l.cpu_pct[label]} % (sys ${l.cpu_sys_pct[label]} %), ${fmt(l.cpu_ms_per_op[label] ?? 0)} ms/req${l.disk_kb_per_op[label] !== undefined ? `, ${fmt(l.disk_kb_per_op[label] ?? 0)} KiB disk/req` : ''}`
+/** The young-generation collections (`minor`) of a level, when it measured them. */
+const gc = (l: LoopResult) =>
+  l.gc?.minor
+    ? ` · GC ${fmt(l.gc.minor.per_1000_ops)} minor per 1,000 req, ${fmt(l.gc.minor.us_per_op + (l.gc.major?.us_per_op ?? 0))} µs/req`
+    : ''
 const rate = (l: LoopResult, unit = '/s') => `${fmt(l.per_s)}${unit}${l.errors ? ` (${l.errors} errors)` : ''}`
 
 /** One markdown table: every case, its result and, where docs/performance.md sets one, the target and its verdict. */
@@ -245,7 +250,7 @@ export function table(r: Results): string {
     for (const [key, l] of Object.entries(r.end_to_end.sync)) {
       rows.push([
         `2a lock/unlock sync:true, ${key.slice(1)} in flight`,
-        `${rate(l)} · ${lat(l)}${cpu(l, 'latchkey')}`,
+        `${rate(l)} · ${lat(l)}${cpu(l, 'latchkey')}${gc(l)}`,
         '',
         '',
       ])

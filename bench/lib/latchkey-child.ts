@@ -9,7 +9,7 @@ import { SERVER_NODE_FLAGS } from '../../src/compose/node-flags.js'
 import { assertLoopback, post } from './http.js'
 import type { GcTotals } from './loop.js'
 
-/** latchkey as `npm start` runs it, in its own process: `node --import tsx src/main.ts` on a fresh DATA_DIR. */
+/** latchkey as `npm start` runs it, in its own process: `node <SERVER_NODE_FLAGS> --import tsx src/main.ts` on a fresh DATA_DIR. */
 
 export const BENCH_ADMIN_KEY = 'seam_admin_bench_key_0123456789abcdef'
 

@@ -209,7 +209,8 @@ export const MIGRATIONS: readonly string[] = [
   // ~113 bytes) spilled the rest onto an overflow page of its own, two more pages written per delivery
   // (docs/performance.md#fourth-pass-index-entries-that-fit-their-page). The key is a VIRTUAL generated column:
   // nothing is added to the rows, nothing is rewritten but the three indexes. Same columns otherwise, in the same order,
-  // so every listing reads the same ranges in the same order (docs/performance.md#listing-delivery-attempts-with-1000000-rows).
+  // so every listing reads the same ranges in the same order (docs/performance.md#listing-delivery-attempts-with-1000000-rows);
+  // SQLite reads a virtual column's value from the row, so the ranges are no longer read from the index alone.
   `
   ALTER TABLE delivery_attempts ADD COLUMN event_type_key INTEGER GENERATED ALWAYS AS (${EVENT_TYPE_KEY}) VIRTUAL;
   DROP INDEX delivery_attempts_by_topic;

@@ -15,7 +15,7 @@ import { pathToFileURL } from 'node:url'
 import { redactUrl } from '../src/config.js'
 import { PgDb } from '../src/store/postgres/database.js'
 import { TABLES } from '../src/store/postgres/migrations.js'
-import { ATTEMPT_COLUMNS } from '../src/store/rows.js'
+import { ATTEMPT_COLUMNS, DELIVERY_ATTEMPT_COLUMNS } from '../src/store/rows.js'
 import { MIGRATIONS as SQLITE_MIGRATIONS } from '../src/store/sqlite/migrations.js'
 
 type Table = (typeof TABLES)[number]
@@ -55,6 +55,8 @@ function selectAll(table: Table): string {
     return `SELECT row_number() OVER (ORDER BY a.seq, h.key) AS seq, a.action_attempt_id, h.value ->> 'at' AS at,
       h.value ->> 'kind' AS kind, h.value -> 'detail' AS detail ${HISTORY_ROWS} ORDER BY a.seq, h.key`
   if (table === 'action_attempts') return `SELECT ${ATTEMPT_COLUMNS} FROM action_attempts ORDER BY seq`
+  // Not `*`: that would include the generated `event_type_key` (SQLite migration 5), which PostgreSQL has no column for.
+  if (table === 'delivery_attempts') return `SELECT ${DELIVERY_ATTEMPT_COLUMNS} FROM delivery_attempts ORDER BY seq`
   if (table === 'settings') return 'SELECT * FROM settings ORDER BY key'
   if (table === 'api_keys') return 'SELECT * FROM api_keys ORDER BY rowid'
   return `SELECT * FROM ${table} ORDER BY seq`

@@ -1,5 +1,6 @@
 import type { AttemptLogQuery, AttemptOutcome, LogPosition, TimeRange } from '../../domain/delivery-log.js'
 import { placeholders } from './context.js'
+import { EVENT_TYPE_KEYS } from './migrations.js'
 
 /**
  * SQL for keyset pages of the delivery log (migration 3). A list is a merge of index ranges: one SELECT ("arm") per
@@ -38,6 +39,18 @@ const ALL_OUTCOMES: AttemptOutcome[] = ['delivered', 'retrying', 'failed']
 
 function outcomeKeys(outcomes: AttemptOutcome[] | undefined): Array<[string, number]> {
   return [...new Set(outcomes ?? ALL_OUTCOMES)].flatMap((outcome) => OUTCOME_KEYS[outcome])
+}
+
+/**
+ * How the listing indexes key an event type (migration 5's `event_type_key`): a small integer for the types that
+ * migration knows, the name itself for any other.
+ */
+export type TopicKey = number | string
+
+const KEY_OF_TOPIC = new Map(EVENT_TYPE_KEYS.map((type, i) => [type, i + 1]))
+
+export function topicKey(topic: string): TopicKey {
+  return KEY_OF_TOPIC.get(topic) ?? topic
 }
 
 /** What the attempt arms filter on, with destinations already narrowed to the caller's tenants. */
@@ -93,8 +106,8 @@ function outcomeResidual(outcomes: AttemptOutcome[] | undefined): Sql | undefine
 
 /**
  * The index a listing is driven by. All three lead with what the filter pins (a destination, which implies its
- * tenant; a tenant; or nothing), then event type, status and will_retry, then time: every combination of filters is
- * a set of exact index ranges, with no per-row check.
+ * tenant; a tenant; or nothing), then event type (its key), status and will_retry, then time: every combination of
+ * filters is a set of exact index ranges, with no per-row check.
  */
 export interface Driver {
   index: 'delivery_attempts_by_destination' | 'delivery_attempts_by_tenant' | 'delivery_attempts_by_topic'
@@ -111,15 +124,15 @@ function driver(filter: ArmFilter): Driver {
 }
 
 /**
- * The event types present under one value of the driver's leading column, by a loose index scan (one seek per type):
- * a listing without a topic filter merges the ranges of the types that exist, whatever they are.
+ * The keys of the event types present under one value of the driver's leading column, by a loose index scan (one
+ * seek per type): a listing without a topic filter merges the ranges of the types that exist, whatever they are.
  */
 export function topicsSql(drive: Driver): string {
   const pin = drive.column ? `${drive.column} = @value AND ` : ''
   const min = (after: string) =>
-    `SELECT min(event_type) FROM delivery_attempts INDEXED BY ${drive.index} WHERE ${pin}${after}`
-  return `WITH RECURSIVE topic(name) AS (SELECT (${min('1')}) UNION ALL SELECT (${min('event_type > topic.name')}) FROM topic WHERE name IS NOT NULL)
-    SELECT name FROM topic WHERE name IS NOT NULL`
+    `SELECT min(event_type_key) FROM delivery_attempts INDEXED BY ${drive.index} WHERE ${pin}${after}`
+  return `WITH RECURSIVE topic(key) AS (SELECT (${min('1')}) UNION ALL SELECT (${min('event_type_key > topic.key')}) FROM topic WHERE key IS NOT NULL)
+    SELECT key FROM topic WHERE key IS NOT NULL`
 }
 
 const ATTEMPT_KEY = 'attempted_at AS t, seq, 0 AS sched FROM delivery_attempts'
@@ -152,7 +165,7 @@ function fallbackArm(filter: ArmFilter, range: Array<Sql | undefined>): Sql {
   const where = and([
     inList('workspace_id', filter.tenantIds),
     inList('webhook_id', filter.destinationIds),
-    inList('event_type', filter.topics),
+    inList('event_type_key', filter.topics?.map(topicKey)),
     outcomeResidual(filter.outcomes),
     ...range,
   ])
@@ -160,12 +173,12 @@ function fallbackArm(filter: ArmFilter, range: Array<Sql | undefined>): Sql {
 }
 
 /**
- * The arms selecting attempt keys for `filter`; none when a filter list is empty. `topicsOf` lists the event types
- * present under a driver value (topicsSql), asked only when the filter names no topic.
+ * The arms selecting attempt keys for `filter`; none when a filter list is empty. `topicsOf` lists the keys of the
+ * event types present under a driver value (topicsSql), asked only when the filter names no topic.
  */
 export function attemptArms(
   filter: ArmFilter,
-  topicsOf: (drive: Driver, value: string | undefined) => string[],
+  topicsOf: (drive: Driver, value: string | undefined) => TopicKey[],
 ): Sql[] {
   const lists = [filter.tenantIds, filter.eventIds, filter.destinationIds, filter.topics, filter.outcomes]
   if (lists.some((list) => list !== undefined && list.length === 0)) return []
@@ -174,10 +187,12 @@ export function attemptArms(
   const keys = outcomeKeys(filter.outcomes)
   const range = [timeRange('attempted_at', filter.time), keyset('attempted_at', 'seq', false, filter.dir, filter.after)]
   const pins = drive.values.flatMap((value) =>
-    (filter.topics ?? topicsOf(drive, value)).flatMap((topic) => keys.map((key) => [value, topic, ...key])),
+    (filter.topics?.map(topicKey) ?? topicsOf(drive, value)).flatMap((topic) =>
+      keys.map((key) => [value, topic, ...key]),
+    ),
   )
   if (pins.length > MAX_ARMS) return [fallbackArm(filter, range)]
-  const equalities = [...(drive.column ? [drive.column] : []), 'event_type', 'status', 'will_retry']
+  const equalities = [...(drive.column ? [drive.column] : []), 'event_type_key', 'status', 'will_retry']
     .map((column) => `${column} = ?`)
     .join(' AND ')
   return pins.map((pin) => {

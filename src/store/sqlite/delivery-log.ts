@@ -24,6 +24,7 @@ import {
   type ArmFilter,
   type Driver,
   type Sql,
+  type TopicKey,
 } from './delivery-log-sql.js'
 
 interface KeyRow {
@@ -99,11 +100,11 @@ export class SqliteDeliveryLog implements DeliveryLogStore {
     return rows.map((row) => row.detail)
   }
 
-  /** The event types present under one driver value: a loose index scan, one seek per type. */
-  private readonly topicsOf = (drive: Driver, value: string | undefined): string[] => {
+  /** The keys of the event types present under one driver value: a loose index scan, one seek per type. */
+  private readonly topicsOf = (drive: Driver, value: string | undefined): TopicKey[] => {
     const statement = this.statement(topicsSql(drive))
-    const rows = (value === undefined ? statement.all() : statement.all({ value })) as Array<{ name: string }>
-    return rows.map((row) => row.name)
+    const rows = (value === undefined ? statement.all() : statement.all({ value })) as Array<{ key: TopicKey }>
+    return rows.map((row) => row.key)
   }
 
   /** Keeps only the destinations of the query's tenants, so that no index range of another tenant is ever scanned. */

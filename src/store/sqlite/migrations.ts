@@ -2,6 +2,29 @@
  * Versioned schema. `PRAGMA user_version` holds the number of migrations applied; each runs in its own transaction
  * at start-up. Append only: a shipped migration is never edited.
  */
+/**
+ * The event types migration 5 keys by a small integer in the delivery-attempt listing indexes (`event_type_key`): the
+ * key of a type is its position here plus one. Part of migration 5, so never edited: an event type added later is
+ * keyed by its name (the column's `ELSE`), which every listing handles alike (delivery-log-sql.ts).
+ */
+export const EVENT_TYPE_KEYS: readonly string[] = [
+  'action_attempt.lock_door.succeeded',
+  'action_attempt.lock_door.failed',
+  'action_attempt.unlock_door.succeeded',
+  'action_attempt.unlock_door.failed',
+  'lock.locked',
+  'lock.unlocked',
+  'lock.access_denied',
+  'device.connected',
+  'device.disconnected',
+  'device.low_battery',
+  'device.tampered',
+  'device.added',
+  'device.deleted',
+]
+
+const EVENT_TYPE_KEY = `CASE event_type ${EVENT_TYPE_KEYS.map((type, i) => `WHEN '${type}' THEN ${i + 1}`).join(' ')} ELSE event_type END`
+
 export const MIGRATIONS: readonly string[] = [
   // 1: workspaces, keys, devices, action attempts and the event log.
   `
@@ -179,5 +202,22 @@ export const MIGRATIONS: readonly string[] = [
   )
   WHERE action_attempt_id IN (SELECT action_attempt_id FROM attempt_history);
   DROP TABLE attempt_history;
+  `,
+  // 5: the delivery-attempt listing indexes keyed by a small integer per event type instead of its name. At 512-byte
+  // pages an index cell keeps at most 102 bytes in its page; an entry of an `action_attempt.*` attempt in
+  // delivery_attempts_by_destination or _by_tenant (a UUID, a 36-character type, the status, the time, the rowid:
+  // ~113 bytes) spilled the rest onto an overflow page of its own, two more pages written per delivery
+  // (docs/performance.md#fourth-pass-index-entries-that-fit-their-page). The key is a VIRTUAL generated column:
+  // nothing is added to the rows, nothing is rewritten but the three indexes. Same columns otherwise, in the same order,
+  // so every listing reads the same ranges in the same order (docs/performance.md#listing-delivery-attempts-with-1000000-rows);
+  // SQLite reads a virtual column's value from the row, so the ranges are no longer read from the index alone.
+  `
+  ALTER TABLE delivery_attempts ADD COLUMN event_type_key INTEGER GENERATED ALWAYS AS (${EVENT_TYPE_KEY}) VIRTUAL;
+  DROP INDEX delivery_attempts_by_topic;
+  DROP INDEX delivery_attempts_by_tenant;
+  DROP INDEX delivery_attempts_by_destination;
+  CREATE INDEX delivery_attempts_by_topic ON delivery_attempts(event_type_key, status, will_retry, attempted_at);
+  CREATE INDEX delivery_attempts_by_tenant ON delivery_attempts(workspace_id, event_type_key, status, will_retry, attempted_at);
+  CREATE INDEX delivery_attempts_by_destination ON delivery_attempts(webhook_id, event_type_key, status, will_retry, attempted_at);
   `,
 ]

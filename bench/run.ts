@@ -25,8 +25,8 @@ import { startTestPostgres } from '../scripts/pg-test-server.js'
  * the run (fsync on; synchronous_commit off, the SQLite store's durability, unless `--pg-synchronous-commit on`) and
  * stopped at its end.
  * `--webhook-pipelining N` runs the main latchkey with WEBHOOK_PIPELINING=N (docs/webhooks.md#pipelining).
- * `--server-node-flags "…"` runs every latchkey with these node flags instead of the server's own
- * (src/compose/node-flags.ts); `""` for none.
+ * `--server-node-flags=…` runs every latchkey with these node flags (space-separated) instead of the server's own
+ * (src/compose/node-flags.ts); `--server-node-flags=` for none. The `=` form lets the value start with `--`.
  * `cluster` (case 6) runs end to end through two instances on a private PostgreSQL and mosquitto (docs/scale-out.md),
  * beside case 2a at the same levels.
  * Everything on loopback, in separate processes: this one generates load, latchkey runs as `npm start` does, the

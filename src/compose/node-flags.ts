@@ -1,8 +1,8 @@
 /**
  * The node flags latchkey's server runs with: `npm start` (package.json, where they are written out), `latchkey
- * serve` and the benchmark's latchkey. A young generation of 64 MiB per semi-space instead of node 20's 16 MiB: a
- * lock command's garbage (its request, its MQTT packets, its rows as objects) then dies before a collection finds
- * it, and the collections that copy what is still alive come a quarter as often (docs/operations.md#memory,
+ * serve` and the benchmark's latchkey. A young generation of 32 MiB per semi-space instead of node 20's 16 MiB: a
+ * lock command's garbage (its request, its MQTT packets, its rows as objects) has twice as long to die before a
+ * collection copies what is still alive, and collections come half as often (docs/operations.md#memory,
  * docs/performance.md#a-larger-young-generation).
  */
-export const SERVER_NODE_FLAGS: readonly string[] = ['--max-semi-space-size=64']
+export const SERVER_NODE_FLAGS: readonly string[] = ['--max-semi-space-size=32']

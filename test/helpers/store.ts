@@ -5,7 +5,9 @@ import { dirname, join } from 'node:path'
 import pg from 'pg'
 import { copySqliteToPostgres } from '../../scripts/db-copy.js'
 import { PG_BIN } from '../../scripts/pg-test-server.js'
-import type { DeliveryLogStore } from '../../src/app/store.js'
+import { newId } from '../../src/app/ids.js'
+import type { DeliveryLogStore, DeviceStore } from '../../src/app/store.js'
+import { initialProps } from '../../src/domain/device.js'
 import { PgDb } from '../../src/store/postgres/database.js'
 import { PostgresDeliveryLog } from '../../src/store/postgres/delivery-log.js'
 import { SqliteDeliveryLog } from '../../src/store/sqlite/delivery-log.js'
@@ -135,4 +137,32 @@ export async function deliveryLogUnderTest(
       dropTestDatabase(dir)
     },
   }
+}
+
+/**
+ * A lock created in `workspaceId` through the store, as `/devices/create` records one (with its `device.added`
+ * event): able to lock and unlock, offline. Returns its id.
+ */
+export async function addDevice(
+  devices: Pick<DeviceStore, 'create'>,
+  workspaceId: string,
+  deviceId: string = newId(),
+): Promise<string> {
+  const at = new Date().toISOString()
+  await devices.create({
+    device: {
+      device_id: deviceId,
+      workspace_id: workspaceId,
+      display_name: deviceId,
+      nickname: null,
+      custom_metadata: {},
+      created_at: at,
+      can_remotely_lock: true,
+      can_remotely_unlock: true,
+      props: initialProps(),
+    },
+    secretHash: 'secret',
+    event: { event_type: 'device.added', workspace_id: workspaceId, device_id: deviceId, occurred_at: at },
+  })
+  return deviceId
 }

@@ -3,8 +3,8 @@ import { afterEach, describe, expect, it, vi } from 'vitest'
 import { newId } from '../../src/app/ids.js'
 import { expire } from '../../src/domain/attempt.js'
 import { iso } from '../../src/domain/clock.js'
-import { initialProps } from '../../src/domain/device.js'
 import { createSqliteStore } from '../../src/store/sqlite/index.js'
+import { addDevice } from '../helpers/store.js'
 
 // What the SQLite store caches of what every lock command reads (docs/scale-out.md#caches): the API key's workspace
 // and the device's capabilities and presence. Its one process makes every change, so each is forgotten by the write
@@ -37,22 +37,7 @@ async function seed(store: ReturnType<typeof setup>) {
   const at = iso(Date.now())
   await store.workspaces.create({ workspace_id: 'ws', name: 'cache', created_at: at })
   await store.workspaces.createApiKey({ api_key_id: 'key1', workspace_id: 'ws', name: null, created_at: at }, 'hash1')
-  for (const id of ['dev1', 'dev2'])
-    await store.devices.create({
-      device: {
-        device_id: id,
-        workspace_id: 'ws',
-        display_name: id,
-        nickname: null,
-        custom_metadata: {},
-        created_at: at,
-        can_remotely_lock: true,
-        can_remotely_unlock: true,
-        props: initialProps(),
-      },
-      secretHash: 'secret',
-      event: { event_type: 'device.added', workspace_id: 'ws', device_id: id, occurred_at: at },
-    })
+  for (const id of ['dev1', 'dev2']) await addDevice(store.devices, 'ws', id)
 }
 
 describe('the SQLite caches of API keys and devices', () => {

@@ -3,13 +3,13 @@ import { describe, expect, vi } from 'vitest'
 import { newId } from '../../src/app/ids.js'
 import type { Store } from '../../src/app/store.js'
 import { iso } from '../../src/domain/clock.js'
-import { applyState, initialProps } from '../../src/domain/device.js'
+import { applyState } from '../../src/domain/device.js'
 import type { LatchkeyEvent } from '../../src/domain/events.js'
 import { newWebhook } from '../../src/domain/webhook.js'
 import { eventNotices } from '../../src/store/event-notices.js'
 import { createStore } from '../../src/store/index.js'
 import { it as base, tempDataDir } from '../helpers/latchkey.js'
-import { dropTestDatabase, TEST_STORE, testDatabaseEnv } from '../helpers/store.js'
+import { addDevice, dropTestDatabase, TEST_STORE, testDatabaseEnv } from '../helpers/store.js'
 
 // After each commit the store tells the dispatcher which events it recorded and how many deliveries it queued since
 // the last notice: on zero the dispatcher does not read the outbox, so an undercount would strand deliveries.
@@ -44,21 +44,7 @@ async function seed(store: Store, workspaceId: string, webhooks: number): Promis
       newWebhook({ webhook_id, workspace_id: workspaceId, url, event_types: ['*'], secret }, at),
     )
   }
-  const deviceId = newId()
-  const device = {
-    device_id: deviceId,
-    workspace_id: workspaceId,
-    display_name: 'door',
-    nickname: null,
-    custom_metadata: {},
-    created_at: at,
-    can_remotely_lock: true,
-    can_remotely_unlock: true,
-    props: initialProps(),
-  }
-  const event = { event_type: 'device.added' as const, workspace_id: workspaceId, device_id: deviceId, occurred_at: at }
-  await store.devices.create({ device, secretHash: 'x', event })
-  return deviceId
+  return addDevice(store.devices, workspaceId)
 }
 
 describe('the notice of committed events', () => {

@@ -61,18 +61,14 @@ export async function runClosedLoop(spec: LoopSpec): Promise<LoopResult> {
     Object.fromEntries(
       Object.entries(pids).map(([label, pid]) => [label, typeof pid === 'number' ? safeCpu(pid) : groupCpu(pid())]),
     )
+  // A failed read of the GC totals leaves the level without GC figures; it is awaited only at the end.
+  const readGc = () => spec.gcOf?.().catch(() => undefined)
   let cpuStart: Record<string, Usage> = {}
   let cpuEnd: Record<string, Usage> = {}
-  let gcStart: Promise<GcTotals> | undefined
-  let gcEnd: Promise<GcTotals> | undefined
-  const startTimer = setTimeout(() => {
-    cpuStart = readCpu()
-    gcStart = spec.gcOf?.()
-  }, spec.warmupMs)
-  const endTimer = setTimeout(() => {
-    cpuEnd = readCpu()
-    gcEnd = spec.gcOf?.()
-  }, spec.warmupMs + spec.durationMs)
+  let gcStart: Promise<GcTotals | undefined> | undefined
+  let gcEnd: Promise<GcTotals | undefined> | undefined
+  const startTimer = setTimeout(() => ([cpuStart, gcStart] = [readCpu(), readGc()]), spec.warmupMs)
+  const endTimer = setTimeout(() => ([cpuEnd, gcEnd] = [readCpu(), readGc()]), spec.warmupMs + spec.durationMs)
 
   const worker = async (slot: number): Promise<void> => {
     for (let i = 0; performance.now() < end; i++) {
@@ -99,11 +95,9 @@ export async function runClosedLoop(spec: LoopSpec): Promise<LoopResult> {
   clearTimeout(startTimer)
   clearTimeout(endTimer)
   // The last worker may finish a hair before the end timer fires.
-  if (Object.keys(cpuEnd).length === 0) {
-    cpuEnd = readCpu()
-    gcEnd = spec.gcOf?.()
-  }
-  const gc = gcStart && gcEnd ? gcPerOp(await gcStart, await gcEnd, completedInWindow) : undefined
+  if (Object.keys(cpuEnd).length === 0) [cpuEnd, gcEnd] = [readCpu(), readGc()]
+  const [gcFrom, gcTo] = [await gcStart, await gcEnd]
+  const gc = gcFrom && gcTo ? gcPerOp(gcFrom, gcTo, completedInWindow) : undefined
   const cpuPct: Record<string, number> = {}
   const cpuSysPct: Record<string, number> = {}
   const cpuPerOp: Record<string, number> = {}

@@ -74,9 +74,11 @@ export interface Broker {
   /** Publishes from inside the process, no socket involved; resolves once the broker has taken the message. */
   publish(topic: string, payload: Buffer, qos: 0 | 1): Promise<void>
   /**
-   * Sets the sink of device publishes (with `routeDevicePublishes`). A device's messages reach it one at a time, in
-   * order; different devices' messages concurrently. A rejection closes the device's connection without PUBACK, so
-   * the device publishes the message again after reconnecting.
+   * Sets the sink of device publishes (with `routeDevicePublishes`). A device's messages reach it as they arrive, in
+   * order, without waiting for each other: the sink must take its place in the write order before it yields. Each
+   * is acknowledged only after the device's previous one, and fails with it; different devices' messages are
+   * independent. A rejection closes the device's connection without PUBACK, so the device publishes the message
+   * again after reconnecting.
    */
   setPublishSink(sink: PublishSink): void
   /** Payload bytes held as retained messages. */
@@ -322,8 +324,11 @@ export function releaseConnectPacket(client: Client): void {
 }
 
 /**
- * Device publishes in, one chain per device: each waits for the previous one of its device (so `state` then `ack`
- * commit in the order sent), and for the sink to be set. The map holds only devices with a message in progress.
+ * Device publishes in, one chain per device. A message goes to the sink as soon as it arrives, in the order sent (the
+ * sink takes its place in the write order before it yields, so `state` then `ack` commit in that order, and in the
+ * same group commit when they arrive together); each settles only after the previous one of its device, and fails
+ * with it, so PUBACKs go out in order. Publishes that arrive before the sink is set wait for it. The map holds only
+ * devices with a message in progress.
  */
 function createRouter() {
   const chains = new Map<string, Promise<void>>()
@@ -331,6 +336,10 @@ function createRouter() {
   let closed = false
   let sinkSet: () => void = () => {}
   const ready = new Promise<void>((resolve) => (sinkSet = resolve))
+  const take = (topic: string, payload: Buffer): Promise<void> => {
+    if (closed || !sink) return Promise.reject(new Error('broker closing'))
+    return sink(topic, payload)
+  }
 
   return {
     setSink(next: PublishSink) {
@@ -342,12 +351,10 @@ function createRouter() {
       sinkSet()
     },
     route(key: string, topic: string, payload: Buffer): Promise<void> {
-      const previous = chains.get(key) ?? ready
+      const previous = chains.get(key)
+      const own = sink ? take(topic, payload) : ready.then(() => take(topic, payload))
       // A failed predecessor fails this one too: its device reconnects and resends both, in order.
-      const current = previous.then(() => {
-        if (closed || !sink) throw new Error('broker closing')
-        return sink(topic, payload)
-      })
+      const current = previous ? Promise.all([previous, own]).then(() => {}) : own
       chains.set(key, current)
       const forget = () => {
         if (chains.get(key) === current) chains.delete(key)

@@ -2,7 +2,7 @@ import { expect, vi } from 'vitest'
 import { createBroker, type Broker } from '../../broker/index.js'
 import { deviceTopic } from '../../devices/index.js'
 import { createInProcessTransport } from '../../src/mqtt/in-process-transport.js'
-import { createDevice, type CreatedDevice } from '../helpers/devices.js'
+import { createDevice, waitForProps, type CreatedDevice } from '../helpers/devices.js'
 import { it } from '../helpers/latchkey.js'
 import { connectRaw, end, publish } from '../helpers/mqtt.js'
 
@@ -88,23 +88,50 @@ it('sends the device its PUBACK only after the message is committed', async ({ d
   expect(acknowledged).toBe(true)
 })
 
-it("hands one device's messages over in order, each after the previous one committed", async ({ defer }) => {
-  // Scenario: A sends two messages back to back; the second must not reach the sink before the first commits.
+it("hands one device's messages over as they arrive, in order, and acknowledges each after the one before", async ({
+  defer,
+}) => {
+  // Scenario: A sends two messages back to back while the first one's commit is held; the second reaches the sink at
+  // once (so both can share a commit), but its PUBACK waits for the first one's.
   const commits = new HeldCommits()
   const broker = await embedded(defer, commits.sink)
   const a = await device(defer, broker.port, 'lock-a')
   const b = await device(defer, broker.port, 'lock-b')
 
+  let secondAcknowledged = false
   const first = publish(a, deviceTopic('lock-a', 'state'), 'hold-1')
-  const second = publish(a, deviceTopic('lock-a', 'acks'), 'free-after')
-  await vi.waitFor(() => expect(commits.seen).toContain('hold-1'))
-  // Another device is not held up by A's open commit.
+  const second = publish(a, deviceTopic('lock-a', 'acks'), 'free-after').then(() => (secondAcknowledged = true))
+  await vi.waitFor(() => expect(commits.seen).toEqual(['hold-1', 'free-after']))
+  // Another device is not held up by A's open commit, and by the end of its round trip A's second PUBACK would have
+  // arrived had it not waited for the first.
   await publish(b, deviceTopic('lock-b', 'acks'), 'free-b')
-  expect(commits.seen).not.toContain('free-after')
+  expect(secondAcknowledged).toBe(false)
 
   commits.release('hold-1')
   await Promise.all([first, second])
-  expect(commits.seen.filter((text) => text !== 'free-b')).toEqual(['hold-1', 'free-after'])
+  expect(secondAcknowledged).toBe(true)
+})
+
+it("fails a device's message whose predecessor failed: the device publishes both again, in order", async ({
+  defer,
+}) => {
+  // Scenario: A's first message fails to commit while its second one (already handed over) succeeds → neither is
+  // acknowledged, A's connection is closed, and A sends both again after reconnecting, the second one too.
+  const commits = new HeldCommits()
+  const broker = await embedded(defer, commits.sink)
+  const a = await device(defer, broker.port, 'lock-a')
+
+  const sent = Promise.all([
+    publish(a, deviceTopic('lock-a', 'state'), 'hold-first'),
+    publish(a, deviceTopic('lock-a', 'acks'), 'free-second'),
+  ])
+  await vi.waitFor(() => expect(commits.seen).toEqual(['hold-first', 'free-second']))
+  commits.fail('hold-first')
+  // mqtt.js resends its unacknowledged messages one at a time, each after the previous one's PUBACK.
+  await vi.waitFor(() => expect(commits.seen.slice(2)).toEqual(['hold-first']))
+  commits.release('hold-first')
+  await sent
+  expect(commits.seen.slice(2)).toEqual(['hold-first', 'free-second'])
 })
 
 it('leaves a message whose commit failed unacknowledged, and the device publishes it again', async ({ defer }) => {
@@ -159,6 +186,46 @@ it('in latchkey, acknowledges a lock state message only once the state is stored
   await sent
   const res = await latchkey.call('/devices/get', { device_id: a.deviceId })
   expect(res.body.device.properties.locked).toBe(true)
+})
+
+it("in latchkey, commits a lock's `state` and the ack sent right after it together, in the order sent", async ({
+  latchkey,
+  defer,
+}) => {
+  // Scenario: an online lock answers a command with `state` (unlocked) and, back to back, a success ack whose state
+  // is locked → the ack's device write is queued before the `state` write has committed (one commit for both), and
+  // the device ends up as the ack left it.
+  const a = await createDevice(latchkey, 'A')
+  const lock = await connectRaw(a.url, { clientId: a.deviceId, username: a.deviceId, password: a.password })
+  defer(() => end(lock))
+  await publish(lock, deviceTopic(a.deviceId, 'status'), 'online', true)
+  await waitForProps(latchkey, a.deviceId, (props) => props.online === true)
+  const created = await latchkey.call('/locks/lock_door', { device_id: a.deviceId, sync: false })
+  const commandId: string = created.body.action_attempt.action_attempt_id
+
+  const devices = latchkey.lk.store.devices
+  const change = devices.change.bind(devices)
+  const writes: string[] = []
+  devices.change = (deviceId, decide, options) => {
+    if (deviceId !== a.deviceId) return change(deviceId, decide, options)
+    const n = writes.filter((entry) => entry.startsWith('queued')).length + 1
+    writes.push(`queued ${n}`)
+    return change(deviceId, decide, options).then((device) => (writes.push(`committed ${n}`), device))
+  }
+  defer(() => (devices.change = change))
+
+  await Promise.all([
+    publish(lock, deviceTopic(a.deviceId, 'state'), JSON.stringify({ locked: false, door_open: false })),
+    publish(
+      lock,
+      deviceTopic(a.deviceId, 'acks'),
+      JSON.stringify({ command_id: commandId, status: 'success', state: { locked: true, door_open: false } }),
+    ),
+  ])
+  expect(writes).toEqual(['queued 1', 'queued 2', 'committed 1', 'committed 2'])
+  const res = await latchkey.call('/action_attempts/get', { action_attempt_id: commandId })
+  expect(res.body.action_attempt.status).toBe('success')
+  expect((await latchkey.call('/devices/get', { device_id: a.deviceId })).body.device.properties.locked).toBe(true)
 })
 
 it("keeps the broker's rate guard in front of the sink: a message over the device's rate is dropped once, not stored", async ({

@@ -336,8 +336,9 @@ function createRouter() {
   let closed = false
   let sinkSet: () => void = () => {}
   const ready = new Promise<void>((resolve) => (sinkSet = resolve))
-  const take = (topic: string, payload: Buffer): Promise<void> => {
-    if (closed || !sink) return Promise.reject(new Error('broker closing'))
+  // A sink that throws instead of rejecting leaves the message unacknowledged too.
+  const take = async (topic: string, payload: Buffer): Promise<void> => {
+    if (closed || !sink) throw new Error('broker closing')
     return sink(topic, payload)
   }
 

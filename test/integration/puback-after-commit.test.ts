@@ -149,6 +149,24 @@ it('leaves a message whose commit failed unacknowledged, and the device publishe
   await sent
 })
 
+it('leaves a message unacknowledged when the sink throws instead of rejecting, and the device sends it again', async ({
+  defer,
+}) => {
+  // Scenario: the sink throws synchronously on A's first message → no PUBACK, A's connection is closed, A resends, and
+  // the second try reaches the sink and is acknowledged.
+  const commits = new HeldCommits()
+  const broker = await embedded(defer, commits.sink)
+  let calls = 0
+  broker.setPublishSink((topic, payload) => {
+    if (calls++ === 0) throw new Error('a sink that throws')
+    return commits.sink(topic, payload)
+  })
+  const a = await device(defer, broker.port, 'lock-a')
+  await publish(a, deviceTopic('lock-a', 'state'), 'free-second-try')
+  expect(calls).toBe(2)
+  expect(commits.seen).toEqual(['free-second-try'])
+})
+
 it('in latchkey, acknowledges a lock state message only once the state is stored', async ({ latchkey, defer }) => {
   // Scenario: latchkey with its embedded broker; lock A's `state` write is held by the test before it commits; lock
   // B completes a round trip meanwhile; A is unacknowledged until the write is released, and once acknowledged the

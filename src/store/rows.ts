@@ -1,4 +1,5 @@
 import { hash } from 'node:crypto'
+import type { ActionDevice } from '../app/store.js'
 import type { AttemptRecord } from '../domain/attempt.js'
 import type { AttemptInput, DeliveryAttempt, DeliveryPlan, DeliveryRecord, DeliveryRef } from '../domain/delivery.js'
 import type { CustomMetadata, DeviceRecord } from '../domain/device.js'
@@ -101,6 +102,27 @@ export function deviceFromRow(row: DeviceRow): DeviceRecord {
       firmware_version: row.firmware_version,
       last_seen_at: row.last_seen_at,
     },
+  }
+}
+
+/** What a lock or unlock request needs of its device (`DeviceStore.forAction`). */
+export const ACTION_DEVICE_COLUMNS = 'device_id, workspace_id, can_remotely_lock, can_remotely_unlock, online'
+
+export interface ActionDeviceRow {
+  device_id: string
+  workspace_id: string
+  can_remotely_lock: Flag
+  can_remotely_unlock: Flag
+  online: Flag
+}
+
+export function actionDeviceFromRow(row: ActionDeviceRow): ActionDevice {
+  return {
+    device_id: row.device_id,
+    workspace_id: row.workspace_id,
+    can_remotely_lock: flag(row.can_remotely_lock),
+    can_remotely_unlock: flag(row.can_remotely_unlock),
+    online: flag(row.online),
   }
 }
 

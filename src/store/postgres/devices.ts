@@ -6,7 +6,14 @@ import { changesSomething, type DeviceChange, type DeviceProps, type DeviceRecor
 import type { EventDraft, LatchkeyEvent } from '../../domain/events.js'
 import { decodeSeqCursor } from '../../domain/cursor.js'
 import { toPage } from '../../domain/page.js'
-import { DEVICE_COLUMNS, deviceFromRow, type DeviceRow } from '../rows.js'
+import {
+  ACTION_DEVICE_COLUMNS,
+  actionDeviceFromRow,
+  DEVICE_COLUMNS,
+  deviceFromRow,
+  type ActionDeviceRow,
+  type DeviceRow,
+} from '../rows.js'
 import type { PgAttempts } from './attempts.js'
 import { CACHE_CHANNEL, type PgCaches } from './cache.js'
 import type { PgContext } from './context.js'
@@ -51,12 +58,11 @@ export class PgDevices implements DeviceStore {
   /** Cached per instance (PgCaches): every lock and unlock request reads it, and it rarely changes. */
   async forAction(workspaceId: string, deviceId: string): Promise<ActionDevice | undefined> {
     const device = await this.caches.devices.read(deviceId, async () => {
-      const rows = await this.ctx.db.query<ActionDevice>(
-        `SELECT device_id, workspace_id, can_remotely_lock, can_remotely_unlock, online FROM devices
-         WHERE device_id = ?`,
+      const rows = await this.ctx.db.query<ActionDeviceRow>(
+        `SELECT ${ACTION_DEVICE_COLUMNS} FROM devices WHERE device_id = ?`,
         [deviceId],
       )
-      return rows[0]
+      return rows[0] && actionDeviceFromRow(rows[0])
     })
     return device?.workspace_id === workspaceId ? device : undefined
   }

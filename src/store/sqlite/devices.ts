@@ -5,7 +5,14 @@ import type { EventDraft, LatchkeyEvent } from '../../domain/events.js'
 import type { Page } from '../../domain/page.js'
 import type { DeviceListQuery } from '../../domain/queries.js'
 import { ReadCache } from '../read-cache.js'
-import { DEVICE_COLUMNS, deviceFromRow, type DeviceRow } from '../rows.js'
+import {
+  ACTION_DEVICE_COLUMNS,
+  actionDeviceFromRow,
+  DEVICE_COLUMNS,
+  deviceFromRow,
+  type ActionDeviceRow,
+  type DeviceRow,
+} from '../rows.js'
 import type { SqliteAttempts } from './attempts.js'
 import { toInt, type StoreContext } from './context.js'
 import type { SqliteEvents } from './events.js'
@@ -44,8 +51,8 @@ export class SqliteDevices implements DeviceStore {
            can_remotely_unlock, created_at, online) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 0)`,
       ),
       byId: db.prepare<[string], DeviceRow>(`SELECT ${DEVICE_COLUMNS} FROM devices WHERE device_id = ?`),
-      forAction: db.prepare<[string], { [K in keyof ActionDevice]: ActionDevice[K] extends boolean ? number : string }>(
-        `SELECT device_id, workspace_id, can_remotely_lock, can_remotely_unlock, online FROM devices WHERE device_id = ?`,
+      forAction: db.prepare<[string], ActionDeviceRow>(
+        `SELECT ${ACTION_DEVICE_COLUMNS} FROM devices WHERE device_id = ?`,
       ),
       byWorkspace: db.prepare<[string, string], DeviceRow>(
         `SELECT ${DEVICE_COLUMNS} FROM devices WHERE device_id = ? AND workspace_id = ?`,
@@ -88,15 +95,7 @@ export class SqliteDevices implements DeviceStore {
   async forAction(workspaceId: string, deviceId: string): Promise<ActionDevice | undefined> {
     const device = await this.forActions.read(deviceId, async () => {
       const row = this.stmts.forAction.get(deviceId)
-      return (
-        row && {
-          device_id: row.device_id,
-          workspace_id: row.workspace_id,
-          can_remotely_lock: row.can_remotely_lock === 1,
-          can_remotely_unlock: row.can_remotely_unlock === 1,
-          online: row.online === 1,
-        }
-      )
+      return row && actionDeviceFromRow(row)
     })
     return device?.workspace_id === workspaceId ? device : undefined
   }

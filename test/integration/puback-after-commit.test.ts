@@ -1,3 +1,4 @@
+import type { MqttClient } from 'mqtt'
 import { expect, vi } from 'vitest'
 import { createBroker, type Broker } from '../../broker/index.js'
 import { deviceTopic } from '../../devices/index.js'
@@ -67,6 +68,16 @@ async function device(defer: (close: () => unknown) => void, port: number, id: s
   return client
 }
 
+/** Lock A's `state` then its ack, back to back; resolves once both reached the sink, with their PUBACKs' promises. */
+async function stateThenAck(a: MqttClient, commits: HeldCommits, state: string, ack: string) {
+  const sent: [Promise<void>, Promise<void>] = [
+    publish(a, deviceTopic('lock-a', 'state'), state),
+    publish(a, deviceTopic('lock-a', 'acks'), ack),
+  ]
+  await vi.waitFor(() => expect(commits.seen).toEqual([state, ack]))
+  return sent
+}
+
 it('sends the device its PUBACK only after the message is committed', async ({ defer }) => {
   // Scenario: lock A's ack is held uncommitted; lock B completes a whole round trip meanwhile; A's publish must
   // still be unacknowledged, and acknowledged once the commit is released.
@@ -99,9 +110,8 @@ it("hands one device's messages over as they arrive, in order, and acknowledges 
   const b = await device(defer, broker.port, 'lock-b')
 
   let secondAcknowledged = false
-  const first = publish(a, deviceTopic('lock-a', 'state'), 'hold-1')
-  const second = publish(a, deviceTopic('lock-a', 'acks'), 'free-after').then(() => (secondAcknowledged = true))
-  await vi.waitFor(() => expect(commits.seen).toEqual(['hold-1', 'free-after']))
+  const [first, acked] = await stateThenAck(a, commits, 'hold-1', 'free-after')
+  const second = acked.then(() => (secondAcknowledged = true))
   // Another device is not held up by A's open commit, and by the end of its round trip A's second PUBACK would have
   // arrived had it not waited for the first.
   await publish(b, deviceTopic('lock-b', 'acks'), 'free-b')
@@ -121,11 +131,7 @@ it("fails a device's message whose predecessor failed: the device publishes both
   const broker = await embedded(defer, commits.sink)
   const a = await device(defer, broker.port, 'lock-a')
 
-  const sent = Promise.all([
-    publish(a, deviceTopic('lock-a', 'state'), 'hold-first'),
-    publish(a, deviceTopic('lock-a', 'acks'), 'free-second'),
-  ])
-  await vi.waitFor(() => expect(commits.seen).toEqual(['hold-first', 'free-second']))
+  const sent = Promise.all(await stateThenAck(a, commits, 'hold-first', 'free-second'))
   commits.fail('hold-first')
   // mqtt.js resends its unacknowledged messages one at a time, each after the previous one's PUBACK.
   await vi.waitFor(() => expect(commits.seen.slice(2)).toEqual(['hold-first']))

@@ -4,7 +4,7 @@ import { describe, expect } from 'vitest'
 import { CACHE_SIZE_KIB, openDatabase, PAGE_SIZE } from '../../src/store/sqlite/database.js'
 import { it as base, tempDataDir } from '../helpers/latchkey.js'
 
-// What every connection of the SQLite store runs with (docs/operations.md#durability,
+// What the SQLite store's connection runs with (docs/operations.md#durability,
 // docs/performance.md#a-smaller-page-cache): settings that are not stored in the file are set again on every open.
 
 const it = base.extend<{ file: string }>({

@@ -45,12 +45,19 @@ export async function seedDevices(sql: Sql, deviceIds: string[]): Promise<void> 
   )
 }
 
-/** The texts of the statements every pg client sends from now on, until `restore`. */
+/**
+ * The texts of the statements every pg client sends from now on, until `restore`: a query's own, or each statement
+ * of a round trip of the PostgreSQL store's writer, which goes as one query (`texts`).
+ */
 export function sentStatements(): { texts: () => string[]; restore: () => void } {
   const query = vi.spyOn(pg.Client.prototype, 'query')
   return {
     texts: () =>
-      query.mock.calls.map(([config]) => (typeof config === 'string' ? config : (config as { text: string }).text)),
+      query.mock.calls.flatMap(([config]) => {
+        if (typeof config === 'string') return [config]
+        const { text, texts } = config as { text: string; texts?: string[] }
+        return texts ?? [text]
+      }),
     restore: () => query.mockRestore(),
   }
 }

@@ -6,7 +6,7 @@ import { dropTestDatabase, testDatabaseEnv } from '../helpers/store.js'
 import { sentStatements } from '../helpers/pg-instances.js'
 
 /** A PgDb on an empty database of its own, with a `counters` table, and the writer's round trips counted. */
-const it = base.extend<{ db: PgDb; roundTrips: () => number }>({
+const it = base.extend<{ db: PgDb; roundTrips: () => number; answers: () => number }>({
   // eslint-disable-next-line no-empty-pattern
   db: async ({}, use) => {
     const dir = tempDataDir()
@@ -29,6 +29,19 @@ const it = base.extend<{ db: PgDb; roundTrips: () => number }>({
     const writes = [vi.spyOn(socket, '_write'), vi.spyOn(socket, '_writev')]
     await use(() => writes.reduce((n, spy) => n + spy.mock.calls.length, 0))
     for (const spy of writes) spy.mockRestore()
+  },
+  answers: async ({ db }, use) => {
+    // ReadyForQuery messages the writer's connection receives: the server writes what it has to answer at each.
+    const queries = vi.spyOn(pg.Client.prototype, 'query')
+    await db.writes.run(async (tx) => tx.exec('SELECT 1'))
+    const writer = queries.mock.contexts.find((client) => (client as pg.Client).pipeline) as pg.Client
+    queries.mockRestore()
+    const connection = (writer as unknown as { connection: pg.Connection }).connection
+    let n = 0
+    const count = () => n++
+    connection.on('readyForQuery', count)
+    await use(() => n)
+    connection.off('readyForQuery', count)
   },
 })
 
@@ -64,6 +77,50 @@ describe('the PostgreSQL write queue', () => {
     )
     expect(roundTrips() - before).toBe(2)
     expect(results.map((rows) => rows[0]?.n)).toEqual(Array(10).fill(0))
+  })
+
+  it('has the server answer each round trip at once: one ReadyForQuery for its statements, one for its COMMIT', async ({
+    db,
+    roundTrips,
+    answers,
+  }) => {
+    // Scenario: ten jobs that each read a counter and write it back, in one batch → two round trips (BEGIN and the
+    // reads; the writes and COMMIT), answered with three ReadyForQuery messages, not one per statement (22).
+    const before = { sent: roundTrips(), answered: answers() }
+    const names = ['a', 'b', 'c']
+    await Promise.all(
+      Array.from({ length: 10 }, (_, i) =>
+        db.writes.run((tx) => increment(tx, names[i % 3] as string), { keys: [`job:${i}`] }),
+      ),
+    )
+    expect(roundTrips() - before.sent).toBe(2)
+    expect(answers() - before.answered).toBe(3)
+  })
+
+  it('parses again, on the same connection, the statements of a round that failed', async ({ db }) => {
+    // Scenario: a new statement sent before a failing one (parsed, then the round failed) and one sent after it (the
+    // server skipped it) → both run afterwards on the writer's connection: neither "already exists" nor "does not
+    // exist".
+    const parsedThenFailed = "UPDATE counters SET n = n + 1 WHERE name = 'a'"
+    const skipped = "UPDATE counters SET n = n + 10 WHERE name = 'b'"
+    await db.writes.run(async (tx) => tx.exec('SELECT 1'))
+    await expect(
+      db.writes.run(async (tx) => {
+        tx.write(parsedThenFailed)
+        await tx.exec('UPDATE no_such_table SET n = 1')
+      }),
+    ).rejects.toThrow(/no_such_table/)
+    await expect(
+      db.writes.run(async (tx) => {
+        tx.write('UPDATE no_such_table SET n = 2')
+        await tx.exec(skipped)
+      }),
+    ).rejects.toThrow(/no_such_table/)
+    await db.writes.run(async (tx) => {
+      tx.write(parsedThenFailed)
+      await tx.exec(skipped)
+    })
+    expect(await counts(db)).toEqual({ a: 1, b: 10, c: 0 })
   })
 
   it('runs jobs that share a key one after another, each reading what the one before wrote', async ({
@@ -117,7 +174,7 @@ describe('the PostgreSQL write queue', () => {
     // B commit in one transaction, C, which would have waited inside it for A, in the next.
     await db.writes.run(async (tx) => tx.exec('SELECT 1'))
     const blocker = await db.pool.connect()
-    const begins = vi.spyOn(pg.Client.prototype, 'query')
+    const sent = sentStatements()
     try {
       await blocker.query("BEGIN; SELECT n FROM counters WHERE name = 'a' FOR UPDATE")
       const a = db.writes.run(
@@ -135,11 +192,10 @@ describe('the PostgreSQL write queue', () => {
       const c = db.writes.run((tx) => increment(tx, 'a'), { keys: ['counter:a'] })
       await blocker.query('COMMIT')
       expect(await Promise.all([a, b, c])).toEqual([1, 1, 2])
-      const sent = begins.mock.calls.map((call) => call[0]).filter((text) => typeof text === 'string')
       // The blocker's, the batch of A and B, and the next one with C.
-      expect(sent.filter((text) => text.startsWith('BEGIN'))).toHaveLength(3)
+      expect(sent.texts().filter((text) => text.startsWith('BEGIN'))).toHaveLength(3)
     } finally {
-      begins.mockRestore()
+      sent.restore()
       blocker.release()
     }
   })

@@ -1,4 +1,5 @@
 import pg from 'pg'
+import pgUtils from 'pg/lib/utils.js'
 import { StoreUnavailableError } from '../errors.js'
 import { MIGRATIONS } from './migrations.js'
 
@@ -320,6 +321,90 @@ interface Statement {
   gate?: { slot: Slot; missed: () => void }
 }
 
+/** pg.Query's own handling of an error (not in pg's types). */
+const queryHandleError = (
+  pg.Query.prototype as unknown as {
+    handleError(this: pg.Query, error: Error, connection: pg.Connection): void
+  }
+).handleError
+
+/**
+ * The statements of one round trip as one query: each Parsed once per connection (named, as {@link prepared} names
+ * it), then Bound, Described and Executed, and one Sync after the last. The server answers them in order and, at the
+ * Sync, sends everything in one write, where a Sync per statement (how pg pipelines queries) costs a write and a
+ * wakeup per statement at both ends. A statement that fails makes the server skip the rest up to the Sync: the
+ * round fails with that error. pg.Query already collects the results of several statements, one per
+ * CommandComplete; a subclass, because pg accepts no other kind of query on a pipelined connection.
+ */
+class Round extends pg.Query {
+  /** Statements of a connection that a failed round may or may not have parsed: closed before they are parsed again. */
+  private static readonly unsure = new WeakMap<pg.Connection, Set<string>>()
+
+  static submit(client: pg.PoolClient, statements: readonly Statement[]): Promise<pg.QueryResult[]> {
+    return new Promise((resolve, reject) => {
+      const round = new Round(statements, (error, results) => {
+        if (error) reject(error)
+        else
+          resolve(
+            statements.length === 1 ? [results as unknown as pg.QueryResult] : (results as unknown as pg.QueryResult[]),
+          )
+      })
+      client.query(round)
+    })
+  }
+
+  /** The statements' texts as sent (`$n` placeholders), for whoever looks at the queries a client was given. */
+  get texts(): string[] {
+    return this.statements.map(({ text }) => prepared(text).text)
+  }
+
+  /** The statements this round parsed, in order. */
+  private readonly parsedHere: string[] = []
+
+  private constructor(
+    private readonly statements: readonly Statement[],
+    callback: (error: Error | undefined, results: unknown) => void,
+  ) {
+    super('', callback)
+    this.submit = (connection) => this.write(connection)
+  }
+
+  private write(connection: pg.Connection): void {
+    const parsed = (connection as unknown as { parsedStatements: Record<string, string> }).parsedStatements
+    const unsure = Round.unsure.get(connection)
+    for (const { text, params } of this.statements) {
+      const { text: sql, name } = prepared(text)
+      if (!name || parsed[name] === undefined) {
+        if (name && unsure?.delete(name)) connection.close({ type: 'S', name }, true)
+        connection.parse({ text: sql, name, types: [] }, true)
+        if (name) {
+          parsed[name] = sql
+          this.parsedHere.push(name)
+        }
+      }
+      connection.bind(
+        { statement: name, values: (params ?? []) as pg.BindConfig['values'], valueMapper: pgUtils.prepareValue },
+        true,
+      )
+      connection.describe({ type: 'P', name: '' }, true)
+      connection.execute({ portal: '' }, true)
+    }
+    connection.sync()
+  }
+
+  /** The round failed: the statements it parsed may not exist on the connection. */
+  handleError(error: Error, connection: pg.Connection): void {
+    const parsed = (connection as unknown as { parsedStatements: Record<string, string> }).parsedStatements
+    let unsure = Round.unsure.get(connection)
+    if (!unsure) Round.unsure.set(connection, (unsure = new Set()))
+    for (const name of this.parsedHere) {
+      delete parsed[name]
+      unsure.add(name)
+    }
+    queryHandleError.call(this, error, connection)
+  }
+}
+
 /**
  * The writer's transaction over the jobs of one batch. Statements travel as named prepared statements (parsed once
  * per connection, on a generic plan), those of one round trip written together in pipeline mode. The jobs run side
@@ -511,28 +596,31 @@ class WriterTx {
 
   /**
    * One round trip: every statement written at once (pipeline mode), their answers awaited together. The first
-   * statement that fails fails the round, as a multi-statement query would: the ones after it ran in an aborted
-   * transaction, and a write nobody reads must not fail unseen.
+   * statement that fails fails the round, as a multi-statement query would: the server skips the ones after it, and a
+   * write nobody reads must not fail unseen. The statements go as one {@link Round}, behind one Sync, so the server
+   * answers the round in one write; a COMMIT that ends it goes as a query of its own behind it, so that it ends the
+   * transaction (as ROLLBACK, if the round failed) before anything written after it.
    */
   private async send(statements: readonly Statement[]): Promise<pg.QueryResult[]> {
-    const stream = (this.client as unknown as { connection?: { stream?: NodeJS.WritableStream & Partial<Corkable> } })
-      .connection?.stream
-    stream?.cork?.()
-    let answers: Array<Promise<pg.QueryResult>>
+    const last = statements[statements.length - 1]
+    const commits = last !== undefined && last.params === undefined && last.text === 'COMMIT'
+    const round = commits ? statements.slice(0, -1) : statements
+    const connection = (this.client as unknown as { connection: pg.Connection & Partial<Corkable> }).connection
+    const stream = connection.stream as NodeJS.WritableStream & Partial<Corkable>
+    stream.cork?.()
+    let answers: Array<Promise<pg.QueryResult | pg.QueryResult[]>>
     try {
-      answers = statements.map(({ text, params }) =>
-        // BEGIN and COMMIT as simple queries: nothing to plan, and a round trip shows where it starts.
-        params === undefined && (text === 'BEGIN' || text === 'COMMIT')
-          ? this.client.query(text)
-          : run(this.client, text, params),
-      )
+      answers = [
+        ...(round.length > 0 ? [Round.submit(this.client, round)] : []),
+        ...(commits ? [this.client.query('COMMIT')] : []),
+      ]
     } finally {
-      stream?.uncork?.()
+      stream.uncork?.()
     }
     const settled = await Promise.allSettled(answers)
     const failed = settled.find((answer) => answer.status === 'rejected')
     if (failed) throw failed.reason
-    return settled.map((answer) => (answer as PromiseFulfilledResult<pg.QueryResult>).value)
+    return settled.flatMap((answer) => (answer as PromiseFulfilledResult<pg.QueryResult | pg.QueryResult[]>).value)
   }
 
   /** Gated writes that yielded no row: their jobs wrote nothing and run again. */

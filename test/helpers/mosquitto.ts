@@ -70,6 +70,8 @@ async function startOnce(dir: string, admin: { username: string; password: strin
       'per_listener_settings false',
       `listener ${port} 127.0.0.1`,
       'allow_anonymous false',
+      // TCP_NODELAY on its clients' sockets (docs/scale-out.md#broker-set-up).
+      'set_tcp_nodelay true',
       `plugin ${DYNSEC_PLUGIN}`,
       `plugin_opt_config_file ${join(dir, 'dynsec.json')}`,
       // Run as root, mosquitto would drop to user `mosquitto`, which cannot write the temp dir.

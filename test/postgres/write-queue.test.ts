@@ -19,24 +19,16 @@ const it = base.extend<{ db: PgDb; roundTrips: () => number; answers: () => numb
   },
   roundTrips: async ({ db }, use) => {
     // The statements of one round trip are written to the writer's socket at once (pipeline mode, corked): one
-    // socket write per round trip. The writer is the connection in pipeline mode; the pool's are not.
-    const queries = vi.spyOn(pg.Client.prototype, 'query')
-    await db.writes.run(async (tx) => tx.exec('SELECT 1'))
-    const writer = queries.mock.contexts.find((client) => (client as pg.Client).pipeline) as pg.Client
-    queries.mockRestore()
+    // socket write per round trip.
     type Writes = Record<'_write' | '_writev', (...args: unknown[]) => void>
-    const socket = (writer as unknown as { connection: { stream: Writes } }).connection.stream
+    const socket = (await writerConnection(db)).stream as unknown as Writes
     const writes = [vi.spyOn(socket, '_write'), vi.spyOn(socket, '_writev')]
     await use(() => writes.reduce((n, spy) => n + spy.mock.calls.length, 0))
     for (const spy of writes) spy.mockRestore()
   },
   answers: async ({ db }, use) => {
     // ReadyForQuery messages the writer's connection receives: the server writes what it has to answer at each.
-    const queries = vi.spyOn(pg.Client.prototype, 'query')
-    await db.writes.run(async (tx) => tx.exec('SELECT 1'))
-    const writer = queries.mock.contexts.find((client) => (client as pg.Client).pipeline) as pg.Client
-    queries.mockRestore()
-    const connection = (writer as unknown as { connection: pg.Connection }).connection
+    const connection = await writerConnection(db)
     let n = 0
     const count = () => n++
     connection.on('readyForQuery', count)
@@ -44,6 +36,21 @@ const it = base.extend<{ db: PgDb; roundTrips: () => number; answers: () => numb
     connection.off('readyForQuery', count)
   },
 })
+
+/**
+ * The writer's connection, opened by a first write: the one client in pipeline mode (the pool's are not). Opened
+ * here, its round trips stay out of what a test counts.
+ */
+async function writerConnection(db: PgDb): Promise<pg.Connection> {
+  const queries = vi.spyOn(pg.Client.prototype, 'query')
+  try {
+    await db.writes.run(async (tx) => tx.exec('SELECT 1'))
+    const writer = queries.mock.contexts.find((client) => (client as pg.Client).pipeline) as pg.Client
+    return (writer as unknown as { connection: pg.Connection }).connection
+  } finally {
+    queries.mockRestore()
+  }
+}
 
 /** Reads a counter and writes it back plus one: a lost update shows as a count short of the number of jobs. */
 async function increment(tx: Tx, name: string): Promise<number> {

@@ -598,22 +598,16 @@ class WriterTx {
    * One round trip: every statement written at once (pipeline mode), their answers awaited together. The first
    * statement that fails fails the round, as a multi-statement query would: the server skips the ones after it, and a
    * write nobody reads must not fail unseen. The statements go as one {@link Round}, behind one Sync, so the server
-   * answers the round in one write; a COMMIT that ends it goes as a query of its own behind it, so that it ends the
-   * transaction (as ROLLBACK, if the round failed) before anything written after it.
+   * answers the round in one write. With `commit`, a COMMIT follows as a query of its own, so that it ends the
+   * transaction (as ROLLBACK, if the round failed) before anything written after it; its answer comes last.
    */
-  private async send(statements: readonly Statement[]): Promise<pg.QueryResult[]> {
-    const last = statements[statements.length - 1]
-    const commits = last !== undefined && last.params === undefined && last.text === 'COMMIT'
-    const round = commits ? statements.slice(0, -1) : statements
-    const connection = (this.client as unknown as { connection: pg.Connection & Partial<Corkable> }).connection
-    const stream = connection.stream as NodeJS.WritableStream & Partial<Corkable>
+  private async send(statements: readonly Statement[], commit = false): Promise<pg.QueryResult[]> {
+    const stream = (this.client as unknown as { connection: { stream: Partial<Corkable> } }).connection.stream
+    const answers: Array<Promise<pg.QueryResult | pg.QueryResult[]>> = []
     stream.cork?.()
-    let answers: Array<Promise<pg.QueryResult | pg.QueryResult[]>>
     try {
-      answers = [
-        ...(round.length > 0 ? [Round.submit(this.client, round)] : []),
-        ...(commits ? [this.client.query('COMMIT')] : []),
-      ]
+      if (statements.length > 0) answers.push(Round.submit(this.client, statements))
+      if (commit) answers.push(this.client.query('COMMIT'))
     } finally {
       stream.uncork?.()
     }
@@ -636,9 +630,9 @@ class WriterTx {
   async commit(): Promise<Set<Job>> {
     // A batch of one statement, nothing sent yet: the statement alone, a transaction by itself.
     const single = this.rounds === 0 && this.pending.length === 2
-    const statements: Statement[] = single ? this.pending.slice(1) : [...this.pending, { text: 'COMMIT' }]
+    const statements = single ? this.pending.slice(1) : this.pending
     this.pending = []
-    const results = await this.send(statements)
+    const results = await this.send(statements, !single)
     // COMMIT of a transaction that a failed statement aborted answers ROLLBACK instead of failing: a job that
     // caught its statement's error must not make the others believe they were committed.
     if (results[results.length - 1]?.command === 'ROLLBACK') throw new Error('the write transaction was rolled back')

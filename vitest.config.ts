@@ -16,7 +16,7 @@ export default defineConfig({
         ]
       : ['test/**/*.test.ts'],
     exclude: postgres ? ['test/deliveries/keyset.test.ts'] : ['test/postgres/**'],
-    globalSetup: ['test/helpers/pg-global-setup.ts'],
+    globalSetup: ['test/helpers/build-global-setup.ts', 'test/helpers/pg-global-setup.ts'],
     setupFiles: ['test/helpers/pg-setup-file.ts'],
     testTimeout: 30_000,
     hookTimeout: 30_000,

@@ -11,6 +11,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { createInterface } from 'node:readline'
 import { fileURLToPath } from 'node:url'
+import { SERVER_ENTRY, SERVER_NODE_FLAGS } from '../src/compose/node-flags.js'
 import { startClusterServices, type ClusterServices } from './cluster-services.js'
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url))
@@ -23,10 +24,10 @@ interface Instance {
   exited: Promise<unknown>
 }
 
-/** Starts `src/main.ts` and resolves with its HTTP URL once its start-up record is logged. */
+/** Starts latchkey's build (`npm run cluster` builds it first) and resolves with its HTTP URL once its start-up record is logged. */
 async function startInstance(name: string, env: Record<string, string>): Promise<Instance> {
   const dataDir = mkdtempSync(join(tmpdir(), `latchkey-cluster-${name}-`))
-  const child = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts'], {
+  const child = spawn(process.execPath, [...SERVER_NODE_FLAGS, SERVER_ENTRY], {
     cwd: ROOT,
     env: { ...process.env, ...env, DATA_DIR: dataDir, INSTANCE_ID: name, LOG_FORMAT: 'json', PORT: '0' },
     stdio: ['ignore', 'pipe', 'inherit'],

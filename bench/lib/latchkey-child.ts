@@ -5,11 +5,11 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { createInterface } from 'node:readline'
 import { atExit, spawnTracked, stopChild } from './children.js'
-import { SERVER_NODE_FLAGS } from '../../src/compose/node-flags.js'
+import { SERVER_ENTRY, SERVER_NODE_FLAGS } from '../../src/compose/node-flags.js'
 import { assertLoopback, post } from './http.js'
 import type { GcTotals } from './loop.js'
 
-/** latchkey as `npm start` runs it, in its own process: `node <SERVER_NODE_FLAGS> --import tsx src/main.ts` on a fresh DATA_DIR. */
+/** latchkey as `npm start` runs it, in its own process: `node <SERVER_NODE_FLAGS> dist/src/main.js` on a fresh DATA_DIR. */
 
 export const BENCH_ADMIN_KEY = 'seam_admin_bench_key_0123456789abcdef'
 
@@ -65,7 +65,7 @@ export async function startLatchkeyChild(options: LatchkeyChildOptions = {}): Pr
     ...options.env,
   }
   const profiling = options.cpuProfDir ? ['--cpu-prof', `--cpu-prof-dir=${options.cpuProfDir}`] : []
-  // Not the tsx CLI: it would run latchkey in a grandchild, and the pid we measure must be latchkey's own.
+  // The build (`npm run bench` builds it first), run by node itself: the pid we measure is latchkey's own.
   const child = spawnTracked(
     process.execPath,
     [
@@ -73,9 +73,7 @@ export async function startLatchkeyChild(options: LatchkeyChildOptions = {}): Pr
       ...(options.serverFlags ?? SERVER_NODE_FLAGS),
       ...(options.nodeArgs ?? []),
       ...profiling,
-      '--import',
-      'tsx',
-      'src/main.ts',
+      SERVER_ENTRY,
     ],
     env,
   )

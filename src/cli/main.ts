@@ -219,15 +219,22 @@ function devicesTable(devices: Json[]): string {
   )
 }
 
-/** Runs a child Node process on a TypeScript entry point, passing signals through; resolves with its exit code. */
-function runTs(
+/**
+ * Whether this module runs from the TypeScript sources (`node --import tsx src/cli/main.ts`) rather than from the
+ * build (`bin/latchkey.js`): the entry points it starts then run through tsx too, which finds a `.js` path's `.ts`.
+ */
+const FROM_SOURCES = import.meta.url.endsWith('.ts')
+
+/** Runs a child Node process on one of latchkey's entry points, passing signals through; resolves with its exit code. */
+function runEntry(
   entry: string,
   args: string[],
   env: NodeJS.ProcessEnv,
   nodeFlags: readonly string[] = [],
 ): Promise<number> {
   const script = fileURLToPath(new URL(entry, import.meta.url))
-  const child = spawn(process.execPath, [...nodeFlags, '--import', 'tsx', script, ...args], {
+  const loader = FROM_SOURCES ? ['--import', 'tsx'] : []
+  const child = spawn(process.execPath, [...nodeFlags, ...loader, script, ...args], {
     stdio: 'inherit',
     env,
   })
@@ -249,7 +256,7 @@ export async function run(argv: string[], io: Io): Promise<number> {
     io.out(USAGE)
     return command === undefined ? EXIT.usage : EXIT.ok
   }
-  if (command === 'serve') return runTs('../main.ts', rest, io.env, SERVER_NODE_FLAGS)
+  if (command === 'serve') return runEntry('../main.js', rest, io.env, SERVER_NODE_FLAGS)
 
   let parsed
   try {
@@ -269,7 +276,11 @@ export async function run(argv: string[], io: Io): Promise<number> {
     // The simulator reads the URL and the key from its environment; nothing secret goes on its command line.
     const simArgs = rest.filter((a) => a !== '--json')
     const needsApi = simArgs.includes('--count') && !simArgs.includes('--api') && !simArgs.includes('--from')
-    return runTs('../../simulator/cli.ts', needsApi ? ['--api', settings.url, ...simArgs] : simArgs, childEnv(settings))
+    return runEntry(
+      '../../simulator/cli.js',
+      needsApi ? ['--api', settings.url, ...simArgs] : simArgs,
+      childEnv(settings),
+    )
   }
 
   const api = new ApiClient(settings.url, settings.apiKey)

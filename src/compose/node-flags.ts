@@ -6,3 +6,9 @@
  * docs/performance.md#a-larger-young-generation).
  */
 export const SERVER_NODE_FLAGS: readonly string[] = ['--max-semi-space-size=32']
+
+/**
+ * The server's entry point in the build (`npm run build`, docs/operations.md#the-build), from latchkey's directory:
+ * what `npm start`, `latchkey serve` and the benchmark run.
+ */
+export const SERVER_ENTRY = 'dist/src/main.js'

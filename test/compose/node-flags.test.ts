@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs'
 import { describe, expect, it } from 'vitest'
-import { SERVER_NODE_FLAGS } from '../../src/compose/node-flags.js'
+import { SERVER_ENTRY, SERVER_NODE_FLAGS } from '../../src/compose/node-flags.js'
 
 describe('the server node flags', () => {
   it('are the ones `npm start` runs node with, where package.json writes them out', () => {
@@ -9,6 +9,6 @@ describe('the server node flags', () => {
       scripts: { start: string }
     }
     expect(SERVER_NODE_FLAGS.length).toBeGreaterThan(0)
-    expect(scripts.start).toBe(`exec node ${SERVER_NODE_FLAGS.join(' ')} --import tsx src/main.ts`)
+    expect(scripts.start).toBe(`exec node ${SERVER_NODE_FLAGS.join(' ')} ${SERVER_ENTRY}`)
   })
 })

@@ -3,6 +3,7 @@ import { once } from 'node:events'
 import { fileURLToPath } from 'node:url'
 import { createInterface } from 'node:readline'
 import { testDatabaseEnv } from './store.js'
+import { SERVER_ENTRY } from '../../src/compose/node-flags.js'
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url))
 
@@ -29,8 +30,8 @@ export function startupBanner(line: string): { httpUrl: string; mqttUrl: string 
 }
 
 /**
- * The environment of a `src/main.ts` child: loopback on free ports, JSON logs at info, and (with a DATA_DIR) that
- * data dir's database on the store under test (PostgreSQL under `npm run test:pg`).
+ * The environment of a latchkey child: loopback on free ports, JSON logs at info, and (with a DATA_DIR) that data
+ * dir's database on the store under test (PostgreSQL under `npm run test:pg`).
  */
 export function childEnv(dataDir?: string): NodeJS.ProcessEnv {
   return {
@@ -46,11 +47,11 @@ export function childEnv(dataDir?: string): NodeJS.ProcessEnv {
 }
 
 /**
- * Runs `src/main.ts` in a child process, as `npm start` does, and resolves once it is listening. On the PostgreSQL
- * test store, a DATA_DIR brings its own database.
+ * Runs latchkey's build (`dist/src/main.js`, built by the test run's global setup) in a child process, as `npm
+ * start` does, and resolves once it is listening. On the PostgreSQL test store, a DATA_DIR brings its own database.
  */
 export async function startChild(env: Record<string, string>): Promise<ChildLatchkey> {
-  const child = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts'], {
+  const child = spawn(process.execPath, [SERVER_ENTRY], {
     cwd: ROOT,
     env: { ...childEnv(env.DATA_DIR), ...env },
     stdio: ['ignore', 'pipe', 'pipe'],

@@ -6,12 +6,13 @@ import { fileURLToPath } from 'node:url'
 import { describe, expect } from 'vitest'
 import { childEnv, startChild } from '../helpers/child.js'
 import { it as base, tempDataDir } from '../helpers/latchkey.js'
+import { SERVER_ENTRY } from '../../src/compose/node-flags.js'
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url))
 
-/** `src/main.ts` on `dataDir` in a child process that is expected to stop by itself: its exit code and output. */
+/** latchkey's build on `dataDir` in a child process that is expected to stop by itself: its exit code and output. */
 async function failingStart(dataDir: string): Promise<{ code: number | null; stderr: string; stdout: string }> {
-  const child = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts'], {
+  const child = spawn(process.execPath, [SERVER_ENTRY], {
     cwd: ROOT,
     // The lock guards a SQLite DATA_DIR: never a database of the PostgreSQL test store.
     env: { ...childEnv(), DATA_DIR: dataDir, DATABASE_URL: '' },

@@ -6,6 +6,7 @@ import { fileURLToPath } from 'node:url'
 import { describe, expect, vi } from 'vitest'
 import { childEnv, startChild, type ChildLatchkey } from '../helpers/child.js'
 import { it as base, tempDataDir } from '../helpers/latchkey.js'
+import { SERVER_ENTRY } from '../../src/compose/node-flags.js'
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url))
 
@@ -34,7 +35,7 @@ function collect(child: ChildProcess): Spawned {
 const baseEnv = (dataDir: string) => ({ ...childEnv(dataDir), ADMIN_API_KEY: '' })
 
 /**
- * `dataDir`: a fresh data dir, removed afterwards. `main(env)`: `src/main.ts` in a child process, killed afterwards.
+ * `dataDir`: a fresh data dir, removed afterwards. `main(env)`: latchkey's build in a child process, killed afterwards.
  * `child(env)`: the same, resolved once listening. `npmStart(env)`: `npm start` in a process group of its own, the
  * whole group killed afterwards. `busyPort()`: a loopback port held by a server of the test.
  */
@@ -53,7 +54,7 @@ const it = base.extend<{
   main: async ({ dataDir, defer }, use) => {
     await use((env) => {
       const spawned = collect(
-        spawn(process.execPath, ['--import', 'tsx', 'src/main.ts'], {
+        spawn(process.execPath, [SERVER_ENTRY], {
           cwd: ROOT,
           env: { ...baseEnv(dataDir), ...env },
           stdio: ['ignore', 'pipe', 'pipe'],

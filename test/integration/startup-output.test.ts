@@ -6,6 +6,7 @@ import { createInterface } from 'node:readline'
 import { fileURLToPath } from 'node:url'
 import { describe, expect, test } from 'vitest'
 import { tempDataDir } from '../helpers/latchkey.js'
+import { SERVER_ENTRY } from '../../src/compose/node-flags.js'
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url))
 
@@ -36,7 +37,7 @@ const it = test.extend<{ start: (format: 'json' | 'pretty') => Promise<Started &
         LOG_LEVEL: 'info',
         LOG_FORMAT: format,
       }
-      const child = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts'], { cwd: ROOT, env, stdio: 'pipe' })
+      const child = spawn(process.execPath, [SERVER_ENTRY], { cwd: ROOT, env, stdio: 'pipe' })
       children.push(child)
       const exited = once(child, 'exit')
       const lines: string[] = []

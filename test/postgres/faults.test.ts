@@ -7,6 +7,7 @@ import { startTestPostgres, type TestPostgres } from '../../scripts/pg-test-serv
 import { FakeClock } from '../helpers/fake-clock.js'
 import { ADMIN_KEY, tempDataDir } from '../helpers/latchkey.js'
 import { createWebhook, it as rigIt } from '../webhooks/helpers.js'
+import { SERVER_ENTRY } from '../../src/compose/node-flags.js'
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url))
 
@@ -33,7 +34,7 @@ describe('PostgreSQL faults', () => {
   it('refuses to start on an unreachable database with one line naming DATABASE_URL, without its password', async () => {
     // Scenario: nothing listens on the port of DATABASE_URL → one line on stderr, exit status 1, no password.
     const url = `postgres://latchkey:hunter2-secret@127.0.0.1:${await closedPort()}/latchkey`
-    const child = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts'], {
+    const child = spawn(process.execPath, [SERVER_ENTRY], {
       cwd: ROOT,
       env: { ...process.env, DATABASE_URL: url, DATA_DIR: tempDataDir(), PORT: '0', MQTT_PORT: '0', HOST: '127.0.0.1' },
       stdio: ['ignore', 'pipe', 'pipe'],

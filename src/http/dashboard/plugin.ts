@@ -1,5 +1,6 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify'
 import { readFileSync } from 'node:fs'
+import { join } from 'node:path'
 import type { Logger } from 'pino'
 import { z } from 'zod'
 import type { AttemptService } from '../../app/attempts.js'
@@ -9,6 +10,7 @@ import type { DeviceService } from '../../app/devices.js'
 import type { DeliveryAttempt } from '../../domain/delivery.js'
 import type { WebhookService } from '../../app/webhooks.js'
 import { workspaceOf, type WorkspaceService } from '../../app/workspaces.js'
+import { PACKAGE_ROOT } from '../../compose/package-root.js'
 import { toPublicAttempt } from '../../domain/attempt.js'
 import { LatchkeyError } from '../../domain/errors.js'
 import { bearerToken } from '../bearer.js'
@@ -29,7 +31,8 @@ const ATTEMPT_LIMIT = 20
 /** Recent deliveries shown per webhook, newest first (one row per event, its latest attempt). */
 const DELIVERY_LIMIT = 6
 
-const asset = (name: string) => readFileSync(new URL(`./static/${name}`, import.meta.url), 'utf8')
+/** The page's files are served as written, from the sources, whether latchkey runs from them or from the build. */
+const asset = (name: string) => readFileSync(join(PACKAGE_ROOT, 'src/http/dashboard/static', name), 'utf8')
 
 /** Security headers of the page: nothing but its own script and style, no framing, no referrer. */
 const PAGE_HEADERS = {

@@ -220,12 +220,9 @@ function devicesTable(devices: Json[]): string {
 }
 
 /**
- * Whether this module runs from the TypeScript sources (`node --import tsx src/cli/main.ts`) rather than from the
- * build (`bin/latchkey.js`): the entry points it starts then run through tsx too, which finds a `.js` path's `.ts`.
+ * Runs a child Node process on one of latchkey's entry points in the build, next to this module (`bin/latchkey.js`
+ * runs the CLI from the build too), passing signals through; resolves with its exit code.
  */
-const FROM_SOURCES = import.meta.url.endsWith('.ts')
-
-/** Runs a child Node process on one of latchkey's entry points, passing signals through; resolves with its exit code. */
 function runEntry(
   entry: string,
   args: string[],
@@ -233,8 +230,7 @@ function runEntry(
   nodeFlags: readonly string[] = [],
 ): Promise<number> {
   const script = fileURLToPath(new URL(entry, import.meta.url))
-  const loader = FROM_SOURCES ? ['--import', 'tsx'] : []
-  const child = spawn(process.execPath, [...nodeFlags, ...loader, script, ...args], {
+  const child = spawn(process.execPath, [...nodeFlags, script, ...args], {
     stdio: 'inherit',
     env,
   })

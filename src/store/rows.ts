@@ -28,8 +28,26 @@ function parseJson<T>(text: string | null): T | null {
 
 // Action attempts.
 
-export const ATTEMPT_COLUMNS = `seq, action_attempt_id, workspace_id, device_id, action_type, status, result, error,
-  created_at, updated_at, sent_at, accepted_at, completed_at, deadline_at, idempotency_key, request_hash`
+export const ATTEMPT_COLUMN_NAMES = [
+  'seq',
+  'action_attempt_id',
+  'workspace_id',
+  'device_id',
+  'action_type',
+  'status',
+  'result',
+  'error',
+  'created_at',
+  'updated_at',
+  'sent_at',
+  'accepted_at',
+  'completed_at',
+  'deadline_at',
+  'idempotency_key',
+  'request_hash',
+] as const satisfies ReadonlyArray<keyof AttemptRow>
+
+export const ATTEMPT_COLUMNS = ATTEMPT_COLUMN_NAMES.join(', ')
 
 export interface AttemptRow extends Omit<AttemptRecord, 'action_type' | 'status' | 'result' | 'error'> {
   seq: number
@@ -37,6 +55,32 @@ export interface AttemptRow extends Omit<AttemptRecord, 'action_type' | 'status'
   status: string
   result: string | null
   error: string | null
+}
+
+/**
+ * A row of ATTEMPT_COLUMNS read as an array of its values, in that order (better-sqlite3's `raw` mode), named. An
+ * engine that names each row's columns itself builds every row through its slow generic path: for the rows a lock
+ * command reads in its write jobs that was a twentieth of latchkey's CPU (docs/performance.md#rows-as-arrays).
+ */
+export function attemptRowOf(values: readonly unknown[]): AttemptRow {
+  return {
+    seq: values[0] as number,
+    action_attempt_id: values[1] as string,
+    workspace_id: values[2] as string,
+    device_id: values[3] as string,
+    action_type: values[4] as string,
+    status: values[5] as string,
+    result: values[6] as string | null,
+    error: values[7] as string | null,
+    created_at: values[8] as string,
+    updated_at: values[9] as string,
+    sent_at: values[10] as string | null,
+    accepted_at: values[11] as string | null,
+    completed_at: values[12] as string | null,
+    deadline_at: values[13] as string,
+    idempotency_key: values[14] as string | null,
+    request_hash: values[15] as string | null,
+  }
 }
 
 export function attemptFromRow(row: AttemptRow): AttemptRecord {
@@ -61,8 +105,26 @@ export function attemptFromRow(row: AttemptRow): AttemptRecord {
 
 // Devices.
 
-export const DEVICE_COLUMNS = `seq, device_id, workspace_id, display_name, nickname, custom_metadata, can_remotely_lock,
-  can_remotely_unlock, created_at, online, locked, door_open, jammed, battery_level, firmware_version, last_seen_at`
+export const DEVICE_COLUMN_NAMES = [
+  'seq',
+  'device_id',
+  'workspace_id',
+  'display_name',
+  'nickname',
+  'custom_metadata',
+  'can_remotely_lock',
+  'can_remotely_unlock',
+  'created_at',
+  'online',
+  'locked',
+  'door_open',
+  'jammed',
+  'battery_level',
+  'firmware_version',
+  'last_seen_at',
+] as const satisfies ReadonlyArray<keyof DeviceRow>
+
+export const DEVICE_COLUMNS = DEVICE_COLUMN_NAMES.join(', ')
 
 export interface DeviceRow {
   seq: number
@@ -81,6 +143,28 @@ export interface DeviceRow {
   battery_level: number | null
   firmware_version: string | null
   last_seen_at: string | null
+}
+
+/** A row of DEVICE_COLUMNS read as an array of its values, in that order, named (see attemptRowOf). */
+export function deviceRowOf(values: readonly unknown[]): DeviceRow {
+  return {
+    seq: values[0] as number,
+    device_id: values[1] as string,
+    workspace_id: values[2] as string,
+    display_name: values[3] as string,
+    nickname: values[4] as string | null,
+    custom_metadata: values[5] as string,
+    can_remotely_lock: values[6] as Flag,
+    can_remotely_unlock: values[7] as Flag,
+    created_at: values[8] as string,
+    online: values[9] as Flag,
+    locked: values[10] as Flag | null,
+    door_open: values[11] as Flag | null,
+    jammed: values[12] as Flag | null,
+    battery_level: values[13] as number | null,
+    firmware_version: values[14] as string | null,
+    last_seen_at: values[15] as string | null,
+  }
 }
 
 export function deviceFromRow(row: DeviceRow): DeviceRecord {

@@ -3,10 +3,11 @@ import type { AttemptRecord, HistoryEntry, Transition } from '../../domain/attem
 import type { EventDraft, LatchkeyEvent } from '../../domain/events.js'
 import type { Page } from '../../domain/page.js'
 import type { AttemptListQuery } from '../../domain/queries.js'
-import { ATTEMPT_COLUMNS, attemptFromRow, type AttemptRow } from '../rows.js'
+import { ATTEMPT_COLUMN_NAMES, ATTEMPT_COLUMNS, attemptFromRow, attemptRowOf, type AttemptRow } from '../rows.js'
 import type { StoreContext } from './context.js'
 import type { SqliteEvents } from './events.js'
 import { equals, listPage, oneOf } from './list-query.js'
+import { rawColumns } from './raw-rows.js'
 
 /**
  * The attempt's history column (a JSON array, oldest entry first) with the entries of `@history` (a JSON array too,
@@ -45,8 +46,10 @@ export class SqliteAttempts implements AttemptStore {
       appendHistory: db.prepare(
         `UPDATE action_attempts SET history = ${APPEND_HISTORY} WHERE action_attempt_id = @action_attempt_id`,
       ),
-      byId: db.prepare<[string], AttemptRow>(
-        `SELECT ${ATTEMPT_COLUMNS} FROM action_attempts WHERE action_attempt_id = ?`,
+      // Read by every ack's write job.
+      byId: rawColumns(
+        db.prepare<[string], unknown[]>(`SELECT ${ATTEMPT_COLUMNS} FROM action_attempts WHERE action_attempt_id = ?`),
+        ATTEMPT_COLUMN_NAMES,
       ),
       byWorkspace: db.prepare<[string, string], AttemptRow>(
         `SELECT ${ATTEMPT_COLUMNS} FROM action_attempts WHERE action_attempt_id = ? AND workspace_id = ?`,
@@ -84,8 +87,8 @@ export class SqliteAttempts implements AttemptStore {
   }
 
   async getById(attemptId: string): Promise<AttemptRecord | undefined> {
-    const row = this.stmts.byId.get(attemptId)
-    return row && attemptFromRow(row)
+    const values = this.stmts.byId.get(attemptId)
+    return values && attemptFromRow(attemptRowOf(values))
   }
 
   async list(workspaceId: string, query: AttemptListQuery): Promise<Page<AttemptRecord>> {
@@ -130,8 +133,10 @@ export class SqliteAttempts implements AttemptStore {
   ): Promise<Transition | undefined> {
     const { deviceId } = options
     const outcome = await this.ctx.writes.run(() => {
-      const row = this.stmts.byId.get(attemptId)
-      if (!row || (deviceId !== undefined && row.device_id !== deviceId)) return undefined
+      const values = this.stmts.byId.get(attemptId)
+      if (!values) return undefined
+      const row = attemptRowOf(values)
+      if (deviceId !== undefined && row.device_id !== deviceId) return undefined
       const transition = decide(attemptFromRow(row))
       return { transition, events: this.applyInTransaction(transition) }
     }, options.urgent)

@@ -1,4 +1,3 @@
-import type Database from 'better-sqlite3'
 import type { DeliveryStore, RecordedAttempt } from '../../app/store.js'
 import { batchPerTask } from '../../domain/batch.js'
 import { iso } from '../../domain/clock.js'
@@ -25,6 +24,7 @@ import {
 import type { LatchkeyEvent } from '../../domain/events.js'
 import type { AttemptDecision, DeliveryContext } from '../../domain/webhook-delivery.js'
 import type { StoreContext } from './context.js'
+import { rawColumns } from './raw-rows.js'
 import type { SqliteWebhooks } from './webhooks.js'
 
 /** The plans of several deliveries: SELECT_DELIVERY_PLAN for a JSON array of seqs. */
@@ -122,15 +122,6 @@ type StateTuple = [
   Flag,
   number,
 ]
-
-function rawColumns<T>(
-  statement: Database.Statement<unknown[], T>,
-  names: readonly string[],
-): Database.Statement<unknown[], T> {
-  const got = statement.columns().map((column) => column.name)
-  if (got.join() !== names.join()) throw new Error(`unexpected columns ${got.join()}; expected ${names.join()}`)
-  return statement.raw(true)
-}
 
 function planFromTuple(t: PlanTuple): DeliveryPlan {
   return {

@@ -8,8 +8,10 @@ import { ReadCache } from '../read-cache.js'
 import {
   ACTION_DEVICE_COLUMNS,
   actionDeviceFromRow,
+  DEVICE_COLUMN_NAMES,
   DEVICE_COLUMNS,
   deviceFromRow,
+  deviceRowOf,
   type ActionDeviceRow,
   type DeviceRow,
 } from '../rows.js'
@@ -17,6 +19,7 @@ import type { SqliteAttempts } from './attempts.js'
 import { toInt, type StoreContext } from './context.js'
 import type { SqliteEvents } from './events.js'
 import { compare, equals, listPage, oneOf } from './list-query.js'
+import { rawColumns } from './raw-rows.js'
 
 function propsParams(deviceId: string, props: DeviceProps): unknown[] {
   return [
@@ -50,7 +53,11 @@ export class SqliteDevices implements DeviceStore {
         `INSERT INTO devices (device_id, workspace_id, display_name, nickname, custom_metadata, secret_hash, can_remotely_lock,
            can_remotely_unlock, created_at, online) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 0)`,
       ),
-      byId: db.prepare<[string], DeviceRow>(`SELECT ${DEVICE_COLUMNS} FROM devices WHERE device_id = ?`),
+      // Read by every device message's write job.
+      byId: rawColumns(
+        db.prepare<[string], unknown[]>(`SELECT ${DEVICE_COLUMNS} FROM devices WHERE device_id = ?`),
+        DEVICE_COLUMN_NAMES,
+      ),
       forAction: db.prepare<[string], ActionDeviceRow>(
         `SELECT ${ACTION_DEVICE_COLUMNS} FROM devices WHERE device_id = ?`,
       ),
@@ -101,8 +108,8 @@ export class SqliteDevices implements DeviceStore {
   }
 
   async getById(deviceId: string): Promise<DeviceRecord | undefined> {
-    const row = this.stmts.byId.get(deviceId)
-    return row && deviceFromRow(row)
+    const values = this.stmts.byId.get(deviceId)
+    return values && deviceFromRow(deviceRowOf(values))
   }
 
   async list(workspaceId: string, query: DeviceListQuery): Promise<Page<DeviceRecord>> {
@@ -183,9 +190,9 @@ export class SqliteDevices implements DeviceStore {
   ): Promise<DeviceRecord | undefined> {
     const { dedupeKey } = options
     const outcome = await this.ctx.writes.run(() => {
-      const row = this.stmts.byId.get(deviceId)
-      if (!row) return undefined
-      const device = deviceFromRow(row)
+      const values = this.stmts.byId.get(deviceId)
+      if (!values) return undefined
+      const device = deviceFromRow(deviceRowOf(values))
       // A QoS 1 redelivery of a device event carries the same event_id: record it once.
       if (dedupeKey !== undefined && this.stmts.seen.get(`${dedupeKey}#0`)) return { device, recorded: [] }
       const { patch, events } = decide(device)

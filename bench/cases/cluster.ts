@@ -9,7 +9,7 @@ import { countOnline, lockProcesses, provision, type LockProcesses } from '../li
 import { assertLoopback, closedLoop } from '../lib/http.js'
 import { startLatchkeyChild, type LatchkeyChild } from '../lib/latchkey-child.js'
 import type { LoopResult } from '../lib/loop.js'
-import type { BenchOptions } from '../lib/options.js'
+import { firstWarmup, type BenchOptions } from '../lib/options.js'
 import { pollUntil, round } from '../lib/stats.js'
 import { endToEndSync, settledSuccess, type Levels } from './end-to-end.js'
 import type { Skipped } from './webhooks.js'
@@ -142,13 +142,13 @@ async function syncAcross(
   const named = Object.entries(instances)
   const list = named.map(([, lk]) => lk)
   const first = list[0] as LatchkeyChild
-  for (const concurrency of CLUSTER_LEVELS) {
+  for (const [index, concurrency] of CLUSTER_LEVELS.entries()) {
     const before = counters ? await Promise.all(list.map(readCounters)) : []
     levels[`c${concurrency}`] = await closedLoop({
       baseUrl: first.httpUrl,
       concurrency,
       durationMs: options.durationMs,
-      warmupMs: options.warmupMs,
+      warmupMs: firstWarmup(options, index),
       headers: { authorization: `Bearer ${first.apiKey}` },
       request: (slot, i) => ({
         baseUrl: (list[slot % list.length] as LatchkeyChild).httpUrl,

@@ -1,7 +1,7 @@
 import { gcTotals, type LatchkeyChild } from '../lib/latchkey-child.js'
 import { closedLoop } from '../lib/http.js'
 import type { LoopResult, LoopSpec } from '../lib/loop.js'
-import type { BenchOptions } from '../lib/options.js'
+import { firstWarmup, type BenchOptions } from '../lib/options.js'
 
 /**
  * End to end (a): lock/unlock through the HTTP API with `sync: true`, against instantly acking simulated locks in
@@ -24,14 +24,14 @@ export async function endToEndSync(
   cpuOf: NonNullable<LoopSpec['cpuOf']>,
 ): Promise<Levels> {
   const levels: Levels = {}
-  for (const concurrency of options.levels) {
+  for (const [index, concurrency] of options.levels.entries()) {
     if (concurrency > deviceIds.length)
       throw new Error(`${concurrency} in flight needs ${concurrency} locks, have ${deviceIds.length}`)
     levels[`c${concurrency}`] = await closedLoop({
       baseUrl: lk.httpUrl,
       concurrency,
       durationMs: options.durationMs,
-      warmupMs: options.warmupMs,
+      warmupMs: firstWarmup(options, index),
       headers: { authorization: `Bearer ${lk.apiKey}` },
       request: (slot, i) => ({
         path: i % 2 === 0 ? '/locks/unlock_door' : '/locks/lock_door',

@@ -3,7 +3,7 @@ import { Agent } from 'node:http'
 import { forkTs, nextMessage, request, stopChild } from '../lib/children.js'
 import { closedLoop, post } from '../lib/http.js'
 import { runClosedLoop, type LoopResult } from '../lib/loop.js'
-import type { BenchOptions } from '../lib/options.js'
+import { firstWarmup, type BenchOptions } from '../lib/options.js'
 import { newSecret, signedHeaders } from '../lib/signing.js'
 
 /**
@@ -22,12 +22,12 @@ export async function rawHttp(options: BenchOptions): Promise<RawHttpResult> {
   const hello = forkTs('bench/peer-process.ts', ['hello'])
   try {
     const { port } = await nextMessage<{ type: string; port: number }>(hello, 'ready', 30_000)
-    for (const concurrency of options.levels) {
+    for (const [index, concurrency] of options.levels.entries()) {
       fastify[`c${concurrency}`] = await closedLoop({
         baseUrl: `http://127.0.0.1:${port}`,
         concurrency,
         durationMs: options.durationMs,
-        warmupMs: options.warmupMs,
+        warmupMs: firstWarmup(options, index),
         request: () => ({ path: '/hello', body: '{"device_id":"front-door"}' }),
       })
     }
@@ -61,13 +61,13 @@ async function rawWebhook(options: BenchOptions): Promise<RawHttpResult['webhook
     const secret = newSecret()
     await request(receiver, { type: 'secret', secret }, 'secret-ok')
     const baseUrl = `http://127.0.0.1:${port}`
-    const run = async (concurrency: number) => {
+    const run = async (concurrency: number, warmupMs: number) => {
       const agent = new Agent({ keepAlive: true, maxSockets: concurrency })
       try {
         return await runClosedLoop({
           concurrency,
           durationMs: options.durationMs,
-          warmupMs: options.warmupMs,
+          warmupMs,
           // Signing is part of the cost: it happens per delivery attempt, inside the measured time.
           op: async () => {
             const body = sampleEvent()
@@ -79,8 +79,8 @@ async function rawWebhook(options: BenchOptions): Promise<RawHttpResult['webhook
         agent.destroy()
       }
     }
-    const serial = await run(1)
-    const c100 = await run(100)
+    const serial = await run(1, firstWarmup(options, 0))
+    const c100 = await run(100, options.warmupMs)
     const report = await request<{ type: string; bad: number }>(receiver, { type: 'report' }, 'report')
     if (report.bad > 0) throw new Error(`receiver rejected ${report.bad} signatures`)
     return { serial, c100 }

@@ -3,7 +3,7 @@ import mqtt, { type MqttClient } from 'mqtt'
 import { createServer, type AddressInfo, type Socket } from 'node:net'
 import { forkTs, nextMessage, request, stopChild } from '../lib/children.js'
 import { runClosedLoop, type LoopResult } from '../lib/loop.js'
-import type { BenchOptions } from '../lib/options.js'
+import { firstWarmup, type BenchOptions } from '../lib/options.js'
 
 /**
  * Raw ceiling 1: an mqtt.js ↔ aedes QoS 1 command → ack round trip, TCP_NODELAY everywhere. Broker and publisher
@@ -67,13 +67,13 @@ export async function rawMqtt(options: BenchOptions): Promise<RawMqttResult> {
         })
         client.publish(`${PREFIX}/${slot}/cmd`, command, { qos: 1 }, (error) => error && reject(error))
       })
-    const run = (concurrency: number) =>
-      runClosedLoop({ concurrency, durationMs: options.durationMs, warmupMs: options.warmupMs, op: roundTrip })
+    const run = (concurrency: number, warmupMs: number) =>
+      runClosedLoop({ concurrency, durationMs: options.durationMs, warmupMs, op: roundTrip })
 
-    const serial = await run(1)
-    const pipelined = await run(window)
+    const serial = await run(1, firstWarmup(options, 0))
+    const pipelined = await run(window, options.warmupMs)
     deferPuback = true
-    const deferred = await run(window)
+    const deferred = await run(window, options.warmupMs)
     return { serial, pipelined, pipelined_deferred_puback: deferred }
   } finally {
     await publisher?.endAsync(true)

@@ -3,7 +3,7 @@ import { cpuMs } from '../lib/children.js'
 import { closedLoop, postJson } from '../lib/http.js'
 import { hasRoute, type LatchkeyChild } from '../lib/latchkey-child.js'
 import { runClosedLoop, type LoopResult } from '../lib/loop.js'
-import type { BenchOptions } from '../lib/options.js'
+import { firstWarmup, type BenchOptions } from '../lib/options.js'
 import { epochNow, Receiver } from '../lib/receiver.js'
 import { round, sleep } from '../lib/stats.js'
 import { settledSuccess, type Levels } from './end-to-end.js'
@@ -64,11 +64,11 @@ export async function createToWebhook(
   const levels: Levels = {}
   try {
     const webhookId = await createWebhook(agent, lk, receiver, '/hook/settled', SETTLED_TYPES)
-    for (const concurrency of options.levels) {
+    for (const [index, concurrency] of options.levels.entries()) {
       levels[`c${concurrency}`] = await runClosedLoop({
         concurrency,
         durationMs: options.durationMs,
-        warmupMs: options.warmupMs,
+        warmupMs: firstWarmup(options, index),
         cpuOf,
         op: async (slot, i) => {
           const t0 = epochNow()

@@ -5,6 +5,11 @@ export interface BenchOptions {
   durationMs: number
   /** Discarded warm-up before each window. */
   warmupMs: number
+  /**
+   * The warm-up of a series' first window instead (see firstWarmup): the first seconds of a process under load are
+   * spent compiling its hot code, on V8's background threads and in slower code meanwhile.
+   */
+  settleMs: number
   /** In-flight levels of the end-to-end case. */
   levels: number[]
   /** Locks of the end-to-end and peer cases (one per in-flight slot). */
@@ -27,6 +32,7 @@ export function benchOptions(
     quick,
     durationMs: quick ? 1_000 : 8_000,
     warmupMs: quick ? 250 : 1_500,
+    settleMs: quick ? 500 : 10_000,
     levels: [1, 10, 100],
     e2eLocks: 100,
     scaleLocks: overrides.scaleLocks ?? (quick ? 500 : 20_000),
@@ -34,4 +40,12 @@ export function benchOptions(
     ...(overrides.cpuProfDir ? { cpuProfDir: overrides.cpuProfDir } : {}),
     ...(overrides.serverFlags ? { serverFlags: overrides.serverFlags } : {}),
   }
+}
+
+/**
+ * The warm-up of window `index` of a series against one process: the first is longer (`settleMs`), so that no
+ * window measures a process that is still compiling its hot code (docs/performance.md#warm-up).
+ */
+export function firstWarmup(options: BenchOptions, index: number): number {
+  return index === 0 ? options.settleMs : options.warmupMs
 }

@@ -4,7 +4,7 @@ import { ROOT, spawnTracked, stopChild } from '../lib/children.js'
 import { closedLoop } from '../lib/http.js'
 import type { LatchkeyChild } from '../lib/latchkey-child.js'
 import type { LoopResult } from '../lib/loop.js'
-import { firstWarmup, type BenchOptions } from '../lib/options.js'
+import type { BenchOptions } from '../lib/options.js'
 import { round } from '../lib/stats.js'
 
 /**
@@ -43,27 +43,18 @@ export async function peer(
     deviceFor: (slot: number) => string,
     server: Record<string, number>,
     extra: Record<string, unknown> = {},
-    warmupMs = options.warmupMs,
   ) =>
     closedLoop({
       baseUrl,
       concurrency: PEER_CONCURRENCY,
       durationMs: options.durationMs,
-      warmupMs,
+      warmupMs: options.warmupMs,
       headers: { authorization: `Bearer ${key}` },
       request: (slot) => ({ path: '/locks/lock_door', body: JSON.stringify({ device_id: deviceFor(slot), ...extra }) }),
       ok: (text) => (JSON.parse(text) as { ok?: boolean }).ok === true,
       cpuOf: server,
     })
-  // Each server's first window settles first (latchkey may be fresh under --only peer; the fake always is).
-  const latchkey = await load(
-    lk.httpUrl,
-    lk.apiKey,
-    (slot) => deviceIds[slot % deviceIds.length] as string,
-    cpuOf,
-    {},
-    firstWarmup(options, 0),
-  )
+  const latchkey = await load(lk.httpUrl, lk.apiKey, (slot) => deviceIds[slot % deviceIds.length] as string, cpuOf)
   const latchkeyAsync = await load(
     lk.httpUrl,
     lk.apiKey,
@@ -71,9 +62,9 @@ export async function peer(
     cpuOf,
     { sync: false },
   )
-  const fake = await withFake((url, pid) =>
-    load(url, FAKE_API_KEY, () => FAKE_DEVICE, { fake: pid }, {}, firstWarmup(options, 0)),
-  )
+  // The short warm-up, not settleMs: the fake keeps every attempt in memory and slows as they pile up
+  // (docs/performance.md#warm-up). latchkey is warm from the cases before.
+  const fake = await withFake((url, pid) => load(url, FAKE_API_KEY, () => FAKE_DEVICE, { fake: pid }))
   return {
     concurrency: PEER_CONCURRENCY,
     latchkey_request: 'default (no sync field: waits up to LOCK_RESPONSE_WAIT_MS for the settled attempt)',

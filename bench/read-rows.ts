@@ -16,11 +16,12 @@ import Database from 'better-sqlite3'
 import { newId } from '../src/app/ids.js'
 import { createAttempt } from '../src/domain/attempt.js'
 import { iso } from '../src/domain/clock.js'
-import { initialProps } from '../src/domain/device.js'
 import {
+  ATTEMPT_COLUMN_NAMES,
   ATTEMPT_COLUMNS,
   attemptFromRow,
   attemptRowOf,
+  DEVICE_COLUMN_NAMES,
   DEVICE_COLUMNS,
   deviceFromRow,
   deviceRowOf,
@@ -28,6 +29,8 @@ import {
   type DeviceRow,
 } from '../src/store/rows.js'
 import { createSqliteStore } from '../src/store/sqlite/index.js'
+import { rawColumns } from '../src/store/sqlite/raw-rows.js'
+import { addOnlineLock } from './lib/store.js'
 
 const { values } = parseArgs({
   options: { reads: { type: 'string', default: '200000' }, rounds: { type: 'string', default: '4' } },
@@ -41,23 +44,8 @@ try {
   const now = () => iso(Date.now())
   const store = createSqliteStore({ filename, newId, now })
   const workspaceId = newId()
-  const deviceId = newId()
   await store.workspaces.create({ workspace_id: workspaceId, name: 'bench', created_at: now() })
-  await store.devices.create({
-    device: {
-      device_id: deviceId,
-      workspace_id: workspaceId,
-      display_name: 'Front door',
-      nickname: null,
-      custom_metadata: {},
-      created_at: now(),
-      can_remotely_lock: true,
-      can_remotely_unlock: true,
-      props: { ...initialProps(), online: true },
-    },
-    secretHash: 'x'.repeat(64),
-    event: { event_type: 'device.added', workspace_id: workspaceId, device_id: deviceId, occurred_at: now() },
-  })
+  const deviceId = await addOnlineLock(store.devices, workspaceId, 'Front door', now)
   const attemptId = newId()
   const created = createAttempt(
     {
@@ -81,8 +69,8 @@ try {
     device: db.prepare<[string], DeviceRow>(deviceSql),
   }
   const arrays = {
-    attempt: db.prepare<[string], unknown[]>(attemptSql).raw(),
-    device: db.prepare<[string], unknown[]>(deviceSql).raw(),
+    attempt: rawColumns(db.prepare<[string], unknown[]>(attemptSql), ATTEMPT_COLUMN_NAMES),
+    device: rawColumns(db.prepare<[string], unknown[]>(deviceSql), DEVICE_COLUMN_NAMES),
   }
   let sink = 0
   const byName = () => {

@@ -18,8 +18,8 @@ import { parseArgs } from 'node:util'
 import { newId } from '../src/app/ids.js'
 import { applyAck, createAttempt } from '../src/domain/attempt.js'
 import { iso } from '../src/domain/clock.js'
-import { initialProps } from '../src/domain/device.js'
 import { createSqliteStore } from '../src/store/sqlite/index.js'
+import { addOnlineLock } from './lib/store.js'
 import { walPages } from './lib/wal.js'
 
 const { values } = parseArgs({
@@ -41,25 +41,7 @@ try {
   const workspaceId = newId()
   await store.workspaces.create({ workspace_id: workspaceId, name: 'bench', created_at: now() })
   const devices: string[] = []
-  for (let i = 0; i < deviceCount; i++) {
-    const deviceId = newId()
-    devices.push(deviceId)
-    await store.devices.create({
-      device: {
-        device_id: deviceId,
-        workspace_id: workspaceId,
-        display_name: `Door ${i}`,
-        nickname: null,
-        custom_metadata: {},
-        created_at: now(),
-        can_remotely_lock: true,
-        can_remotely_unlock: true,
-        props: { ...initialProps(), online: true },
-      },
-      secretHash: 'x'.repeat(64),
-      event: { event_type: 'device.added', workspace_id: workspaceId, device_id: deviceId, occurred_at: now() },
-    })
-  }
+  for (let i = 0; i < deviceCount; i++) devices.push(await addOnlineLock(store.devices, workspaceId, `Door ${i}`, now))
 
   let n = 0
   const attempt = async () => {

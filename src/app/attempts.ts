@@ -3,6 +3,7 @@ import {
   applyAck,
   createAttempt,
   expire,
+  markRepublished,
   markSent,
   type ActionType,
   type AttemptRecord,
@@ -99,16 +100,19 @@ export function createAttemptService(deps: AttemptServiceDeps) {
       issued_at: attempt.created_at,
       expires_at: attempt.deadline_at,
     }
+    // Naming the device lets the PostgreSQL writer run these beside other devices' writes.
+    const scope = { deviceId: attempt.device_id }
     try {
-      await deps.commands.send(attempt.device_id, command)
-      settled(
-        await store.attempts.transition(
+      if (republish) {
+        const recorded = await store.attempts.transition(
           attempt.action_attempt_id,
-          (current) => markSent(current, now(), republish),
-          // Naming the device lets the PostgreSQL writer run this beside other devices' writes.
-          { deviceId: attempt.device_id },
-        ),
-      )
+          (current) => markRepublished(current, now()),
+          scope,
+        )
+        if (recorded?.attempt.status !== 'pending') return
+      }
+      await deps.commands.send(attempt.device_id, command)
+      settled(await store.attempts.transition(attempt.action_attempt_id, (current) => markSent(current, now()), scope))
     } catch (error) {
       // The deadline still settles the attempt; nothing else to do here.
       deps.onError(error, 'send command')

@@ -138,15 +138,30 @@ function unchanged(attempt: AttemptRecord, entry?: HistoryEntry): Transition {
  * The broker acknowledged the command (PUBACK): record `sent_at` once, with its `sent` entry. When the lock's ack
  * got there first, that ack already recorded both (see `applyAck`), and there is nothing left to record.
  */
-export function markSent(attempt: AttemptRecord, at: string, republished = false): Transition {
-  const history: HistoryEntry = { kind: republished ? 'republished' : 'sent', at }
-  if (!republished && attempt.sent_at !== null) return unchanged(attempt)
-  if (attempt.status !== 'pending') return unchanged(attempt, history)
+export function markSent(attempt: AttemptRecord, at: string): Transition {
+  if (attempt.sent_at !== null) return unchanged(attempt)
+  if (attempt.status !== 'pending') return unchanged(attempt, { kind: 'sent', at })
   return {
-    attempt: { ...attempt, sent_at: attempt.sent_at ?? at, updated_at: at },
+    attempt: { ...attempt, sent_at: at, updated_at: at },
     changed: true,
     settled: false,
-    history: [history],
+    history: [{ kind: 'sent', at }],
+    events: [],
+  }
+}
+
+/**
+ * After a restart, the command of a pending attempt goes out again when its lock announces itself. The `republished`
+ * entry is recorded before that publish, so it precedes whatever the lock answers to it; an attempt settled
+ * meanwhile is not published again, and nothing is recorded.
+ */
+export function markRepublished(attempt: AttemptRecord, at: string): Transition {
+  if (attempt.status !== 'pending') return unchanged(attempt)
+  return {
+    attempt: { ...attempt, updated_at: at },
+    changed: true,
+    settled: false,
+    history: [{ kind: 'republished', at }],
     events: [],
   }
 }

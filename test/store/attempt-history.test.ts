@@ -38,12 +38,23 @@ function setup() {
     props: { ...initialProps(), online: true },
   }
   const held = heldSender()
-  const attempts = createAttemptService({
+  const attempts = attemptService(store, clock, device, held.sender)
+  return { clock, store, device, attempts, held }
+}
+
+/** One process's attempt service over `store`; a second one over the same store is that process restarted. */
+function attemptService(
+  store: ReturnType<typeof createSqliteStore>,
+  clock: FakeClock,
+  device: DeviceRecord,
+  commands: CommandSender,
+) {
+  return createAttemptService({
     store: { attempts: store.attempts, devices: { get: async () => device } },
     bus: createBus(),
     clock,
     metrics: new Metrics(),
-    commands: held.sender,
+    commands,
     newId,
     actionTimeoutMs: 8000,
     lockResponseWaitMs: 0,
@@ -51,7 +62,6 @@ function setup() {
       throw error
     },
   })
-  return { clock, store, device, attempts, held }
 }
 
 describe('attempt history agrees with its fields', () => {
@@ -87,6 +97,75 @@ describe('attempt history agrees with its fields', () => {
       ])
     } finally {
       attempts.close()
+      await store.close()
+    }
+  })
+
+  it("records `republished` before the command goes out again, so the lock's ack follows it", async () => {
+    // Scenario: latchkey restarts with the attempt pending; the lock announces itself, the command is published
+    // again, and the lock's ack is handled before the broker's PUBACK of that publish resolves.
+    const { clock, store, device, attempts, held } = setup()
+    const restartedSender = heldSender()
+    const restarted = attemptService(store, clock, device, restartedSender.sender)
+    try {
+      const attempt = await attempts.request(device.workspace_id, 'LOCK_DOOR', {
+        device_id: device.device_id,
+        sync: false,
+      })
+      held.release()
+      await vi.waitFor(async () =>
+        expect((await store.attempts.getById(attempt.action_attempt_id))?.sent_at).not.toBeNull(),
+      )
+      attempts.close()
+
+      expect(await restarted.recover()).toEqual({ expired: 0, rearmed: 1 })
+      await restarted.deviceOnline(device.device_id)
+      await vi.waitFor(() => expect(restartedSender.sent).toHaveLength(1))
+      expect(restartedSender.sent[0]?.command_id).toBe(attempt.action_attempt_id)
+      await restarted.handleAck(device.device_id, { command_id: attempt.action_attempt_id, status: 'success' })
+      // The PUBACK's write comes last, and records nothing: the ack found `sent_at` set.
+      const transitions = vi.spyOn(store.attempts, 'transition')
+      restartedSender.release()
+      await vi.waitFor(() => expect(transitions).toHaveBeenCalledOnce())
+      await transitions.mock.results[0]?.value
+
+      expect((await store.attempts.history(attempt.action_attempt_id)).map((h) => h.kind)).toEqual([
+        'created',
+        'sent',
+        'republished',
+        'succeeded',
+      ])
+    } finally {
+      attempts.close()
+      restarted.close()
+      await store.close()
+    }
+  })
+
+  it('does not publish again a recovered attempt that settled before its lock came back', async () => {
+    // Scenario: after the restart the attempt settles (here by a late-delivered ack) before the lock's `online`.
+    const { clock, store, device, attempts, held } = setup()
+    const restartedSender = heldSender()
+    const restarted = attemptService(store, clock, device, restartedSender.sender)
+    try {
+      const attempt = await attempts.request(device.workspace_id, 'LOCK_DOOR', {
+        device_id: device.device_id,
+        sync: false,
+      })
+      held.release()
+      await vi.waitFor(async () =>
+        expect((await store.attempts.getById(attempt.action_attempt_id))?.sent_at).not.toBeNull(),
+      )
+      attempts.close()
+      expect(await restarted.recover()).toEqual({ expired: 0, rearmed: 1 })
+      await restarted.handleAck(device.device_id, { command_id: attempt.action_attempt_id, status: 'success' })
+      await restarted.deviceOnline(device.device_id)
+
+      expect(restartedSender.sent).toEqual([])
+      expect((await store.attempts.history(attempt.action_attempt_id)).map((h) => h.kind)).not.toContain('republished')
+    } finally {
+      attempts.close()
+      restarted.close()
       await store.close()
     }
   })

@@ -345,8 +345,8 @@ export function createAttemptService(deps: AttemptServiceDeps) {
       for (const id of ids) {
         const attempt = await store.attempts.getById(id)
         // Not awaited: this runs inside the handling of the device's status message, and mqtt.js reads the
-        // command's PUBACK only after that handling returns.
-        if (attempt?.status === 'pending') void dispatch(attempt, true)
+        // command's PUBACK only after that handling returns. One settled since is left alone by `markRepublished`.
+        if (attempt) void dispatch(attempt, true)
       }
     },
 

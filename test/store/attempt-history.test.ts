@@ -64,6 +64,24 @@ function attemptService(
   })
 }
 
+/**
+ * An attempt sent and PUBACKed by one service, which then stops; a second service on the same store (the restarted
+ * process) has recovered it, with a sender whose PUBACK the test releases.
+ */
+async function restartedWithPending() {
+  const { clock, store, device, attempts, held } = setup()
+  const resent = heldSender()
+  const restarted = attemptService(store, clock, device, resent.sender)
+  const attempt = await attempts.request(device.workspace_id, 'LOCK_DOOR', { device_id: device.device_id, sync: false })
+  held.release()
+  await vi.waitFor(async () =>
+    expect((await store.attempts.getById(attempt.action_attempt_id))?.sent_at).not.toBeNull(),
+  )
+  attempts.close()
+  expect(await restarted.recover()).toEqual({ expired: 0, rearmed: 1 })
+  return { store, device, attempt, restarted, resent }
+}
+
 describe('attempt history agrees with its fields', () => {
   it('commits `sent` with sent_at when the lock acks before the broker PUBACK is recorded', async () => {
     // Scenario: the lock's ack is handled (urgent write) before the PUBACK's own write. A crash right after the
@@ -104,28 +122,15 @@ describe('attempt history agrees with its fields', () => {
   it("records `republished` before the command goes out again, so the lock's ack follows it", async () => {
     // Scenario: latchkey restarts with the attempt pending; the lock announces itself, the command is published
     // again, and the lock's ack is handled before the broker's PUBACK of that publish resolves.
-    const { clock, store, device, attempts, held } = setup()
-    const restartedSender = heldSender()
-    const restarted = attemptService(store, clock, device, restartedSender.sender)
+    const { store, device, attempt, restarted, resent } = await restartedWithPending()
     try {
-      const attempt = await attempts.request(device.workspace_id, 'LOCK_DOOR', {
-        device_id: device.device_id,
-        sync: false,
-      })
-      held.release()
-      await vi.waitFor(async () =>
-        expect((await store.attempts.getById(attempt.action_attempt_id))?.sent_at).not.toBeNull(),
-      )
-      attempts.close()
-
-      expect(await restarted.recover()).toEqual({ expired: 0, rearmed: 1 })
       await restarted.deviceOnline(device.device_id)
-      await vi.waitFor(() => expect(restartedSender.sent).toHaveLength(1))
-      expect(restartedSender.sent[0]?.command_id).toBe(attempt.action_attempt_id)
+      await vi.waitFor(() => expect(resent.sent).toHaveLength(1))
+      expect(resent.sent[0]?.command_id).toBe(attempt.action_attempt_id)
       await restarted.handleAck(device.device_id, { command_id: attempt.action_attempt_id, status: 'success' })
       // The PUBACK's write comes last, and records nothing: the ack found `sent_at` set.
       const transitions = vi.spyOn(store.attempts, 'transition')
-      restartedSender.release()
+      resent.release()
       await vi.waitFor(() => expect(transitions).toHaveBeenCalledOnce())
       await transitions.mock.results[0]?.value
 
@@ -136,7 +141,6 @@ describe('attempt history agrees with its fields', () => {
         'succeeded',
       ])
     } finally {
-      attempts.close()
       restarted.close()
       await store.close()
     }
@@ -144,27 +148,17 @@ describe('attempt history agrees with its fields', () => {
 
   it('does not publish again a recovered attempt that settled before its lock came back', async () => {
     // Scenario: after the restart the attempt settles (here by a late-delivered ack) before the lock's `online`.
-    const { clock, store, device, attempts, held } = setup()
-    const restartedSender = heldSender()
-    const restarted = attemptService(store, clock, device, restartedSender.sender)
+    const { store, device, attempt, restarted, resent } = await restartedWithPending()
     try {
-      const attempt = await attempts.request(device.workspace_id, 'LOCK_DOOR', {
-        device_id: device.device_id,
-        sync: false,
-      })
-      held.release()
-      await vi.waitFor(async () =>
-        expect((await store.attempts.getById(attempt.action_attempt_id))?.sent_at).not.toBeNull(),
-      )
-      attempts.close()
-      expect(await restarted.recover()).toEqual({ expired: 0, rearmed: 1 })
       await restarted.handleAck(device.device_id, { command_id: attempt.action_attempt_id, status: 'success' })
+      const transitions = vi.spyOn(store.attempts, 'transition')
       await restarted.deviceOnline(device.device_id)
+      await vi.waitFor(() => expect(transitions).toHaveBeenCalledOnce())
+      await transitions.mock.results[0]?.value
 
-      expect(restartedSender.sent).toEqual([])
+      expect(resent.sent).toEqual([])
       expect((await store.attempts.history(attempt.action_attempt_id)).map((h) => h.kind)).not.toContain('republished')
     } finally {
-      attempts.close()
       restarted.close()
       await store.close()
     }
